@@ -1,0 +1,28 @@
+"""Domain errors mapped to HTTP status codes in one place, with messages that name the bad field."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+
+class NotFoundError(LookupError):
+    """An unknown collection or item id."""
+
+
+def _describe(error: dict) -> dict:
+    location = ".".join(str(part) for part in error["loc"] if part != "body")
+    return {"field": location or "body", "message": error["msg"], "input": error.get("input")}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [_describe(e) for e in exc.errors()]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        return JSONResponse(status_code=422, content={"detail": detail, "errors": errors})
+
+    @app.exception_handler(NotFoundError)
+    async def not_found(_: Request, exc: NotFoundError) -> JSONResponse:
+        return JSONResponse(status_code=404, content={"detail": str(exc)})

@@ -1,0 +1,1 @@
+"""Approximate nearest-neighbour backends behind one `VectorIndex` protocol."""

@@ -1,0 +1,1 @@
+"""Ranking: scorers, features and ranking-quality metrics shared by training and serving."""

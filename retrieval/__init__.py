@@ -1,0 +1,1 @@
+"""Online side of searchrec: load artifacts, run recall branches, merge them."""

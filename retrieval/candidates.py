@@ -1,0 +1,53 @@
+"""The values that flow through the online pipeline: a request, one branch's output, a merged candidate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    """What the recall branches see of a search request."""
+
+    text: str
+    k: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class BranchResult:
+    """One recall branch's candidates: internal rows, best first, with the branch's own scores."""
+
+    name: str
+    rows: np.ndarray
+    scores: np.ndarray
+
+    @classmethod
+    def empty(cls, name: str) -> BranchResult:
+        return cls(name, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+@dataclass(slots=True)
+class Candidate:
+    """A merged candidate with its provenance: 1-based rank and score in every branch that found it."""
+
+    row: int
+    fused_score: float
+    ranks: dict[str, int] = field(default_factory=dict)
+    branch_scores: dict[str, float] = field(default_factory=dict)
+    score: float = 0.0
+
+
+class CandidateSource(Protocol):
+    """A recall branch. `enabled` is its gate: whether it runs for this request at all."""
+
+    name: str
+
+    def enabled(self, query: SearchQuery) -> bool: ...
+
+    def fetch(self, query: SearchQuery, limit: int) -> BranchResult: ...

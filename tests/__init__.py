@@ -1,0 +1,1 @@
+"""searchrec tests."""

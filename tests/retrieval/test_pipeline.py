@@ -1,0 +1,63 @@
+"""The pipeline's fail-open policy, gating and truncation, with stand-in branches."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from retrieval.candidates import BranchResult, SearchQuery
+from retrieval.pipeline import PipelineConfig, SearchPipeline
+
+
+class FixedSource:
+    def __init__(self, name: str, rows: list[int], *, enabled: bool = True) -> None:
+        self.name, self.rows, self._enabled = name, rows, enabled
+
+    def enabled(self, query: SearchQuery) -> bool:
+        return self._enabled
+
+    def fetch(self, query: SearchQuery, limit: int) -> BranchResult:
+        rows = np.array(self.rows[:limit], dtype=np.int64)
+        return BranchResult(self.name, rows, np.linspace(1.0, 0.5, len(rows)).astype(np.float32))
+
+
+class RaisingSource(FixedSource):
+    def fetch(self, query: SearchQuery, limit: int) -> BranchResult:
+        raise RuntimeError("index unavailable")
+
+
+class StuckSource(FixedSource):
+    """Blocks until released, far past the pipeline's deadline."""
+
+    release = threading.Event()
+
+    def fetch(self, query: SearchQuery, limit: int) -> BranchResult:
+        self.release.wait(timeout=30)
+        return super().fetch(query, limit)
+
+
+def test_raising_and_late_branches_degrade_the_answer() -> None:
+    sources = [FixedSource("bm25", [4, 5, 6]), RaisingSource("dense", [7]), StuckSource("w2v", [8])]
+    pipeline = SearchPipeline(sources, config=PipelineConfig(timeout_s=0.2))
+    try:
+        outcome = pipeline.search(SearchQuery("anything", k=10))
+    finally:
+        StuckSource.release.set()
+    assert [c.row for c in outcome.candidates] == [4, 5, 6]
+    assert sorted(outcome.degraded) == ["dense", "w2v"]
+    assert set(outcome.branches) == {"bm25"}
+
+
+def test_gate_skips_a_branch_and_k_truncates() -> None:
+    sources = [FixedSource("bm25", [1, 2, 3]), FixedSource("dense", [9], enabled=False)]
+    outcome = SearchPipeline(sources).search(SearchQuery("q", k=2))
+    assert [c.row for c in outcome.candidates] == [1, 2]
+    assert set(outcome.branches) == {"bm25"}
+    assert outcome.degraded == []
+
+
+def test_every_branch_failing_gives_an_empty_answer_not_an_error() -> None:
+    outcome = SearchPipeline([RaisingSource("bm25", [])]).search(SearchQuery("q"))
+    assert outcome.candidates == []
+    assert outcome.degraded == ["bm25"]
