@@ -1,4 +1,4 @@
-"""`searchrec eval`: ranking quality of the service's pipeline on judged queries."""
+"""`searchrec eval`: ranking quality of the service's pipeline, of a TREC run file, or of two runs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,11 @@ import typer
 
 from api.cli.common import fail
 
-EVAL_METRICS = ["ndcg@10", "recall@100", "map@100", "mrr@10"]
+SEARCH_METRICS = [
+    "ndcg@10", "ndcg@100", "recall@10", "recall@100", "recall@1000",
+    "map", "ap_11pt", "ap_allpt", "mrr@10", "p@10",
+]  # fmt: skip
+COMPARE_METRIC = "ndcg@10"
 
 
 def register(app: typer.Typer) -> None:
@@ -18,40 +22,143 @@ def register(app: typer.Typer) -> None:
 
 
 def evaluate(
-    index: Annotated[Path, typer.Option(help="Index root or version directory.")],
-    queries: Annotated[Path, typer.Option(help="BEIR queries.jsonl.")],
-    qrels: Annotated[Path, typer.Option(help="BEIR qrels TSV (query-id, corpus-id, score).")],
-    k: Annotated[int, typer.Option(help="Depth of each ranking.")] = 100,
-    as_json: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    qrels: Annotated[Path | None, typer.Option(help="BEIR qrels TSV; default: DATA/qrels/SPLIT.tsv.")] = None,
+    index: Annotated[
+        Path | None, typer.Option(help="Index root or version directory to run the queries on.")
+    ] = None,
+    queries: Annotated[
+        Path | None, typer.Option(help="BEIR queries.jsonl; default: DATA/queries.jsonl.")
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="A BEIR folder: queries and qrels are taken from it.")
+    ] = None,
+    split: Annotated[str, typer.Option(help="Qrels split inside --data.")] = "test",
+    k: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Depth of every ranking (branches and merged).")
+    ] = 1000,
+    run: Annotated[Path | None, typer.Option(help="Evaluate this TREC run file instead of an index.")] = None,
+    compare: Annotated[
+        tuple[Path, Path] | None,
+        typer.Option(help="Compare two TREC run files with a paired randomisation test."),
+    ] = None,
+    write_run: Annotated[
+        Path | None, typer.Option(help="Write the pipeline's merged run in TREC format.")
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Write report.html, figures and metrics.json here.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar over queries.")] = True,
 ) -> None:
-    """Run the qrels' queries through the service's pipeline and report ranking quality."""
+    """Report Recall, MAP (trec_eval and 11-point/all-point AP), nDCG, MRR and P@10, per branch and merged."""
     from indexer.artifact import ArtifactError
-    from ranker.metrics import evaluate_run
-    from retrieval.evaluation.datasets import read_qrels, read_queries
-    from retrieval.evaluation.runner import run_queries
-    from retrieval.service import CollectionService
 
+    if data is not None:
+        queries = queries or data / "queries.jsonl"
+        qrels = qrels or data / "qrels" / f"{split}.tsv"
+    if qrels is None:
+        fail("give --qrels, or --data with a BEIR folder")
+    modes = [m for m in (index, run, compare) if m is not None]
+    if len(modes) != 1:
+        fail(
+            "give exactly one of --index (run the pipeline), --run (a run file) or --compare (two run files)"
+        )
     try:
-        judged = read_qrels(qrels)
-        texts = read_queries(queries)
-        missing = sorted(set(judged) - set(texts))
-        if len(missing) == len(judged):
-            raise ValueError(f"no query id of {qrels} is in {queries} (e.g. {missing[:3]})")
-        service = CollectionService.open(index)
+        if compare is not None:
+            _compare(compare, qrels, as_json)
+        elif run is not None:
+            _evaluate_file(run, qrels, as_json)
+        else:
+            if queries is None:
+                fail("--index needs --queries (or --data)")
+            _evaluate_index(index, queries, qrels, k, write_run, report, as_json, progress)
     except (ValueError, FileNotFoundError, ArtifactError) as error:
         fail(str(error))
+
+
+def _evaluate_index(
+    index: Path, queries: Path, qrels_path: Path, k: int, write_run: Path | None, report: Path | None,
+    as_json: bool, progress: bool,
+) -> None:  # fmt: skip
+    from retrieval.evaluation import check_qrels_match_queries, read_qrels, read_queries, unique_contribution
+    from retrieval.evaluation import write_run as write_trec_run
+    from retrieval.evaluation.runner import run_queries
+    from retrieval.pipeline import PipelineConfig
+    from retrieval.service import CollectionService
+
+    judged = read_qrels(qrels_path)
+    texts = read_queries(queries)
+    check_qrels_match_queries(judged, texts, qrels_path, queries)
     asked = {qid: texts[qid] for qid in judged if qid in texts}
+    service = CollectionService.open(index, config=PipelineConfig(branch_limit=k))
     runs = run_queries(service, asked, k=k, progress=progress)
-    table = {"merged": evaluate_run(runs.merged, judged, EVAL_METRICS)[1]}
-    for name, run in sorted(runs.branches.items()):
-        table[name] = evaluate_run(run, judged, EVAL_METRICS)[1]
+    named = {"merged": runs.merged, **dict(sorted(runs.branches.items()))}
+    table = _means(named, judged)
+    unique = unique_contribution(runs.branches, judged, min(k, 100))
+    if write_run is not None:
+        write_trec_run(write_run, runs.merged, tag=f"searchrec-{service.version}")
+    if report is not None:
+        from retrieval.evaluation.report import write_report
+
+        write_report(report, runs.branches, runs.merged, judged, metrics=SEARCH_METRICS, unique_k=min(k, 100))
+    summary = {"queries": len(asked), "version": service.version, "k": k, "metrics": table}
+    summary["unique_relevant_top100"] = unique
+    summary["degraded"] = dict(runs.degraded)
     if as_json:
-        typer.echo(
-            json.dumps({"queries": len(asked), "version": service.version, "metrics": table}, indent=2)
-        )
+        typer.echo(json.dumps(summary, indent=2))
         return
-    typer.echo(f"{len(asked)} queries, index version {service.version}")
-    typer.echo(f"{'run':<10}" + "".join(f"{m:>12}" for m in EVAL_METRICS))
-    for name, values in table.items():
-        typer.echo(f"{name:<10}" + "".join(f"{values[m]:>12.4f}" for m in EVAL_METRICS))
+    typer.echo(f"{len(asked)} queries, index version {service.version}, depth {k}")
+    typer.echo(_table(table))
+    typer.echo(
+        "relevant found only by this branch (top 100): " + ", ".join(f"{b} {n}" for b, n in unique.items())
+    )
+    if report is not None:
+        typer.echo(f"report written to {report / 'report.html'}")
+
+
+def _evaluate_file(run_path: Path, qrels_path: Path, as_json: bool) -> None:
+    from retrieval.evaluation import read_qrels, read_run
+
+    table = _means({run_path.stem: read_run(run_path)}, read_qrels(qrels_path))
+    typer.echo(json.dumps({"metrics": table}, indent=2) if as_json else _table(table))
+
+
+def _compare(paths: tuple[Path, Path], qrels_path: Path, as_json: bool) -> None:
+    from ranker.metrics import evaluate_run
+    from retrieval.evaluation import most_changed_queries, paired_randomization_test, read_qrels, read_run
+
+    judged = read_qrels(qrels_path)
+    per_query = [evaluate_run(read_run(path), judged, SEARCH_METRICS)[0] for path in paths]
+    tests = {m: paired_randomization_test(per_query[0], per_query[1], m) for m in SEARCH_METRICS}
+    changed = most_changed_queries(per_query[0], per_query[1], COMPARE_METRIC, n=10)
+    if as_json:
+        out = {
+            "a": str(paths[0]),
+            "b": str(paths[1]),
+            "tests": {m: {"mean_a": t.mean_a, "mean_b": t.mean_b, "delta": t.delta, "p_value": t.p_value}
+                      for m, t in tests.items()},
+            "most_changed": [{"qid": c.qid, "a": c.a, "b": c.b} for c in changed],
+        }  # fmt: skip
+        typer.echo(json.dumps(out, indent=2))
+        return
+    typer.echo(f"A = {paths[0]}\nB = {paths[1]}\n{'metric':<12}{'A':>10}{'B':>10}{'B-A':>10}{'p':>10}")
+    for metric, t in tests.items():
+        typer.echo(f"{metric:<12}{t.mean_a:>10.4f}{t.mean_b:>10.4f}{t.delta:>+10.4f}{t.p_value:>10.4f}")
+    typer.echo(f"queries that changed most on {COMPARE_METRIC}:")
+    for c in changed:
+        typer.echo(f"  {c.qid:<12} {c.a:.4f} -> {c.b:.4f} ({c.delta:+.4f})")
+
+
+def _means(runs: dict, judged: dict) -> dict[str, dict[str, float]]:
+    from ranker.metrics import evaluate_run
+
+    return {name: evaluate_run(run, judged, SEARCH_METRICS)[1] for name, run in runs.items()}
+
+
+def _table(table: dict[str, dict[str, float]]) -> str:
+    width = max(8, *(len(name) for name in table))
+    lines = ["run".ljust(width) + "".join(f"{m:>12}" for m in SEARCH_METRICS)]
+    lines += [
+        name.ljust(width) + "".join(f"{v[m]:>12.4f}" for m in SEARCH_METRICS) for name, v in table.items()
+    ]
+    return "\n".join(lines)

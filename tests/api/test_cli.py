@@ -5,25 +5,32 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
+from api.cli.evaluate import SEARCH_METRICS
 from tests.conftest import SCIFACT
 
 runner = CliRunner()
 
 
-def test_eval_reports_every_metric_for_merged_and_branches(scifact_slice_root: Path, tmp_path: Path) -> None:
-    # Keep only the test judgments whose documents are inside the 200-document slice.
+def _slice_qrels(root: Path, out: Path) -> list[str]:
+    """Keep only the test judgments whose documents are inside the indexed slice."""
     from indexer.build import read_ids
     from indexer.versions import resolve_artifact
 
-    inside = set(read_ids(resolve_artifact(scifact_slice_root)))
+    inside = set(read_ids(resolve_artifact(root)))
     lines = (SCIFACT / "qrels" / "test.tsv").read_text().splitlines()
     kept = [line for line in lines[1:] if line.split("\t")[1] in inside]
-    assert len(kept) >= 5
+    out.write_text("\n".join([lines[0], *kept]) + "\n")
+    return kept
+
+
+def test_eval_reports_every_metric_for_merged_and_branches(scifact_slice_root: Path, tmp_path: Path) -> None:
     qrels = tmp_path / "qrels.tsv"
-    qrels.write_text("\n".join([lines[0], *kept]) + "\n")
+    kept = _slice_qrels(scifact_slice_root, qrels)
+    assert len(kept) >= 5
 
     result = runner.invoke(
         app,
@@ -44,8 +51,9 @@ def test_eval_reports_every_metric_for_merged_and_branches(scifact_slice_root: P
     assert report["queries"] == len({line.split("\t")[0] for line in kept})
     assert set(report["metrics"]) == {"merged", "bm25", "dense"}
     for values in report["metrics"].values():
-        assert set(values) == {"ndcg@10", "recall@100", "map@100", "mrr@10"}
+        assert set(values) == set(SEARCH_METRICS)
         assert all(0.0 <= v <= 1.0 for v in values.values())
+    assert set(report["unique_relevant_top100"]) == {"bm25", "dense"}
     # Each judged document is in the slice, so the hybrid ranking must find most of them.
     assert report["metrics"]["merged"]["recall@100"] > 0.8
 
@@ -81,3 +89,49 @@ def test_serve_refuses_an_unbuilt_root(tmp_path: Path) -> None:
     result = runner.invoke(app, ["serve", "--index", str(tmp_path)])
     assert result.exit_code == 2
     assert "no published version" in result.output
+
+
+def test_written_run_evaluates_to_the_same_numbers_and_compares(
+    scifact_slice_root: Path, tmp_path: Path
+) -> None:
+    from retrieval.evaluation import read_run, write_run
+
+    qrels = tmp_path / "qrels.tsv"
+    _slice_qrels(scifact_slice_root, qrels)
+    run_a = tmp_path / "hybrid.run"
+    report_dir = tmp_path / "report"
+    common = ["--qrels", str(qrels), "--json"]
+    piped = runner.invoke(
+        app,
+        [
+            "eval",
+            "--index",
+            str(scifact_slice_root),
+            "--queries",
+            str(SCIFACT / "queries.jsonl"),
+            *common,
+            "--no-progress",
+            "--k",
+            "100",
+            "--write-run",
+            str(run_a),
+            "--report",
+            str(report_dir),
+        ],
+    )
+    assert piped.exit_code == 0, piped.output
+    from_file = runner.invoke(app, ["eval", "--run", str(run_a), *common])
+    assert from_file.exit_code == 0, from_file.output
+    merged = json.loads(piped.stdout)["metrics"]["merged"]
+    assert json.loads(from_file.stdout)["metrics"]["hybrid"] == pytest.approx(merged, abs=1e-9)
+    for name in ("report.html", "metrics.json", "pr_curve.png", "recall_at_k.png", "ndcg10_hist.png"):
+        assert (report_dir / name).stat().st_size > 0
+
+    # B reverses every ranking: nDCG@10 must drop, and the randomisation test must see it.
+    reversed_run = {qid: sorted(docs, key=docs.get) for qid, docs in read_run(run_a).items()}
+    run_b = write_run(tmp_path / "reversed.run", reversed_run)
+    compared = runner.invoke(app, ["eval", "--compare", str(run_a), str(run_b), *common])
+    assert compared.exit_code == 0, compared.output
+    test = json.loads(compared.stdout)["tests"]["ndcg@10"]
+    assert test["delta"] < 0
+    assert test["p_value"] < 0.05
