@@ -46,6 +46,7 @@ class CollectionService:
         config: PipelineConfig | None = None,
     ) -> CollectionService:
         collection = Collection.load(root, name=name)
+        collection.encoder.encode(["warm-up"])  # load the model now, not inside the first request's deadline
         return cls(collection, SearchPipeline(default_sources(collection), scorer=scorer, config=config))
 
     @property
