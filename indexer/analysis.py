@@ -34,10 +34,13 @@ __all__ = [
 ]
 
 # Lucene's EnglishAnalyzer stop set; identical to bm25s.stopwords.STOPWORDS_EN.
-ENGLISH_STOPWORDS: frozenset[str] = frozenset(
-    "a an and are as at be but by for if in into is it no not of on or such that the their then there "
-    "these they this to was will with".split()
-)
+# fmt: off
+ENGLISH_STOPWORDS: frozenset[str] = frozenset([
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no",
+    "not", "of", "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this",
+    "to", "was", "will", "with",
+])
+# fmt: on
 
 TOKEN_PATTERN = re.compile(r"(?u)\b\w\w+\b")
 
