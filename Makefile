@@ -17,13 +17,26 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-index: $(INDEXES)/scifact/CURRENT
+COLLECTIONS := $(INDEXES)/scifact/CURRENT $(INDEXES)/movies/CURRENT $(INDEXES)/cities/CURRENT
+
+index: $(COLLECTIONS)
 
 $(INDEXES)/scifact/CURRENT: | $(STAMP)
 	$(BIN)/searchrec build --corpus data/scifact --out $(INDEXES)/scifact
 
+$(INDEXES)/movies/CURRENT: | $(STAMP)
+	$(BIN)/searchrec prepare movielens --data data/movielens --out $(INDEXES)/inputs/movies.jsonl
+	$(BIN)/searchrec build --corpus $(INDEXES)/inputs/movies.jsonl --behaviour data/movielens/ratings.csv \
+		--config data/configs/movies.toml --out $(INDEXES)/movies
+
+$(INDEXES)/cities/CURRENT: | $(STAMP)
+	$(BIN)/searchrec prepare cities --out $(INDEXES)/inputs/cities.jsonl
+	$(BIN)/searchrec build --corpus $(INDEXES)/inputs/cities.jsonl --config data/configs/cities.toml \
+		--out $(INDEXES)/cities
+
 demo: install index
-	$(BIN)/searchrec serve --index $(INDEXES)/scifact --host $(HOST) --port $(PORT)
+	$(BIN)/searchrec serve --index $(INDEXES)/scifact --index $(INDEXES)/movies --index $(INDEXES)/cities \
+		--host $(HOST) --port $(PORT)
 
 test: install
 	$(BIN)/python -m pytest

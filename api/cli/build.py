@@ -1,4 +1,4 @@
-"""`searchrec build`: build a corpus into a new published index version."""
+"""`searchrec build`: build items (and optionally behaviour events) into a new published index version."""
 
 from __future__ import annotations
 
@@ -15,27 +15,67 @@ def register(app: typer.Typer) -> None:
 
 
 def build(
-    corpus: Annotated[Path, typer.Option(help="A BEIR folder holding corpus.jsonl.")],
+    corpus: Annotated[
+        Path, typer.Option(help="A BEIR folder (corpus.jsonl) or a .jsonl/.csv/.parquet item file.")
+    ],
     out: Annotated[Path, typer.Option(help="Index root; each build becomes a new version under it.")],
+    behaviour: Annotated[
+        Path | None, typer.Option(help="Behaviour events (user_id, item_id, timestamp[, weight]).")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Collection name (default: the root's name).")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML build configuration.")] = None,
+    column_map: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map",
+            help="ROLE=COLUMN, repeatable. Roles: id, text (a,b or name:col), category, tags, lat, lon, "
+            "popularity, numeric.NAME, categorical.NAME, user_id, item_id, timestamp, weight.",
+        ),
+    ] = None,
+    skip_bad_rows: Annotated[
+        bool, typer.Option("--skip-bad-rows", help="Leave bad rows out (and count them) instead of failing.")
+    ] = False,
     analyzer: Annotated[
-        str | None, typer.Option(help="Override the analyzer (english, chinese, cjk_bigram).")
+        str | None,
+        typer.Option(help="Override the default analyzer (english, chinese, cjk_bigram, cjk_unigram)."),
     ] = None,
     limit: Annotated[int | None, typer.Option(help="Index only the first N documents.")] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
-    """Build an index from a corpus and publish it atomically under OUT."""
+    """Build an index from a corpus and publish it atomically under OUT.
+
+    Bad input rows are listed as file:line: field: message and fail the build (exit code 2) unless
+    --skip-bad-rows. Events on items outside the corpus are counted and left out.
+    """
+    from pydantic import ValidationError
+
     from indexer.artifact import ArtifactError
     from indexer.build import build_collection
-    from indexer.config import BuildConfig
+    from indexer.config import BuildConfig, apply_column_map
 
     try:
         settings = BuildConfig.from_toml(config) if config else BuildConfig()
-        overrides = {k: v for k, v in {"analyzer": analyzer, "limit": limit}.items() if v is not None}
-        settings = settings.model_copy(update=overrides)
-        report = build_collection(
-            corpus, out, settings, progress=progress, log=lambda m: typer.echo(m, err=True)
+        overrides = {"analyzer": analyzer, "limit": limit, "name": name}
+        overrides = {key: value for key, value in overrides.items() if value is not None}
+        if skip_bad_rows:
+            overrides["skip_bad_rows"] = True
+        settings = apply_column_map(
+            BuildConfig.model_validate({**settings.model_dump(), **overrides}), column_map or []
         )
-    except (ValueError, FileNotFoundError, ArtifactError) as error:
+        report = build_collection(
+            corpus,
+            out,
+            settings,
+            behaviour=behaviour,
+            progress=progress,
+            log=lambda m: typer.echo(m, err=True),
+        )
+    except (ValidationError, ValueError, FileNotFoundError, ArtifactError) as error:
         fail(str(error))
     typer.echo(f"published version {report.version}: {report.n_docs} documents at {report.path}")
+    if report.skipped_rows or report.skipped_events:
+        typer.echo(
+            f"skipped {report.skipped_rows} bad item row(s) and {report.skipped_events} bad event row(s)"
+        )
+    if report.unknown_item_events:
+        typer.echo(f"left out {report.unknown_item_events} event(s) on unknown items")

@@ -1,0 +1,63 @@
+"""`searchrec versions`: list the published versions of an index root and roll back to an older one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from api.cli.common import fail
+
+versions_app = typer.Typer(help="List and roll back the versions of an index root.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(versions_app, name="versions")
+
+
+@versions_app.command("list")
+def list_versions(root: Annotated[Path, typer.Argument(help="Index root.")]) -> None:
+    """Table of finished versions, oldest first: name, build time, documents; `*` marks the current one."""
+    import json
+
+    from indexer.artifact import MANIFEST
+    from indexer.versions import VersionStore
+
+    if not root.is_dir():
+        fail(f"index root {root} does not exist")
+    rows = []
+    for version in VersionStore(root).list():
+        manifest = json.loads((version.path / MANIFEST).read_text(encoding="utf-8"))
+        created = str(manifest.get("created_at", "?"))
+        docs = manifest.get("params", {}).get("n_docs", "?")
+        rows.append(("*" if version.current else "", version.name, created, str(docs)))
+    if not rows:
+        fail(f"{root} holds no finished version; run `searchrec build` first")
+    typer.echo(f"{'':1} {'version':<26} {'created-at':<26} {'docs':>10}")
+    for marker, name, created, docs in rows:
+        typer.echo(f"{marker:1} {name:<26} {created:<26} {docs:>10}")
+
+
+@versions_app.command("rollback")
+def rollback(
+    root: Annotated[Path, typer.Argument(help="Index root.")],
+    version: Annotated[str, typer.Argument(help="Version to make current (see `versions list`).")],
+) -> None:
+    """Make VERSION the current version atomically, after checking every file of it against its manifest."""
+    from indexer.artifact import ArtifactError, read_manifest
+    from indexer.versions import VersionStore
+
+    store = VersionStore(root)
+    try:
+        known = {v.name: v for v in store.list()}
+        if version not in known:
+            raise ArtifactError(
+                f"version {version!r} does not exist under {root}; known versions: {sorted(known) or 'none'}"
+            )
+        read_manifest(known[version].path)
+        previous = store.current_name()
+        store.publish(version)
+    except ArtifactError as error:
+        fail(str(error))
+    typer.echo(f"current version of {root}: {version} (was {previous})")

@@ -1,0 +1,149 @@
+"""Behaviour artifacts: per-user histories, time-decayed item popularity and item2vec vectors.
+
+Written under ``behaviour/`` of a version:
+
+- ``users.json``: external user ids, sorted; user ``u`` owns ``rows[indptr[u]:indptr[u + 1]]``.
+- ``indptr.npy`` (int64), ``rows.npy`` (int32 item rows), ``timestamps.npy`` (int64 epoch seconds),
+  ``weights.npy`` (float32; 1 when the log has no weight column): each user's events in time order (ties
+  keep file order).
+- ``popularity.npy`` (float64 per item row): ``sum(w * 0.5 ** ((t_ref - t) / half_life))`` over the item's
+  events, ``w`` = 1 (or the event weight with ``weighted_popularity``), ``t_ref`` = the newest event's time
+  (not the build time, so rebuilding the same log gives the same numbers). ``counts.npy``: raw event counts.
+- ``item2vec/``: the gensim vectors and training parameters (`indexer.word2vec.save_vectors`), plus
+  ``item_vectors.npy`` (float32 (n_items, dim), L2-normalised, zero for items no user sequence held) and
+  ``known.npy`` (bool per item row).
+- ``params.json``: counts, the half-life, ``t_ref`` and what item2vec was trained on.
+
+Events naming items outside the catalogue are dropped and counted (``unknown_item_events``), never fatal.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from indexer.config import BehaviourConfig
+from indexer.items import Events
+from indexer.word2vec import item_vectors, save_vectors, train_item2vec
+
+PARAMS_FILE = "params.json"
+SECONDS_PER_DAY = 86_400.0
+
+
+def decayed_popularity(
+    rows: np.ndarray, timestamps: np.ndarray, weights: np.ndarray, n_items: int, half_life_days: float
+) -> tuple[np.ndarray, int | None]:
+    """Per-item sum of weights halved every `half_life_days` before the newest event; and that time."""
+    if len(rows) == 0:
+        return np.zeros(n_items, dtype=np.float64), None
+    reference = int(timestamps.max())
+    age_days = (reference - timestamps.astype(np.float64)) / SECONDS_PER_DAY
+    decayed = weights.astype(np.float64) * np.exp2(-age_days / half_life_days)
+    return np.bincount(rows, weights=decayed, minlength=n_items), reference
+
+
+def write_behaviour(
+    directory: Path, events: Events, row_of: Mapping[str, int], config: BehaviourConfig
+) -> dict:
+    """Write every behaviour artifact for `events` over the items in `row_of`; return the params written."""
+    directory = Path(directory)
+    directory.mkdir(parents=True)
+    known = np.fromiter((i in row_of for i in events.item_ids), dtype=bool, count=len(events))
+    unknown_ids = set(events.item_ids[~known].tolist())
+    users, item_ids = events.user_ids[known], events.item_ids[known]
+    times = events.timestamps[known]
+    weights = events.weights[known] if events.weights is not None else np.ones(len(users), np.float32)
+    order = np.lexsort((times, users))  # by user, then time; stable, so ties keep file order
+    users, item_ids, times, weights = users[order], item_ids[order], times[order], weights[order]
+    rows = np.fromiter((row_of[i] for i in item_ids), dtype=np.int32, count=len(item_ids))
+    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]]) if len(users) else np.zeros(0, np.int64)
+    indptr = np.r_[starts, len(users)].astype(np.int64)
+    user_list = users[starts].tolist()
+    (directory / "users.json").write_text(json.dumps(user_list, ensure_ascii=False), encoding="utf-8")
+    for name, array in (("indptr", indptr), ("rows", rows), ("timestamps", times), ("weights", weights)):
+        np.save(directory / f"{name}.npy", array)
+    n_items = len(row_of)
+    pop_weights = weights if config.weighted_popularity else np.ones(len(rows), dtype=np.float32)
+    popularity, reference = decayed_popularity(rows, times, pop_weights, n_items, config.half_life_days)
+    np.save(directory / "popularity.npy", popularity)
+    np.save(directory / "counts.npy", np.bincount(rows, minlength=n_items).astype(np.int64))
+    params = {
+        "n_events": len(rows),
+        "n_users": len(user_list),
+        "unknown_item_events": int((~known).sum()),
+        "unknown_items": len(unknown_ids),
+        "unknown_item_examples": sorted(unknown_ids)[:10],
+        "half_life_days": config.half_life_days,
+        "weighted_popularity": config.weighted_popularity,
+        "reference_time": reference,
+        "item2vec": _item2vec(directory / "item2vec", item_ids, indptr, row_of, config),
+    }
+    (directory / PARAMS_FILE).write_text(json.dumps(params, indent=2, ensure_ascii=False), encoding="utf-8")
+    return params
+
+
+def _item2vec(
+    directory: Path,
+    item_ids: np.ndarray,
+    indptr: np.ndarray,
+    row_of: Mapping[str, int],
+    config: BehaviourConfig,
+) -> dict:
+    if not config.item2vec:
+        return {"trained": False, "reason": "disabled in the configuration"}
+    sequences = [
+        item_ids[s:e].tolist() for s, e in itertools.pairwise(indptr) if e - s >= config.min_sequence
+    ]
+    if not sequences:
+        return {"trained": False, "reason": f"no user has {config.min_sequence} or more events"}
+    kv = train_item2vec(sequences, config.item2vec_params)
+    save_vectors(directory, kv, config.item2vec_params)
+    ids = sorted(row_of, key=row_of.__getitem__)
+    vectors, present = item_vectors(ids, kv)
+    np.save(directory / "item_vectors.npy", vectors)
+    np.save(directory / "known.npy", present)
+    return {
+        "trained": True,
+        "params": config.item2vec_params.model_dump(),
+        "sequences": len(sequences),
+        "items_with_vectors": int(present.sum()),
+    }
+
+
+class Behaviour:
+    """Read access to what `write_behaviour` wrote (arrays memory-mapped)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.params: dict = json.loads((self.directory / PARAMS_FILE).read_text(encoding="utf-8"))
+        self.users: list[str] = json.loads((self.directory / "users.json").read_text(encoding="utf-8"))
+        self.indptr, self.rows = self._array("indptr"), self._array("rows")
+        self.timestamps, self.weights = self._array("timestamps"), self._array("weights")
+        self.popularity, self.counts = self._array("popularity"), self._array("counts")
+        vectors = self.directory / "item2vec" / "item_vectors.npy"
+        self.item_vectors: np.ndarray | None = np.load(vectors, mmap_mode="r") if vectors.is_file() else None
+        known = self.directory / "item2vec" / "known.npy"
+        self.item_known: np.ndarray | None = np.load(known) if known.is_file() else None
+
+    def _array(self, name: str) -> np.ndarray:
+        return np.load(self.directory / f"{name}.npy", mmap_mode="r")
+
+    @cached_property
+    def _user_index(self) -> dict[str, int]:
+        return {user: i for i, user in enumerate(self.users)}
+
+    def __contains__(self, user_id: object) -> bool:
+        return user_id in self._user_index
+
+    def history(self, user_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(item rows, timestamps, weights) of the user's events, oldest first; empty for an unknown user."""
+        u = self._user_index.get(user_id)
+        if u is None:
+            return np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, np.float32)
+        s, e = int(self.indptr[u]), int(self.indptr[u + 1])
+        return np.asarray(self.rows[s:e]), np.asarray(self.timestamps[s:e]), np.asarray(self.weights[s:e])

@@ -1,0 +1,191 @@
+"""Multi-field BM25: one `InvertedIndex` per field, each with its own analyzer and boost, searched as one.
+
+A document's score is ``sum(boost_f * bm25_f(query, doc))`` over the fields. A query is analysed once per
+distinct analyzer (`FieldedBm25.analyze` returns ``{analyzer name: tokens}``) and each field reads the tokens
+of its analyzer, so one text field can be indexed twice, e.g. as jieba words and as single characters.
+
+`search` is exact: it takes each field's top `depth` rows, scores their union exactly in every field, and
+stops once the k-th combined score beats the best an unseen row could reach (the sum of each field's
+`depth`-th score, 0 for a field whose list was not full); otherwise it doubles `depth`.
+
+On disk (``bm25/``): ``fields.json`` (name, analyzer, boost, sources per field, in order) and one
+subdirectory per field holding that field's `InvertedIndex`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from indexer.analysis import ANALYZERS, Analyzer, CjkBigramAnalyzer
+from indexer.inverted import InvertedIndex
+from indexer.inverted.topk import EMPTY_ROWS, EMPTY_SCORES, top_k
+
+FIELDS_FILE = "fields.json"
+QueryTerms = dict[str, list[str]]  # analyzer name -> query tokens
+
+_CJK_RUN = re.compile("([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+)")
+
+
+class CjkUnigramAnalyzer(CjkBigramAnalyzer):
+    """Single CJK characters (robust to segmentation errors), english pipeline for everything else."""
+
+    name = "cjk_unigram"
+
+    def _segments(self, text: str) -> list[tuple[bool, str]]:
+        segments: list[tuple[bool, str]] = []
+        for i, part in enumerate(_CJK_RUN.split(text)):
+            if part:
+                segments.extend([(False, part)] if i % 2 == 0 else [(True, ch) for ch in part])
+        return segments
+
+
+FIELD_ANALYZERS: dict[str, type] = {**ANALYZERS, "cjk_unigram": CjkUnigramAnalyzer}
+
+
+def make_field_analyzer(name: str) -> Analyzer:
+    """A new analyzer from `FIELD_ANALYZERS` (the analysis registry plus cjk_unigram)."""
+    if name not in FIELD_ANALYZERS:
+        raise ValueError(f"unknown analyzer {name!r}; choose one of {sorted(FIELD_ANALYZERS)}")
+    analyzer: Analyzer = FIELD_ANALYZERS[name]()
+    return analyzer
+
+
+@dataclass(frozen=True)
+class Bm25Field:
+    name: str
+    analyzer: str
+    boost: float
+    sources: tuple[str, ...]
+    index: InvertedIndex
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "analyzer": self.analyzer,
+            "boost": self.boost,
+            "sources": list(self.sources),
+        }
+
+
+class FieldedBm25:
+    """Boosted sum of per-field BM25 scores; rows are build order, shared by every field."""
+
+    def __init__(self, fields: Sequence[Bm25Field]) -> None:
+        if not fields:
+            raise ValueError("a FieldedBm25 needs at least one field")
+        sizes = {len(f.index) for f in fields}
+        if len(sizes) != 1:
+            raise ValueError(f"every field must index the same rows; got sizes {sorted(sizes)}")
+        self.fields = list(fields)
+        self._n = sizes.pop()
+        self._local = threading.local()
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def analyzers(self) -> list[str]:
+        """Distinct analyzer names, in field order; the first is the primary one."""
+        return list(dict.fromkeys(f.analyzer for f in self.fields))
+
+    def analyze(self, text: str) -> QueryTerms:
+        """The query's tokens under every analyzer the fields use (analyzers are kept per thread)."""
+        cache = getattr(self._local, "analyzers", None)
+        if cache is None:
+            cache = self._local.analyzers = {name: make_field_analyzer(name) for name in self.analyzers}
+        return {name: analyzer(text) for name, analyzer in cache.items()}
+
+    def _terms_by_field(self, terms: Sequence[str] | Mapping[str, list[str]]) -> list[list[str]]:
+        if isinstance(terms, str):
+            raise ValueError(f"terms must be tokens or {{analyzer: tokens}}, got the string {terms[:40]!r}")
+        if isinstance(terms, Mapping):
+            missing = [a for a in self.analyzers if a not in terms]
+            if missing:
+                raise ValueError(f"no tokens for analyzer(s) {missing}; pass analyze(text)")
+            return [list(terms[f.analyzer]) for f in self.fields]
+        if len(self.analyzers) > 1:
+            raise ValueError(
+                f"fields use analyzers {self.analyzers}; pass {{analyzer: tokens}} from analyze(text)"
+            )
+        return [list(terms)] * len(self.fields)
+
+    def search(
+        self, terms: Sequence[str] | Mapping[str, list[str]], k: int, *, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-`k` rows (int64) and summed boosted scores (float32) > 0, best first, ties by lower row.
+
+        `terms` is `analyze(text)`; a plain token list is accepted when every field shares one analyzer.
+        `allowed` is an optional boolean mask over rows.
+        """
+        per_field = self._terms_by_field(terms)
+        active = [(f, t) for f, t in zip(self.fields, per_field, strict=True) if t]
+        if not active:
+            return EMPTY_ROWS.copy(), EMPTY_SCORES.copy()
+        if len(active) == 1:
+            field, tokens = active[0]
+            rows, scores = field.index.search(tokens, k, allowed=allowed)
+            return rows, (scores * np.float32(field.boost)).astype(np.float32)
+        depth = k
+        while True:
+            lists = [f.index.search(t, depth, allowed=allowed) for f, t in active]
+            rows = np.unique(np.concatenate([r for r, _ in lists]))
+            scores = self._sum(active, rows)
+            full = [len(r) == depth for r, _ in lists]
+            bound = sum(
+                f.boost * float(s[-1])
+                for (f, _), (_, s), is_full in zip(active, lists, full, strict=True)
+                if is_full
+            )
+            best_rows, best_scores = top_k(rows, scores, k)
+            if bound == 0.0 or (len(best_rows) == k and float(best_scores[-1]) > bound) or depth >= self._n:
+                return best_rows, best_scores
+            depth = min(depth * 4, self._n)
+
+    def score_rows(self, terms: Sequence[str] | Mapping[str, list[str]], rows: np.ndarray) -> np.ndarray:
+        """Summed boosted scores (float32) of the given rows, 0 where no field matches."""
+        per_field = self._terms_by_field(terms)
+        return self._sum(list(zip(self.fields, per_field, strict=True)), np.asarray(rows, dtype=np.int64))
+
+    @staticmethod
+    def _sum(active: list[tuple[Bm25Field, list[str]]], rows: np.ndarray) -> np.ndarray:
+        total = np.zeros(len(rows), dtype=np.float32)
+        for field, tokens in active:
+            if tokens:
+                total += np.float32(field.boost) * field.index.score_rows(tokens, rows)
+        return total
+
+    def save(self, directory: Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        for field in self.fields:
+            field.index.save(directory / field.name)
+        described = [f.describe() for f in self.fields]
+        (directory / FIELDS_FILE).write_text(json.dumps(described, indent=2), encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: Path, *, default_analyzer: str = "english") -> FieldedBm25:
+        """Open what `save` wrote; a bare `InvertedIndex` directory loads as one field 'content'."""
+        directory = Path(directory)
+        if not (directory / FIELDS_FILE).is_file():
+            index = InvertedIndex.load(directory)
+            return cls([Bm25Field("content", default_analyzer, 1.0, (), index)])
+        described = json.loads((directory / FIELDS_FILE).read_text(encoding="utf-8"))
+        return cls(
+            [
+                Bm25Field(
+                    d["name"],
+                    d["analyzer"],
+                    float(d["boost"]),
+                    tuple(d["sources"]),
+                    InvertedIndex.load(directory / d["name"]),
+                )
+                for d in described
+            ]
+        )

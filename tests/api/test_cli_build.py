@@ -1,0 +1,105 @@
+"""`searchrec build` with item files, column maps and the bad-row policy; `searchrec versions`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+from typer.testing import CliRunner
+
+import indexer.build
+from api.cli import app
+from indexer.encoder import Encoder
+from indexer.versions import VersionStore
+from retrieval.collection import Collection
+from tests.indexer.test_build_inputs import COLUMN_MAP, ITEMS, write_items
+
+runner = CliRunner()
+MAP_ARGS = [arg for pair in COLUMN_MAP for arg in ("--map", pair)]
+
+
+@pytest.fixture(autouse=True)
+def _shared_encoder(monkeypatch: pytest.MonkeyPatch, encoder: Encoder) -> None:
+    """Builds in these tests reuse the session's loaded model instead of loading their own."""
+    monkeypatch.setattr(indexer.build, "encoder_for", lambda config, root: encoder)
+
+
+def _build(corpus: Path, root: Path, *extra: str) -> Result:
+    return runner.invoke(app, ["build", "--corpus", str(corpus), "--out", str(root), "--no-progress", *extra])
+
+
+def test_build_with_column_map_name_and_behaviour(tmp_path: Path) -> None:
+    corpus = write_items(tmp_path / "items.parquet", ITEMS)
+    events = tmp_path / "events.csv"
+    events.write_text("uid,item_id,timestamp\nu1,m1,100\nu1,m2,200\nu2,gone,300\n")
+    result = _build(corpus, tmp_path / "idx", *MAP_ARGS, "--map", "user_id=uid", "--behaviour", str(events),
+                    "--name", "shop")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "6 documents" in result.stdout and "left out 1 event(s) on unknown items" in result.stdout
+    collection = Collection.load(tmp_path / "idx")
+    try:
+        assert collection.name == "shop"
+        assert collection.behaviour is not None and collection.behaviour.users == ["u1"]
+    finally:
+        collection.close()
+
+
+def test_bad_rows_exit_2_with_file_line_and_field_unless_skipped(tmp_path: Path) -> None:
+    rows = [dict(row) for row in ITEMS]
+    rows[1]["pop"] = "lots"  # line 3 of the CSV
+    corpus = write_items(tmp_path / "items.csv", rows)
+    failed = _build(corpus, tmp_path / "idx", *MAP_ARGS)
+    assert failed.exit_code == 2
+    assert f"{corpus}:3: popularity: 'lots' is not a finite number" in failed.output
+    assert "skip_bad_rows" in failed.output
+    assert not (tmp_path / "idx" / "CURRENT").exists()
+
+    skipped = _build(corpus, tmp_path / "idx", *MAP_ARGS, "--skip-bad-rows")
+    assert skipped.exit_code == 0, skipped.output
+    assert "5 documents" in skipped.stdout and "skipped 1 bad item row(s)" in skipped.stdout
+    assert f"{corpus}:3: popularity" in skipped.output  # the log line names the first skipped row
+
+
+def test_unknown_role_and_unknown_config_key_exit_2(tmp_path: Path) -> None:
+    corpus = write_items(tmp_path / "items.csv", ITEMS)
+    result = _build(corpus, tmp_path / "idx", "--map", "colour=cat")
+    assert result.exit_code == 2 and "unknown column role 'colour'" in result.output
+    config = tmp_path / "build.toml"
+    config.write_text("analyser = 'english'\n")
+    result = _build(corpus, tmp_path / "idx", "--config", str(config))
+    assert result.exit_code == 2 and "analyser" in result.output and "Extra inputs" in result.output
+
+
+def test_versions_list_and_rollback(tmp_path: Path) -> None:
+    corpus = write_items(tmp_path / "items.jsonl", ITEMS)
+    root = tmp_path / "idx"
+    assert _build(corpus, root, *MAP_ARGS, "--limit", "4").exit_code == 0
+    assert _build(corpus, root, *MAP_ARGS).exit_code == 0
+    first, second = (v.name for v in VersionStore(root).list())
+
+    listed = runner.invoke(app, ["versions", "list", str(root)])
+    assert listed.exit_code == 0, listed.output
+    lines = listed.stdout.splitlines()
+    assert lines[0].split() == ["version", "created-at", "docs"]
+    assert lines[1].split()[0] == first and lines[1].split()[-1] == "4"
+    assert lines[2].split()[:2] == ["*", second] and lines[2].split()[-1] == "6"
+
+    rolled = runner.invoke(app, ["versions", "rollback", str(root), first])
+    assert rolled.exit_code == 0, rolled.output
+    assert VersionStore(root).current_name() == first
+    assert runner.invoke(app, ["versions", "list", str(root)]).stdout.splitlines()[1].split()[:2] == [
+        "*",
+        first,
+    ]
+    collection = Collection.load(root)
+    try:
+        assert collection.version == first and len(collection) == 4
+    finally:
+        collection.close()
+
+    missing = runner.invoke(app, ["versions", "rollback", str(root), "v999999"])
+    assert missing.exit_code == 2 and first in missing.output and second in missing.output
+    assert VersionStore(root).current_name() == first
+    empty = runner.invoke(app, ["versions", "list", str(tmp_path / "nothing")])
+    assert empty.exit_code == 2 and "does not exist" in empty.output

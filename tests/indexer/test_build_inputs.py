@@ -1,0 +1,170 @@
+"""Builds from JSONL, CSV and Parquet item files: column maps, keyword filters, numeric columns, bad rows."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from indexer.build import BuildReport, build_collection
+from indexer.config import BuildConfig, apply_column_map
+from indexer.encoder import Encoder
+from indexer.items import BadRowsError
+from retrieval.collection import Collection
+
+NAN = float("nan")
+COLUMNS = ("item_id", "name", "body", "cat", "tags", "lat", "lon", "pop", "year", "lang")
+ROWS = [
+    ("m1", "Running shoes", "Light running shoes for road racing", "sport", "shoes|running",
+     48.85, 2.35, 10.0, 2020.0, "en"),
+    ("m2", "Trail boots", "Waterproof boots for mountain trails", "sport", "shoes|hiking",
+     45.76, 4.83, 5.0, 2019.0, "en"),
+    ("m3", "Espresso machine", "Pump espresso machine with a milk frother", "kitchen", "coffee",
+     None, None, 7.0, 2021.0, "en"),
+    ("m4", "Coffee grinder", "Electric burr grinder for filter coffee", "kitchen", "coffee|electric",
+     39.9, 116.4, 3.0, None, "zh"),
+    ("m5", "Tea kettle", "Electric kettle for green tea", "kitchen", "tea|electric",
+     None, None, None, 2018.0, "en"),
+    ("m6", "Yoga mat", "Non-slip mat for yoga and pilates", None, None, None, None, 1.0, 2022.0, None),
+]  # fmt: skip
+ITEMS: list[dict] = [dict(zip(COLUMNS, row, strict=True)) for row in ROWS]
+COLUMN_MAP = [
+    "id=item_id",
+    "text=title:name,body",
+    "category=cat",
+    "tags=tags",
+    "lat=lat",
+    "lon=lon",
+    "popularity=pop",
+    "numeric.year=year",
+    "categorical.lang=lang",
+]
+
+
+def write_items(path: Path, rows: list[dict]) -> Path:
+    """Write `rows` in the format named by the suffix of `path` (None -> null / empty cell)."""
+    if path.suffix == ".jsonl":
+        path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    elif path.suffix == ".csv":
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
+    else:
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    return path
+
+
+def build_items(
+    corpus: Path, root: Path, encoder: Encoder, *, pairs: list[str] = COLUMN_MAP, **settings: object
+) -> BuildReport:
+    config = apply_column_map(BuildConfig(**settings), pairs)  # type: ignore[arg-type]
+    return build_collection(corpus, root, config, encoder=encoder, progress=False)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])
+def test_each_format_builds_end_to_end(tmp_path: Path, encoder: Encoder, suffix: str) -> None:
+    corpus = write_items(tmp_path / f"items{suffix}", ITEMS)
+    report = build_items(corpus, tmp_path / "idx", encoder)
+    assert report.n_docs == 6 and report.skipped_rows == 0
+    collection = Collection.load(tmp_path / "idx", encoder=encoder)
+    try:
+        assert collection.ids == ["m1", "m2", "m3", "m4", "m5", "m6"]
+        assert collection.manifest["params"]["input"]["format"] == suffix.lstrip(".")
+        rows, _ = collection.inverted.search(collection.query_terms("espresso frother"), 3)
+        assert collection.external_ids_of(rows) == ["m3"]
+        record = collection.docstore.get("m1")
+        assert record is not None
+        assert record["title"] == "Running shoes" and record["category"] == "sport"
+        assert record["tags"] == ["shoes", "running"]
+        assert record["features"] == {"year": 2020.0, "lang": "en"}
+
+        assert collection.keyword_fields == ["category", "lang", "tags"]
+        np.testing.assert_array_equal(collection.keyword_mask("category", "kitchen"), [0, 0, 1, 1, 1, 0])
+        np.testing.assert_array_equal(collection.keyword_mask("tags", ["shoes"]), [1, 1, 0, 0, 0, 0])
+        np.testing.assert_array_equal(collection.keyword_mask("tags", ["tea", "coffee"]), [0, 0, 1, 1, 1, 0])
+        np.testing.assert_array_equal(collection.keyword_mask("lang", ["zh"]), [0, 0, 0, 1, 0, 0])
+        assert not collection.keyword_mask("category", ["garden"]).any()
+        with pytest.raises(ValueError, match="unknown keyword field 'color'"):
+            collection.keyword_mask("color", ["red"])
+
+        assert collection.numeric_names == ["lat", "lon", "popularity", "year"]
+        np.testing.assert_array_equal(collection.numeric("lat"), [48.85, 45.76, NAN, 39.9, NAN, NAN])
+        np.testing.assert_array_equal(collection.numeric("year"), [2020, 2019, 2021, NAN, 2018, 2022])
+        np.testing.assert_array_equal(collection.popularity, [10, 5, 7, 3, NAN, 1])
+        w2v = collection.manifest["params"]["word2vec"]
+        assert w2v["trained"] and w2v["weighting"] == "sif" and w2v["params"]["vector_size"] == 100
+    finally:
+        collection.close()
+
+
+def test_column_map_equals_toml_config(tmp_path: Path) -> None:
+    toml = tmp_path / "build.toml"
+    toml.write_text(
+        "[items]\nid = 'item_id'\ncategory = 'cat'\nnumeric_features = {year = 'year'}\n"
+        "[items.text]\ntitle = 'name'\nbody = 'body'\n"
+        "[events]\nuser_id = 'userId'\n"
+    )
+    from_file = BuildConfig.from_toml(toml)
+    from_map = apply_column_map(
+        BuildConfig(),
+        ["id=item_id", "category=cat", "numeric.year=year", "text=title:name,body", "user_id=userId"],
+    )
+    assert from_file == from_map
+    assert from_map.items.text == {"title": "name", "body": "body"}
+    assert from_map.events.user_id == "userId" and from_map.events.item_id == "item_id"
+
+
+def test_unknown_keys_and_roles_are_refused(tmp_path: Path) -> None:
+    toml = tmp_path / "build.toml"
+    toml.write_text("[items]\nidentifier = 'x'\n")
+    with pytest.raises(ValueError, match="identifier"):
+        BuildConfig.from_toml(toml)
+    with pytest.raises(ValueError, match=r"unknown column role 'colour'.*numeric\.NAME"):
+        apply_column_map(BuildConfig(), ["colour=c"])
+    with pytest.raises(ValueError, match="ROLE=COLUMN"):
+        apply_column_map(BuildConfig(), ["id"])
+    with pytest.raises(ValueError, match="reserved"):
+        apply_column_map(BuildConfig(), ["numeric.tags=t"])
+
+
+def test_a_mapped_column_missing_from_the_file_is_named(tmp_path: Path, encoder: Encoder) -> None:
+    corpus = write_items(tmp_path / "items.csv", ITEMS)
+    with pytest.raises(ValueError, match=r"\['nope'\] not found"):
+        build_items(corpus, tmp_path / "idx", encoder, pairs=[*COLUMN_MAP, "category=nope"])
+
+
+def _bad_rows() -> list[dict]:
+    rows = [dict(row) for row in ITEMS]
+    rows[2]["lat"], rows[2]["lon"] = "north", 2.0  # line 4 of the CSV (the header is line 1)
+    rows[4]["item_id"] = None  # line 6
+    return rows
+
+
+def test_bad_rows_fail_the_build_with_file_line_and_field(tmp_path: Path, encoder: Encoder) -> None:
+    corpus = write_items(tmp_path / "items.csv", _bad_rows())
+    with pytest.raises(BadRowsError) as caught:
+        build_items(corpus, tmp_path / "idx", encoder)
+    message = str(caught.value)
+    assert f"{corpus}:4: lat: 'north' is not a finite number" in message
+    assert f"{corpus}:6: id: missing id" in message
+    assert not (tmp_path / "idx" / "CURRENT").exists()
+
+
+def test_skip_bad_rows_builds_the_rest_and_reports_them(tmp_path: Path, encoder: Encoder) -> None:
+    corpus = write_items(tmp_path / "items.jsonl", _bad_rows())
+    report = build_items(corpus, tmp_path / "idx", encoder, skip_bad_rows=True)
+    assert (report.n_docs, report.skipped_rows) == (4, 2)
+    assert any("skipped 2 bad row(s)" in m and ":3: lat" in m for m in report.messages)  # JSONL: no header
+    collection = Collection.load(tmp_path / "idx", encoder=encoder)
+    try:
+        assert collection.ids == ["m1", "m2", "m4", "m6"]
+        assert collection.manifest["params"]["input"]["skipped_rows"] == 2
+        assert collection.manifest["params"]["input"]["skipped_examples"][0].startswith(f"{corpus}:3: lat")
+    finally:
+        collection.close()

@@ -1,0 +1,193 @@
+"""Encoders: the factory, the persistent embedding cache and the int8 ONNX encoder against the torch one."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexer.embedding_cache import CachedEncoder, EmbeddingCache, text_digest
+from indexer.encoder import ENCODERS, MODEL_NAME, Encoder, make_encoder
+from indexer.onnx_encoder import ONNX_NAME, OnnxEncoder, export_int8
+from tests.conftest import SCIFACT
+
+DIM = 8
+
+
+class CountingEncoder:
+    """Deterministic unit vectors from a hash of the text; counts the texts it was asked to embed."""
+
+    def __init__(self, name: str = "fake", fingerprint: str = "f1") -> None:
+        self.name = name
+        self.fingerprint = fingerprint
+        self.dim = DIM
+        self.calls: list[list[str]] = []
+
+    @property
+    def encoded(self) -> int:
+        return sum(len(call) for call in self.calls)
+
+    def encode(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray:
+        self.calls.append(list(texts))
+        rows = []
+        for text in texts:
+            seed = int.from_bytes(hashlib.sha256((self.name + text).encode()).digest()[:8], "little")
+            row = np.random.default_rng(seed).standard_normal(DIM)
+            rows.append(row / np.linalg.norm(row))
+        return np.asarray(rows, dtype=np.float32).reshape(len(texts), DIM)
+
+
+def scifact_texts(n: int) -> list[str]:
+    with (SCIFACT / "corpus.jsonl").open(encoding="utf-8") as lines:
+        docs = [json.loads(line) for line in islice(lines, n)]
+    return [f"{d['title']}\n{d['text']}" for d in docs]
+
+
+def test_make_encoder_refuses_unknown_kind_and_bad_batch() -> None:
+    with pytest.raises(ValueError, match=r"unknown encoder 'onnx'.*\['onnx-int8', 'torch'\]"):
+        make_encoder("onnx")
+    with pytest.raises(ValueError, match="batch_size"):
+        make_encoder("torch", batch_size=0)
+    assert sorted(ENCODERS) == ["onnx-int8", "torch"]
+
+
+def test_make_encoder_kinds_names_and_cache_wrapping(tmp_path: Path) -> None:
+    plain = make_encoder("torch")
+    assert isinstance(plain, Encoder) and plain.name == MODEL_NAME and plain.dim == 384
+    onnx = make_encoder("onnx-int8", cache_dir=tmp_path, embedding_cache=False)
+    assert isinstance(onnx, OnnxEncoder) and onnx.name == ONNX_NAME and onnx.dim == 384
+    assert onnx.onnx_dir == tmp_path / "onnx"
+    cached = make_encoder("onnx-int8", cache_dir=tmp_path)
+    assert isinstance(cached, CachedEncoder) and cached.name == ONNX_NAME
+    assert cached.directory == tmp_path / "embeddings"
+    assert cached.namespace != CachedEncoder(plain, tmp_path).namespace
+
+
+def test_cache_encodes_only_misses_and_keeps_order(tmp_path: Path) -> None:
+    inner = CountingEncoder()
+    cached = CachedEncoder(inner, tmp_path / "emb", write_batch=2)
+    first = cached.encode(["a", "b", "c", "a"])
+    assert inner.encoded == 3  # "a" twice in one call is embedded once
+    assert [len(call) for call in inner.calls] == [2, 1]  # misses go in chunks of write_batch
+    np.testing.assert_array_equal(first, inner.encode(["a", "b", "c", "a"]))
+    inner.calls.clear()
+    second = cached.encode(["c", "d", "a", "a "])
+    assert inner.calls == [["d", "a "]]  # only unseen texts; a trailing space is another text
+    np.testing.assert_array_equal(second[[0, 2]], first[[2, 0]])
+    assert (cached.last.hits, cached.last.encoded) == (2, 2)
+    assert cached.encode([]).shape == (0, DIM)
+
+
+def test_cache_persists_across_instances_and_keeps_kinds_apart(tmp_path: Path) -> None:
+    texts = [f"text {i}" for i in range(50)]
+    a1 = CountingEncoder("kind-a")
+    vectors = CachedEncoder(a1, tmp_path).encode(texts)
+    a2 = CountingEncoder("kind-a")
+    np.testing.assert_array_equal(CachedEncoder(a2, tmp_path).encode(texts), vectors)
+    assert a1.encoded == 50 and a2.encoded == 0  # a new process finds everything
+    b = CountingEncoder("kind-b")
+    other = CachedEncoder(b, tmp_path).encode(texts)
+    assert b.encoded == 50  # another kind never reads kind-a's entries
+    assert np.abs((other * vectors).sum(axis=1)).max() < 0.99
+    refreshed = CountingEncoder("kind-a", fingerprint="f2")
+    CachedEncoder(refreshed, tmp_path).encode(texts[:5])
+    assert refreshed.encoded == 5  # new weights (fingerprint) start an empty namespace
+
+
+def test_cache_ignores_entries_of_another_size(tmp_path: Path) -> None:
+    with EmbeddingCache(tmp_path, "fake@f1", 4) as cache:
+        cache.put_many([text_digest("x")], np.ones((1, 4), dtype=np.float32))
+    inner = CountingEncoder()
+    CachedEncoder(inner, tmp_path).encode(["x"])
+    assert inner.encoded == 1
+    with pytest.raises(ValueError, match="NUL"):
+        EmbeddingCache(tmp_path / "other", "bad\x00name", 4)
+
+
+def test_rebuild_of_unchanged_items_encodes_nothing(tmp_path: Path) -> None:
+    from indexer.build import build_collection
+    from indexer.config import BuildConfig
+
+    config = BuildConfig(limit=40)
+    inner = CountingEncoder()
+    build_collection(
+        SCIFACT, tmp_path / "root", config, encoder=CachedEncoder(inner, tmp_path / "c"), progress=False
+    )
+    assert inner.encoded == 40
+    rebuilt = CountingEncoder()
+    build_collection(
+        SCIFACT, tmp_path / "root", config, encoder=CachedEncoder(rebuilt, tmp_path / "c"), progress=False
+    )
+    assert rebuilt.calls == []
+
+
+def test_cache_in_front_of_the_real_model(
+    tmp_path: Path, encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texts = scifact_texts(12)
+    calls: list[int] = []
+    model_encode = encoder.model.encode
+
+    def counting(sentences: list[str], **kwargs: object) -> np.ndarray:
+        calls.append(len(sentences))
+        return model_encode(sentences, **kwargs)
+
+    monkeypatch.setattr(encoder.model, "encode", counting)
+    cached = CachedEncoder(encoder, tmp_path)
+    first = cached.encode(texts[:8])
+    again = CachedEncoder(encoder, tmp_path).encode(texts)
+    assert calls == [8, 4]  # the second call only sent the four new texts to the model
+    np.testing.assert_allclose(again[:8], first, atol=1e-6)
+    np.testing.assert_allclose(again, encoder.encode(texts), atol=1e-5)
+
+
+@pytest.fixture(scope="session")
+def onnx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("onnx")
+    export_int8(directory)  # measured 7 s (2 shared cores): export, quantise
+    return directory
+
+
+@pytest.fixture(scope="session")
+def onnx_encoder(onnx_dir: Path) -> OnnxEncoder:
+    return OnnxEncoder(batch_size=16, onnx_dir=onnx_dir)
+
+
+def test_export_is_reused(onnx_dir: Path) -> None:
+    files = sorted(onnx_dir.iterdir())
+    assert len(files) == 1 and files[0].suffix == ".onnx"  # no temporary leftovers
+    stamp = files[0].stat().st_mtime_ns
+    assert export_int8(onnx_dir) == files[0] and files[0].stat().st_mtime_ns == stamp
+
+
+def scifact_queries(n: int) -> list[str]:
+    with (SCIFACT / "queries.jsonl").open(encoding="utf-8") as lines:
+        return [json.loads(line)["text"] for line in islice(lines, n)]
+
+
+def test_onnx_int8_agrees_with_torch_on_scifact(onnx_encoder: OnnxEncoder, encoder: Encoder) -> None:
+    docs = scifact_texts(50)
+    int8 = onnx_encoder.encode(docs)
+    assert int8.dtype == np.float32 and int8.shape == (50, 384)
+    np.testing.assert_allclose(np.linalg.norm(int8, axis=1), 1.0, atol=1e-5)
+    cosine = (encoder.encode(docs) * int8).sum(axis=1)
+    assert cosine.min() >= 0.99  # measured min 0.9963, mean 0.9975 (batches of 16)
+    assert cosine.mean() >= 0.995
+    queries = scifact_queries(50)
+    alone = np.vstack([onnx_encoder.encode([q]) for q in queries])  # one at a time, as the service does
+    cosine = (encoder.encode(queries) * alone).sum(axis=1)
+    assert cosine.min() >= 0.99  # measured min 0.9952, mean 0.9967
+
+
+def test_onnx_attention_mask_survives_padding(onnx_encoder: OnnxEncoder, encoder: Encoder) -> None:
+    texts = [*scifact_texts(6), "short query"]
+    batched = onnx_encoder.encode(texts)  # one batch: the short text is mostly padding
+    assert ((encoder.encode(texts) * batched).sum(axis=1)).min() >= 0.99  # measured 0.9955
+    empty = onnx_encoder.encode([""])  # only [CLS] [SEP]: degenerate but a unit vector near torch's
+    assert abs(float(np.linalg.norm(empty)) - 1.0) < 1e-5
+    assert float((encoder.encode([""]) * empty).sum()) >= 0.95  # measured 0.9875
+    assert onnx_encoder.encode([]).shape == (0, 384)
