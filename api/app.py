@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -9,21 +10,48 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routes import health, search
-from retrieval.service import CollectionService
+from api.metrics import install_metrics
+from api.routes import admin, collections, operations, recommend, search
+from retrieval.registry import CollectionRegistry
 
 
-def create_app(index: Path, *, service: CollectionService | None = None) -> FastAPI:
-    """An app serving the collection published under `index` (or an already opened `service`)."""
+def collection_roots(indexes: list[Path] | dict[str, Path]) -> dict[str, Path]:
+    """Name each index root after its directory unless names are given; names must be unique."""
+    if isinstance(indexes, dict):
+        return {name: Path(root) for name, root in indexes.items()}
+    roots: dict[str, Path] = {}
+    for root in map(Path, indexes):
+        name = root.resolve().name
+        if name in roots:
+            raise ValueError(f"two indexes are both named {name!r}; name them with NAME=ROOT")
+        roots[name] = root
+    return roots
+
+
+def create_app(
+    indexes: Path | list[Path] | dict[str, Path],
+    *,
+    registry: CollectionRegistry | None = None,
+    admin_token: str | None = None,
+    watch_interval_s: float | None = None,
+) -> FastAPI:
+    """An app serving the collections under `indexes` (the first is the default) or an opened `registry`."""
+    roots = collection_roots([indexes] if isinstance(indexes, Path | str) else indexes)
+    token = admin_token if admin_token is not None else os.environ.get(admin.TOKEN_ENV) or None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.default = service or CollectionService.open(index)
+        owned = registry is None
+        app.state.registry = registry or CollectionRegistry(roots)
+        if owned:
+            app.state.registry.load()
+        if watch_interval_s:
+            app.state.registry.watch(watch_interval_s)
         try:
             yield
         finally:
-            if service is None:  # close only what this app opened
-                app.state.default.close()
+            if owned:  # close only what this app opened
+                app.state.registry.close()
 
     app = FastAPI(
         title="searchrec",
@@ -31,7 +59,13 @@ def create_app(index: Path, *, service: CollectionService | None = None) -> Fast
         summary="Multi-branch search and recommendation retrieval.",
         lifespan=lifespan,
     )
+    app.state.admin_token = token
+    app.state.metrics = install_metrics(app)
     install_error_handlers(app)
     app.include_router(search.router)
-    app.include_router(health.router)
+    app.include_router(recommend.router)
+    app.include_router(collections.router)
+    app.include_router(operations.router)
+    if token:
+        app.include_router(admin.router)
     return app

@@ -6,9 +6,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from retrieval.registry import UnknownCollectionError
+from retrieval.service import RequestError, UnknownItemError
+
 
 class NotFoundError(LookupError):
-    """An unknown collection or item id."""
+    """An unknown item id."""
 
 
 def _describe(error: dict) -> dict:
@@ -16,13 +19,22 @@ def _describe(error: dict) -> dict:
     return {"field": location or "body", "message": error["msg"], "input": error.get("input")}
 
 
+def _unprocessable(errors: list[dict]) -> JSONResponse:
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return JSONResponse(status_code=422, content={"detail": detail, "errors": errors})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [_describe(e) for e in exc.errors()]
-        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        return JSONResponse(status_code=422, content={"detail": detail, "errors": errors})
+        return _unprocessable([_describe(e) for e in exc.errors()])
 
+    @app.exception_handler(RequestError)
+    async def unsupported_value(_: Request, exc: RequestError) -> JSONResponse:
+        return _unprocessable([{"field": exc.field, "message": exc.message, "input": None}])
+
+    @app.exception_handler(UnknownCollectionError)
+    @app.exception_handler(UnknownItemError)
     @app.exception_handler(NotFoundError)
-    async def not_found(_: Request, exc: NotFoundError) -> JSONResponse:
-        return JSONResponse(status_code=404, content={"detail": str(exc)})
+    async def not_found(_: Request, exc: LookupError) -> JSONResponse:
+        return JSONResponse(status_code=404, content={"detail": str(exc.args[0] if exc.args else exc)})

@@ -8,6 +8,13 @@ MAX_QUERY_CHARS = 2048
 MAX_K = 1000
 
 
+class Location(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lat: float = Field(..., ge=-90, le=90, description="Latitude in degrees, -90 to 90.")
+    lon: float = Field(..., ge=-180, le=180, description="Longitude in degrees, -180 to 180.")
+
+
 class SearchRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -23,6 +30,41 @@ class SearchRequest(BaseModel):
         description=f"Free text, 1 to {MAX_QUERY_CHARS} characters; must not be only white space.",
     )
     k: int = Field(10, ge=1, le=MAX_K, description=f"How many results to return, 1 to {MAX_K}.")
+    user_id: str | None = Field(None, max_length=256, description="Who is asking; enables personal branches.")
+    location: Location | None = Field(None, description="Where the user is; enables the geo branch.")
+    radius_km: float | None = Field(
+        None, gt=0, le=20_000, description="Keep only items within this distance."
+    )
+    filters: dict[str, str | list[str]] = Field(
+        default_factory=dict, description="Keyword filters: field -> value or list of values (any of them)."
+    )
+    branches: list[str] | None = Field(None, min_length=1, description="Run only these recall branches.")
+    explain: bool = Field(False, description="Include every branch's own candidates and scores.")
+
+
+class RecommendRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"user_id": "414", "k": 10}, {"items": ["1", "260"], "k": 5}]},
+    )
+
+    user_id: str | None = Field(
+        None, max_length=256, description="Whose history to start from; unknown = cold start."
+    )
+    items: list[str] | None = Field(
+        None,
+        max_length=200,
+        description="Recent item ids, oldest first; used instead of (or besides) the history.",
+    )
+    k: int = Field(10, ge=1, le=MAX_K, description=f"How many items to return, 1 to {MAX_K}.")
+    location: Location | None = Field(None, description="Where the user is; enables the geo branch.")
+    radius_km: float | None = Field(
+        None, gt=0, le=20_000, description="Keep only items within this distance."
+    )
+    filters: dict[str, str | list[str]] = Field(
+        default_factory=dict, description="Keyword filters: field -> value or list of values (any of them)."
+    )
+    exclude_seen: bool = Field(True, description="Leave out items the user (or `items`) already has.")
 
 
 class SearchHit(BaseModel):
@@ -34,17 +76,45 @@ class SearchHit(BaseModel):
     )
 
 
+class BranchCandidate(BaseModel):
+    id: str
+    rank: int
+    score: float
+
+
 class SearchResponse(BaseModel):
     results: list[SearchHit]
+    collection: str = Field(..., description="Collection that answered.")
     index_version: str = Field(..., description="Version of the index that answered.")
     scorer: str = Field(..., description="What ordered the results: 'fusion' or a ranker's name.")
     degraded: list[str] = Field(
         default_factory=list, description="Branches left out of this answer (failed or late)."
     )
     took_ms: float
+    explain: dict[str, list[BranchCandidate]] | None = Field(
+        None, description="With explain: each branch's candidates, best first, with the branch's own scores."
+    )
 
 
 class Health(BaseModel):
     status: str
     index_version: str
     documents: int
+
+
+class CollectionInfo(BaseModel):
+    name: str
+    version: str
+    documents: int
+    branches: list[str]
+    keyword_fields: list[str]
+
+
+class VersionInfo(BaseModel):
+    searchrec: str
+    collections: dict[str, str]
+
+
+class ReloadResult(BaseModel):
+    switched: list[dict[str, str]]
+    versions: dict[str, str]

@@ -1,18 +1,46 @@
 """The scoring interface the learned ranker plugs into.
 
 A `Scorer` annotates every merged candidate with a score. It never drops or reorders candidates itself; the
-pipeline sorts by the scores it writes.
+pipeline sorts by the scores it writes. It sees the request through a `RankingContext` (the query text and,
+when the request has them, the user, the location, a request id and query embeddings a branch already
+computed), because a learned ranker's features depend on more than the text.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
 
+@dataclass(frozen=True, slots=True)
+class RankingContext:
+    """What a scorer knows of the request besides its candidates."""
+
+    text: str
+    user_id: str | None = None
+    location: tuple[float, float] | None = None  # (lat, lon) in degrees
+    request_id: str | None = None
+    query_vectors: dict[str, np.ndarray] | None = field(default=None, compare=False, repr=False)
+    """Query embeddings the recall branches already computed, by space ("dense", "word2vec")."""
+
+    @classmethod
+    def of(cls, request: object) -> RankingContext:
+        """The context of any request object with a `text` (and optionally user_id, location, request_id)."""
+        location = getattr(request, "location", None)
+        return cls(
+            text=str(getattr(request, "text", "")),
+            user_id=getattr(request, "user_id", None),
+            location=(float(location[0]), float(location[1])) if location is not None else None,
+            request_id=getattr(request, "request_id", None),
+            query_vectors=getattr(request, "query_vectors", None),
+        )
+
+
 class Scoreable(Protocol):
+    row: int
     fused_score: float
     ranks: dict[str, int]
     branch_scores: dict[str, float]
@@ -22,7 +50,7 @@ class Scorer(Protocol):
     name: str
     version: str
 
-    def score(self, query: str, candidates: Sequence[Scoreable]) -> np.ndarray:
+    def score(self, context: RankingContext, candidates: Sequence[Scoreable]) -> np.ndarray:
         """One score per candidate, in the order given; higher is better."""
         ...
 
@@ -33,5 +61,5 @@ class FusionScorer:
     name = "fusion"
     version = "1"
 
-    def score(self, query: str, candidates: Sequence[Scoreable]) -> np.ndarray:
+    def score(self, context: RankingContext, candidates: Sequence[Scoreable]) -> np.ndarray:
         return np.fromiter((c.fused_score for c in candidates), dtype=np.float64, count=len(candidates))

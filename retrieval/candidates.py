@@ -10,10 +10,24 @@ import numpy as np
 
 @dataclass(frozen=True, slots=True)
 class SearchQuery:
-    """What the recall branches see of a search request."""
+    """What the recall branches see of a request. `allowed` is the row mask of the request's filters."""
 
     text: str
     k: int = 10
+    user_id: str | None = None
+    location: tuple[float, float] | None = None
+    radius_km: float | None = None
+    allowed: np.ndarray | None = field(default=None, compare=False)
+    branches: frozenset[str] | None = None
+    recent_rows: tuple[int, ...] = ()
+
+    def admits(self, row: int) -> bool:
+        return self.allowed is None or bool(self.allowed[row])
+
+    def wants_text_free(self, branch: str) -> bool:
+        """Gate of the branches that ignore the query text: they run for recommendation (no text), and for a
+        search only when the request names them, so they never flood a search with unrelated items."""
+        return not self.text.strip() or (self.branches is not None and branch in self.branches)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,20 +1,32 @@
-"""A loaded collection: the published indices and documents, with the analyzer and encoder they used."""
+"""A loaded collection: the published indices and documents, with the analyzers and encoder they used.
+
+Text search: ``collection.inverted.search(collection.query_terms(text), k)`` runs the boosted multi-field
+BM25 with the query analysed by every field's analyzer (`indexer.fields.FieldedBm25`); ``analyzer`` is the
+first field's analyzer, for code that wants one token list. Filters: ``keyword_mask(field, values)``.
+Numeric columns (geo, popularity, features): ``numeric(name)``; ``popularity`` prefers the behaviour log's
+time-decayed popularity. ``behaviour`` (histories, item2vec) and ``text_vectors`` (Word2Vec) are None when
+the version has none.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from indexer.analysis import Analyzer, make_analyzer
+from indexer.analysis import Analyzer
 from indexer.ann import VectorIndex, load_index
 from indexer.artifact import read_manifest
+from indexer.behaviour import Behaviour
 from indexer.build import COLLECTION_KIND, read_ids
 from indexer.docstore import DocStore
-from indexer.encoder import Encoder
-from indexer.inverted import InvertedIndex
+from indexer.encoder import TextEncoder, make_encoder
+from indexer.fields import FieldedBm25, QueryTerms, make_field_analyzer
+from indexer.keywords import Keywords, load_columns
+from indexer.text_vectors import TextVectors
 from indexer.versions import resolve_artifact
 
 
@@ -27,27 +39,46 @@ class Collection:
     manifest: dict
     ids: list[str]
     analyzer: Analyzer
-    inverted: InvertedIndex
+    inverted: FieldedBm25
     vectors: VectorIndex
     docstore: DocStore
-    encoder: Encoder
+    encoder: TextEncoder
+    keywords: Keywords = field(default_factory=lambda: Keywords({}))
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
+    behaviour: Behaviour | None = None
+    text_vectors: TextVectors | None = None
 
     @classmethod
-    def load(cls, root: Path, *, name: str | None = None, encoder: Encoder | None = None) -> Collection:
+    def load(cls, root: Path, *, name: str | None = None, encoder: TextEncoder | None = None) -> Collection:
         """Load the current version of `root` (or a version directory), verifying every checksum."""
         path = resolve_artifact(root)
         manifest = read_manifest(path, kind=COLLECTION_KIND)
-        config = manifest["params"]["config"]
+        params = manifest["params"]
+        config = params["config"]
+        ids = read_ids(path)
+        inverted = FieldedBm25.load(path / "bm25", default_analyzer=config["analyzer"])
+        inverted.analyze("warm up 预热")  # load dictionaries (jieba: ~1 s) now, not in the first request
+        w2v = params.get("word2vec") or {}
         return cls(
-            name=name or Path(root).name,
+            name=name or params.get("name") or Path(root).name,
             path=path,
             manifest=manifest,
-            ids=read_ids(path),
-            analyzer=make_analyzer(config["analyzer"]),
-            inverted=InvertedIndex.load(path / "bm25"),
+            ids=ids,
+            analyzer=make_field_analyzer(inverted.analyzers[0]),
+            inverted=inverted,
             vectors=load_index(path / "dense"),
             docstore=DocStore.open(path / "docstore"),
-            encoder=encoder or Encoder(batch_size=config["encoder_batch_size"]),
+            encoder=encoder
+            or make_encoder(
+                config.get("encoder", "torch"),
+                cache_dir=path.parent.parent / "cache",  # ROOT/versions/<v> -> ROOT/cache (the ONNX export)
+                batch_size=config["encoder_batch_size"],
+                embedding_cache=False,
+            ),
+            keywords=Keywords.load(path / "keywords", len(ids)),
+            columns=load_columns(path / "columns"),
+            behaviour=Behaviour(path / "behaviour") if params.get("behaviour") else None,
+            text_vectors=TextVectors(path / "word2vec") if w2v.get("trained") else None,
         )
 
     @property
@@ -63,6 +94,35 @@ class Collection:
 
     def external_ids_of(self, rows: list[int] | np.ndarray) -> list[str]:
         return [self.ids[row] for row in (rows.tolist() if isinstance(rows, np.ndarray) else rows)]
+
+    def query_terms(self, text: str) -> QueryTerms:
+        """`text` analysed by every analyzer the BM25 fields use: the argument of `inverted.search`."""
+        return self.inverted.analyze(text)
+
+    @property
+    def keyword_fields(self) -> list[str]:
+        return sorted(self.keywords.fields)
+
+    def keyword_mask(self, field: str, values: str | Iterable[str]) -> np.ndarray:
+        """Boolean mask over rows: True where keyword `field` holds any of `values` ."""
+        return self.keywords.mask(field, [values] if isinstance(values, str) else values)
+
+    @property
+    def numeric_names(self) -> list[str]:
+        return sorted(self.columns)
+
+    def numeric(self, name: str) -> np.ndarray:
+        """The float64 column `name` (NaN = missing) over rows, memory-mapped; ValueError when absent."""
+        if name not in self.columns:
+            raise ValueError(f"no numeric column {name!r}; this collection has {self.numeric_names}")
+        return self.columns[name]
+
+    @property
+    def popularity(self) -> np.ndarray | None:
+        """Time-decayed behaviour popularity when events were built in, else the popularity column."""
+        if self.behaviour is not None:
+            return self.behaviour.popularity
+        return self.columns.get("popularity")
 
     def close(self) -> None:
         self.docstore.close()

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ranker.scoring import Scorer
+from retrieval.branches import all_sources
 from retrieval.candidates import SearchQuery
 from retrieval.collection import Collection
+from retrieval.geo import haversine_km
 from retrieval.pipeline import PipelineConfig, SearchOutcome, SearchPipeline
-from retrieval.sources import default_sources
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +31,25 @@ class SearchAnswer:
     version: str
     scorer: str
     took_ms: float
+    branch_ms: dict[str, float] = field(default_factory=dict)
+    branch_counts: dict[str, int] = field(default_factory=dict)
+    explain: dict[str, list[dict]] | None = None
+
+
+class RequestError(ValueError):
+    """A request value the collection cannot honour; `field` names it for the 422."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class UnknownItemError(LookupError):
+    """An item id the collection does not hold."""
+
+
+FilterValue = str | list[str]
 
 
 class CollectionService:
@@ -47,25 +70,158 @@ class CollectionService:
     ) -> CollectionService:
         collection = Collection.load(root, name=name)
         collection.encoder.encode(["warm-up"])  # load the model now, not inside the first request's deadline
-        return cls(collection, SearchPipeline(default_sources(collection), scorer=scorer, config=config))
+        return cls(collection, SearchPipeline(all_sources(collection), scorer=scorer, config=config))
 
     @property
     def version(self) -> str:
         return self.collection.version
 
-    def run(self, text: str, k: int) -> SearchOutcome:
-        """The pipeline's ranked candidates, with internal rows (for evaluation and explain)."""
-        return self.pipeline.search(SearchQuery(text=text, k=k))
+    def query(
+        self,
+        text: str,
+        k: int,
+        *,
+        filters: Mapping[str, FilterValue] | None = None,
+        location: tuple[float, float] | None = None,
+        radius_km: float | None = None,
+        user_id: str | None = None,
+        branches: list[str] | None = None,
+    ) -> SearchQuery:
+        """Validate a request against this collection and turn it into what the branches see."""
+        known = {source.name for source in self.pipeline.sources}
+        if branches is not None and (unknown := sorted(set(branches) - known)):
+            raise RequestError("branches", f"unknown branch {unknown[0]!r}; choose from {sorted(known)}")
+        if radius_km is not None and location is None:
+            raise RequestError("radius_km", "needs a location to measure from")
+        return SearchQuery(
+            text=text,
+            k=k,
+            user_id=user_id,
+            location=location,
+            radius_km=radius_km,
+            allowed=self.filter_mask(filters or {}, location, radius_km),
+            branches=frozenset(branches) if branches is not None else None,
+        )
 
-    def search(self, text: str, k: int) -> SearchAnswer:
-        outcome = self.run(text, k)
+    def filter_mask(
+        self,
+        filters: Mapping[str, FilterValue],
+        location: tuple[float, float] | None,
+        radius_km: float | None,
+    ) -> np.ndarray | None:
+        """Rows that pass every keyword filter and the radius; None when the request filters nothing."""
+        mask: np.ndarray | None = None
+        for name, values in filters.items():
+            if name not in self.collection.keyword_fields:
+                fields = self.collection.keyword_fields or "none"
+                raise RequestError(f"filters.{name}", f"not a keyword field; this collection has {fields}")
+            part = self.collection.keyword_mask(name, values)
+            mask = part if mask is None else mask & part
+        if radius_km is not None and location is not None:
+            if not {"lat", "lon"} <= set(self.collection.numeric_names):
+                raise RequestError("radius_km", "this collection has no coordinates")
+            lats, lons = self.collection.numeric("lat"), self.collection.numeric("lon")
+            part = haversine_km(location[0], location[1], lats, lons) <= radius_km
+            mask = part if mask is None else mask & part
+        return mask
+
+    def recommendation(
+        self,
+        k: int,
+        *,
+        user_id: str | None = None,
+        items: list[str] | None = None,
+        location: tuple[float, float] | None = None,
+        radius_km: float | None = None,
+        filters: Mapping[str, FilterValue] | None = None,
+        exclude_seen: bool = True,
+    ) -> SearchQuery:
+        """A query without text, for behaviour, location and popularity recall."""
+        recent: list[int] = []
+        for item_id in items or []:
+            row = self.collection.row_of.get(item_id)
+            if row is None:
+                raise UnknownItemError(f"collection {self.collection.name!r} has no item {item_id!r}")
+            recent.append(row)
+        query = self.query("", k, filters=filters, location=location, radius_km=radius_km, user_id=user_id)
+        allowed = query.allowed
+        if exclude_seen:
+            seen = list(recent)
+            if user_id is not None and self.collection.behaviour is not None:
+                seen += self.collection.behaviour.history(user_id)[0].tolist()
+            if seen:
+                allowed = np.ones(len(self.collection), dtype=bool) if allowed is None else allowed.copy()
+                allowed[seen] = False
+        return SearchQuery(
+            text="",
+            k=k,
+            user_id=user_id,
+            location=location,
+            radius_km=radius_km,
+            allowed=allowed,
+            recent_rows=tuple(recent),
+        )
+
+    def run(self, text: str | SearchQuery, k: int = 10) -> SearchOutcome:
+        """The pipeline's ranked candidates, with internal rows (for evaluation and explain)."""
+        query = text if isinstance(text, SearchQuery) else SearchQuery(text=text, k=k)
+        return self.pipeline.search(query)
+
+    def search(self, query: SearchQuery | str, k: int = 10, *, explain: bool = False) -> SearchAnswer:
+        query = query if isinstance(query, SearchQuery) else SearchQuery(text=query, k=k)
+        outcome = self.run(query)
         ids = self.collection.external_ids_of([c.row for c in outcome.candidates])
         stored = self.collection.docstore.get_many(ids)
         hits = [
             Hit(id=doc_id, score=c.score, title=(doc or {}).get("title", ""), branches=dict(c.ranks))
             for doc_id, doc, c in zip(ids, stored, outcome.candidates, strict=True)
         ]
-        return SearchAnswer(hits, outcome.degraded, self.version, outcome.scorer, outcome.took_ms)
+        return SearchAnswer(
+            hits,
+            outcome.degraded,
+            self.version,
+            outcome.scorer,
+            outcome.took_ms,
+            branch_ms=outcome.branch_ms,
+            branch_counts={name: len(result) for name, result in outcome.branches.items()},
+            explain=self._explain(outcome) if explain else None,
+        )
+
+    def _explain(self, outcome: SearchOutcome) -> dict[str, list[dict]]:
+        """Each branch's own candidates with its scores, best first."""
+        return {
+            name: [
+                {"id": doc_id, "rank": rank, "score": score}
+                for rank, (doc_id, score) in enumerate(
+                    zip(self.collection.external_ids_of(result.rows), result.scores.tolist(), strict=True),
+                    start=1,
+                )
+            ]
+            for name, result in outcome.branches.items()
+        }
+
+    def item(self, item_id: str) -> dict | None:
+        """Stored fields of one item, or None for an unknown id."""
+        if item_id not in self.collection.row_of:
+            return None
+        return self.collection.docstore.get(item_id)
+
+    def similar(self, item_id: str, k: int) -> list[Hit] | None:
+        """Items nearest to `item_id` in the transformer space, itself excluded; None for an unknown id."""
+        row = self.collection.row_of.get(item_id)
+        if row is None:
+            return None
+        vector = self.collection.vectors.reconstruct(np.array([row]))
+        rows, scores = self.collection.vectors.search(vector, min(k + 1, len(self.collection)))
+        pairs = [
+            (r, s) for r, s in zip(rows[0].tolist(), scores[0].tolist(), strict=True) if r >= 0 and r != row
+        ]
+        ids = self.collection.external_ids_of([r for r, _ in pairs[:k]])
+        stored = self.collection.docstore.get_many(ids)
+        return [
+            Hit(id=doc_id, score=score, title=(doc or {}).get("title", ""), branches={"dense": rank})
+            for rank, (doc_id, doc, (_, score)) in enumerate(zip(ids, stored, pairs, strict=False), start=1)
+        ]
 
     def close(self) -> None:
         self.collection.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from api.cli import build, evaluate, serve
+from api.cli import build, evaluate, evaluate_rec, prepare, serve, train, versions
 
 app = typer.Typer(
     help="searchrec: build, serve and evaluate search and recommendation indices.", no_args_is_help=True
@@ -12,3 +12,7 @@ app = typer.Typer(
 build.register(app)
 serve.register(app)
 evaluate.register(app)
+evaluate_rec.register(app)
+versions.register(app)
+train.register(app)
+prepare.register(app)

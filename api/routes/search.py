@@ -1,28 +1,52 @@
-"""`POST /search`: hybrid search over the default collection."""
+"""Search routes: `POST /search` on the default collection and `POST /collections/{name}/search`."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.exceptions import RequestValidationError
 
-from api.deps import DefaultCollection
+from api.deps import AppMetrics, DefaultCollection, NamedCollection
 from api.schemas import SearchHit, SearchRequest, SearchResponse
+from retrieval.service import CollectionService
 
 router = APIRouter(tags=["search"])
 
 
-@router.post("/search", response_model=SearchResponse, summary="Search the default collection")
-def search(request: SearchRequest, service: DefaultCollection) -> SearchResponse:
-    """Recall with every branch, merge with provenance, score, and return the best `k`."""
+def answer(request: SearchRequest, service: CollectionService, metrics: AppMetrics) -> SearchResponse:
+    """Recall with the selected branches, merge with provenance, score, and return the best `k`."""
     if not request.query.strip():
         raise RequestValidationError(
             [{"loc": ("body", "query"), "msg": "must contain a non-space character", "input": request.query}]
         )
-    answer = service.search(request.query, request.k)
-    return SearchResponse(
-        results=[SearchHit(id=h.id, score=h.score, title=h.title, branches=h.branches) for h in answer.hits],
-        index_version=answer.version,
-        scorer=answer.scorer,
-        degraded=answer.degraded,
-        took_ms=round(answer.took_ms, 3),
+    query = service.query(
+        request.query,
+        request.k,
+        filters=request.filters,
+        location=(request.location.lat, request.location.lon) if request.location else None,
+        radius_km=request.radius_km,
+        user_id=request.user_id,
+        branches=request.branches,
     )
+    result = service.search(query, explain=request.explain)
+    metrics.observe_answer(service.collection.name, result)
+    return SearchResponse(
+        results=[SearchHit(id=h.id, score=h.score, title=h.title, branches=h.branches) for h in result.hits],
+        collection=service.collection.name,
+        index_version=result.version,
+        scorer=result.scorer,
+        degraded=result.degraded,
+        took_ms=round(result.took_ms, 3),
+        explain=result.explain,
+    )
+
+
+@router.post("/search", response_model=SearchResponse, summary="Search the default collection")
+def search(request: SearchRequest, service: DefaultCollection, metrics: AppMetrics) -> SearchResponse:
+    return answer(request, service, metrics)
+
+
+@router.post("/collections/{name}/search", response_model=SearchResponse, summary="Search one collection")
+def search_collection(
+    request: SearchRequest, service: NamedCollection, metrics: AppMetrics
+) -> SearchResponse:
+    return answer(request, service, metrics)

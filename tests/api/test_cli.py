@@ -49,11 +49,11 @@ def test_eval_reports_every_metric_for_merged_and_branches(scifact_slice_root: P
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["queries"] == len({line.split("\t")[0] for line in kept})
-    assert set(report["metrics"]) == {"merged", "bm25", "dense"}
+    assert set(report["metrics"]) == {"merged", "bm25", "dense", "w2v"}
     for values in report["metrics"].values():
         assert set(values) == set(SEARCH_METRICS)
         assert all(0.0 <= v <= 1.0 for v in values.values())
-    assert set(report["unique_relevant_top100"]) == {"bm25", "dense"}
+    assert set(report["unique_relevant_top100"]) == {"bm25", "dense", "w2v"}
     # Each judged document is in the slice, so the hybrid ranking must find most of them.
     assert report["metrics"]["merged"]["recall@100"] > 0.8
 

@@ -1,0 +1,34 @@
+"""Admin routes, mounted only when `SEARCHREC_ADMIN_TOKEN` is set: hot reload of published versions."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+
+from api.deps import Registry
+from api.schemas import ReloadResult
+
+TOKEN_ENV = "SEARCHREC_ADMIN_TOKEN"
+
+
+def require_token(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+    expected = f"Bearer {request.app.state.admin_token}"
+    if authorization is None or not hmac.compare_digest(authorization.encode(), expected.encode()):
+        raise HTTPException(status_code=401, detail="admin routes need 'Authorization: Bearer <token>'")
+
+
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_token)])
+
+
+@router.post("/reload", response_model=ReloadResult, summary="Serve newly published versions")
+def reload(
+    registry: Registry,
+    collection: Annotated[str | None, Query(description="Reload only this collection.")] = None,
+) -> ReloadResult:
+    switched = registry.reload(collection)
+    return ReloadResult(
+        switched=[{"collection": r.name, "from": r.old_version, "to": r.new_version} for r in switched],
+        versions={name: service.version for name, service in registry.items()},
+    )

@@ -1,0 +1,43 @@
+"""Operations routes: liveness, readiness, versions and Prometheus metrics."""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from api.deps import AppMetrics, DefaultCollection, Registry
+from api.schemas import Health, VersionInfo
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", response_model=Health, summary="Liveness and the default collection's version")
+def healthz(service: DefaultCollection) -> Health:
+    return Health(status="ok", index_version=service.version, documents=len(service.collection))
+
+
+@router.get("/readyz", summary="Ready when every collection's artifacts are loaded")
+def readyz(request: Request) -> JSONResponse:
+    registry = getattr(request.app.state, "registry", None)
+    loaded = {name: service.version for name, service in registry.items()} if registry else {}
+    ready = registry is not None and len(loaded) == len(registry.names)
+    body = {"ready": ready, "collections": loaded}
+    return JSONResponse(status_code=200 if ready else 503, content=body)
+
+
+@router.get(
+    "/version", response_model=VersionInfo, summary="Software version and each collection's index version"
+)
+def version(registry: Registry) -> VersionInfo:
+    try:
+        software = metadata.version("searchrec")
+    except metadata.PackageNotFoundError:
+        software = "unknown"
+    return VersionInfo(searchrec=software, collections={n: s.version for n, s in registry.items()})
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def prometheus(metrics: AppMetrics) -> Response:
+    return metrics.exposition()

@@ -1,0 +1,111 @@
+"""Ranker artifacts: a versioned root like an index's, one directory per trained ranker.
+
+Layout of a version (every file checksummed in ``manifest.json``, kind ``ranker``)::
+
+    manifest.json     params: ranker_format, model_type, the feature declaration and names, the recall
+                      branches and depth it was trained on, training metrics per model type, libraries
+    features.json     the feature declaration (also in the manifest, for people and tools)
+    model/            the kept model's files (LightGBM text model, or MLP weights and standardisation)
+
+`write_ranker` publishes through `indexer.versions.VersionStore`; `read_ranker` accepts a root (its current
+version) or a version directory and refuses what it cannot serve with an `ArtifactError` naming why.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from indexer.artifact import ArtifactError, read_manifest, write_manifest
+from indexer.versions import VersionStore, resolve_artifact
+from ranker.features.declarations import FeatureDeclaration
+from ranker.models import MODELS, RankingModel
+
+RANKER_KIND = "ranker"
+RANKER_FORMAT = 1
+FEATURES_FILE = "features.json"
+MODEL_DIR = "model"
+LIBRARIES = ("numpy", "lightgbm", "torch", "scikit-learn")
+
+
+def ranker_libraries() -> dict[str, str]:
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def write_ranker(
+    root: Path,
+    model: RankingModel,
+    declaration: FeatureDeclaration,
+    *,
+    metrics: dict[str, Any],
+    training: dict[str, Any],
+    keep: int = 5,
+) -> tuple[str, Path]:
+    """Write a new ranker version under `root` and publish it; return (version, directory)."""
+    store = VersionStore(root)
+    with store.build(keep=keep) as (version, staging):
+        model.save(staging / MODEL_DIR)
+        (staging / FEATURES_FILE).write_text(json.dumps(declaration.to_json(), indent=2), encoding="utf-8")
+        params = {
+            "ranker_format": RANKER_FORMAT,
+            "model_type": model.kind,
+            "features": declaration.to_json(),
+            "feature_names": declaration.names,
+            "branches": declaration.branches,
+            "metrics": metrics,
+            "selected_by": "valid_ndcg@10",
+            "training": training,
+            "ranker_libraries": ranker_libraries(),
+        }
+        write_manifest(staging, kind=RANKER_KIND, params=params, parts={"version": version, "model": model.kind})
+    return version, store.versions_dir / version
+
+
+@dataclass
+class RankerArtifact:
+    path: Path
+    version: str
+    manifest: dict[str, Any]
+    declaration: FeatureDeclaration
+    model: RankingModel
+
+    @property
+    def model_type(self) -> str:
+        return str(self.manifest["params"]["model_type"])
+
+
+def read_ranker(path: Path) -> RankerArtifact:
+    """Load and check a ranker (root or version directory)."""
+    directory = resolve_artifact(path)
+    manifest = read_manifest(directory, kind=RANKER_KIND)
+    params = manifest.get("params", {})
+    found = params.get("ranker_format")
+    if not isinstance(found, int) or found > RANKER_FORMAT:
+        raise ArtifactError(
+            f"{directory}: ranker format {found!r}; this searchrec reads up to {RANKER_FORMAT}. Retrain it."
+        )
+    kind = params.get("model_type")
+    if kind not in MODELS:
+        raise ArtifactError(f"{directory}: unknown model type {kind!r}; this searchrec knows {sorted(MODELS)}")
+    try:
+        declaration = FeatureDeclaration.model_validate(params["features"])
+    except (KeyError, ValidationError) as error:
+        raise ArtifactError(f"{directory}: the feature declaration cannot be read: {error}") from None
+    model = MODELS[kind].load(directory / MODEL_DIR)
+    if model.n_features != len(declaration.names):
+        raise ArtifactError(
+            f"{directory}: the model takes {model.n_features} features, the declaration has "
+            f"{len(declaration.names)}"
+        )
+    return RankerArtifact(directory, str(manifest["parts"]["version"]), manifest, declaration, model)

@@ -1,0 +1,127 @@
+"""What features read from a loaded collection: a structural protocol, and per-collection lookups.
+
+`ranker` never imports `retrieval`; `retrieval.collection.Collection` satisfies `FeatureCollection`
+structurally. Optional parts (Word2Vec vectors, behaviour, keyword fields, numeric columns) may be absent
+(None or empty); the operators that need them report themselves unavailable instead of failing per request.
+
+`CollectionView` adds what several operators share and is costly to recompute: the external id -> row map,
+stored-vector access and a per-row cache of item lengths in analysed terms.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from indexer.fields import make_field_analyzer
+
+# Docstore record keys that are not text (see `indexer.build._record`).
+NON_TEXT_KEYS = frozenset({"category", "tags", "lat", "lon", "popularity", "features"})
+
+
+class FeatureCollection(Protocol):
+    """The parts of a loaded collection that feature operators use."""
+
+    ids: list[str]
+    inverted: Any  # indexer.fields.FieldedBm25: analyze, score_rows, fields
+    vectors: Any  # indexer.ann.VectorIndex over transformer embeddings
+    docstore: Any  # indexer.docstore.DocStore: get_many
+    encoder: Any  # encode(texts) -> unit float32 rows
+    text_vectors: Any  # indexer.text_vectors.TextVectors | None
+    behaviour: Any  # indexer.behaviour.Behaviour | None
+    keywords: Any  # indexer.keywords.Keywords
+    columns: dict[str, np.ndarray]
+
+    @property
+    def popularity(self) -> np.ndarray | None: ...
+
+    def __len__(self) -> int: ...
+
+
+def stored_vectors(index: Any, rows: np.ndarray) -> np.ndarray:
+    """The stored (unit, for cosine) vectors of `rows` in a vector index; ValueError when it keeps none."""
+    rows = np.asarray(rows, dtype=np.int64)
+    reconstruct = getattr(index, "reconstruct", None)
+    if callable(reconstruct):
+        return np.asarray(reconstruct(rows), dtype=np.float32)
+    private = getattr(index, "_vectors", None)  # every exact-storage backend implements it
+    if callable(private):
+        try:
+            return np.asarray(private(rows), dtype=np.float32)
+        except NotImplementedError:
+            pass
+    raise ValueError(f"vector index {type(index).__name__} does not keep its vectors")
+
+
+def vectors_available(index: Any) -> str | None:
+    """None when `stored_vectors` works on `index`, else why not."""
+    if index is None:
+        return "no vector index"
+    if len(index) == 0:
+        return "the vector index is empty"
+    try:
+        stored_vectors(index, np.zeros(1, dtype=np.int64))
+    except (ValueError, RuntimeError) as error:
+        return str(error)
+    return None
+
+
+class CollectionView:
+    """A collection plus shared lookups; one per (collection, extractor), safe to use from many threads."""
+
+    def __init__(self, collection: FeatureCollection) -> None:
+        self.collection = collection
+        self._row_of: dict[str, int] | None = None
+        self._lengths = np.full(len(collection), -1, dtype=np.int32)
+        self._local = threading.local()
+        fields = getattr(collection.inverted, "fields", [])
+        self.primary_analyzer: str = fields[0].analyzer if fields else "english"
+        self.text_sources: tuple[str, ...] = tuple(fields[0].sources) if fields else ()
+
+    @property
+    def row_of(self) -> dict[str, int]:
+        if self._row_of is None:
+            self._row_of = {item_id: row for row, item_id in enumerate(self.collection.ids)}
+        return self._row_of
+
+    def rows_of(self, ids: Sequence[str]) -> np.ndarray:
+        """Rows of external ids; ValueError naming the first unknown one."""
+        row_of = self.row_of
+        missing = [item_id for item_id in ids if item_id not in row_of]
+        if missing:
+            raise ValueError(f"unknown item id {missing[0]!r} in this collection")
+        return np.fromiter((row_of[i] for i in ids), dtype=np.int64, count=len(ids))
+
+    def ids_of(self, rows: np.ndarray) -> list[str]:
+        ids = self.collection.ids
+        return [ids[row] for row in np.asarray(rows).tolist()]
+
+    def analyze(self, text: str) -> list[str]:
+        """`text` in the primary field's analyzer (one analyzer per thread: they are not thread-safe)."""
+        analyzer = getattr(self._local, "analyzer", None)
+        if analyzer is None:
+            analyzer = self._local.analyzer = make_field_analyzer(self.primary_analyzer)
+        return analyzer(text)
+
+    def record_text(self, record: dict | None) -> str:
+        """The text the primary BM25 field indexes, rebuilt from a docstore record."""
+        if not record:
+            return ""
+        if self.text_sources:
+            return "\n".join(str(record.get(s) or "") for s in self.text_sources)
+        return "\n".join(str(v) for k, v in record.items() if k not in NON_TEXT_KEYS and isinstance(v, str))
+
+    def item_lengths(self, rows: np.ndarray) -> np.ndarray:
+        """Analysed terms per item, computed from the docstore on first use and cached per row."""
+        rows = np.asarray(rows, dtype=np.int64)
+        known = self._lengths[rows]
+        todo = np.flatnonzero(known < 0)
+        if todo.size:
+            records = self.collection.docstore.get_many(self.ids_of(rows[todo]))
+            fresh = np.array([len(self.analyze(self.record_text(r))) for r in records], dtype=np.int32)
+            self._lengths[rows[todo]] = fresh
+            known[todo] = fresh
+        return known.astype(np.float64)

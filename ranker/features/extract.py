@@ -1,0 +1,76 @@
+"""Compute a declaration's features for one request: one float64 matrix (candidates x features).
+
+`FeatureExtractor` is the single code path of training and serving: the training job calls `extract` on
+the candidates the recall pipeline produced, the serving scorer calls it on the same kind of candidates, so
+a feature cannot mean one thing offline and another online. Each feature is its calc op followed by its
+transforms, vectorised over the whole candidate list; IO values are fetched once per request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ranker.features.collection import CollectionView, FeatureCollection
+from ranker.features.declarations import FeatureDeclaration, FeatureSpec, require
+from ranker.features.ops import CALC_OPS, Request
+from ranker.features.transforms import TRANSFORMS
+from ranker.scoring import RankingContext, Scoreable
+
+
+class _Compiled:
+    """A feature with its parameters resolved once, at load."""
+
+    def __init__(self, spec: FeatureSpec) -> None:
+        self.name = spec.name
+        self.op = CALC_OPS[spec.calc]
+        self.params = spec.resolved_params()
+        self.steps = [(TRANSFORMS[t.op], t.resolved()) for t in spec.transforms]
+
+    def __call__(self, request: Request) -> np.ndarray:
+        values = np.asarray(self.op.compute(request, self.params), dtype=np.float64)
+        for transform, params in self.steps:
+            values = np.asarray(transform.apply(values, params), dtype=np.float64)
+        if values.shape != (len(request),):
+            raise RuntimeError(f"feature {self.name!r} gave shape {values.shape}, expected ({len(request)},)")
+        return values
+
+
+class FeatureExtractor:
+    """A declaration bound to a collection; `require` has checked it can be computed there."""
+
+    def __init__(
+        self,
+        declaration: FeatureDeclaration,
+        collection: FeatureCollection | CollectionView,
+        *,
+        branches: Iterable[str] | None = None,
+    ) -> None:
+        self.view = collection if isinstance(collection, CollectionView) else CollectionView(collection)
+        require(declaration, self.view, branches)
+        self.declaration = declaration
+        self.names = declaration.names
+        self._features = [_Compiled(spec) for spec in declaration.features]
+
+    def extract(self, context: RankingContext, candidates: Sequence[Scoreable]) -> np.ndarray:
+        """(len(candidates), len(names)) float64; row i belongs to candidates[i]."""
+        request = Request(self.view, context, candidates)
+        out = np.empty((len(candidates), len(self._features)), dtype=np.float64)
+        for j, feature in enumerate(self._features):
+            out[:, j] = feature(request)
+        return out
+
+    def explain(self, context: RankingContext, candidates: Sequence[Scoreable]) -> list[dict[str, float]]:
+        """The features of each candidate as {name: value}, in candidate order."""
+        return self.as_dicts(self.extract(context, candidates))
+
+    def as_dicts(self, matrix: np.ndarray) -> list[dict[str, float]]:
+        return [dict(zip(self.names, row, strict=True)) for row in matrix.tolist()]
+
+    def ids_of(self, candidates: Sequence[Scoreable]) -> list[str]:
+        return self.view.ids_of(np.fromiter((c.row for c in candidates), dtype=np.int64, count=len(candidates)))
+
+    def describe(self) -> dict[str, Any]:
+        return {"names": self.names, "declaration": self.declaration.to_json()}

@@ -1,0 +1,128 @@
+"""Feature logging: what the serving ranker computed, one JSON line per request, and reading it back.
+
+A line holds the request id, the query context, the collection and ranker versions, the feature names, and
+per candidate its external id, provenance (per-branch rank and score, fused score) and feature values. That
+is enough to rebuild the request offline (`LoggedRequest.candidates`) and recompute its features with the
+training code path, which is how online/offline consistency is checked, and to train on served traffic.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ranker.features.collection import CollectionView
+from ranker.scoring import RankingContext, Scoreable
+
+
+@dataclass(slots=True)
+class LoggedCandidate:
+    """A candidate rebuilt from a log line; satisfies `Scoreable`."""
+
+    row: int
+    fused_score: float
+    ranks: dict[str, int] = field(default_factory=dict)
+    branch_scores: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class LoggedRequest:
+    request_id: str
+    context: RankingContext
+    ids: list[str]
+    provenance: list[dict[str, Any]]
+    names: list[str]
+    features: np.ndarray
+    meta: dict[str, Any]
+
+    def candidates(self, view: CollectionView) -> list[LoggedCandidate]:
+        """The request's candidates as the scorer saw them (rows looked up from the external ids)."""
+        rows = view.rows_of(self.ids).tolist()
+        return [
+            LoggedCandidate(row, p["fused"], dict(p["ranks"]), dict(p["scores"]))
+            for row, p in zip(rows, self.provenance, strict=True)
+        ]
+
+
+class FeatureLogger:
+    """Appends one JSON line per scored request to `path`; safe to share between request threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+
+    def log(
+        self,
+        context: RankingContext,
+        ids: Sequence[str],
+        candidates: Sequence[Scoreable],
+        names: Sequence[str],
+        features: np.ndarray,
+        **meta: Any,
+    ) -> str:
+        """Write one request; return its request id (the context's, or a new one)."""
+        request_id = context.request_id or uuid.uuid4().hex
+        record = {
+            "request_id": request_id,
+            "time": time.time(),
+            "query": context.text,
+            "user_id": context.user_id,
+            "location": list(context.location) if context.location is not None else None,
+            **meta,
+            "names": list(names),
+            "candidates": [
+                {
+                    "id": item_id,
+                    "fused": float(c.fused_score),
+                    "ranks": {k: int(v) for k, v in c.ranks.items()},
+                    "scores": {k: float(v) for k, v in c.branch_scores.items()},
+                }
+                for item_id, c in zip(ids, candidates, strict=True)
+            ],
+            "features": features.tolist(),  # float64 -> shortest repr that round-trips exactly
+        }
+        line = json.dumps(record, ensure_ascii=False, allow_nan=True) + "\n"
+        with self._lock, self.path.open("a", encoding="utf-8") as handle:
+            handle.write(line)
+        return request_id
+
+
+def read_feature_log(path: Path) -> Iterator[LoggedRequest]:
+    """Every request of a feature log, in file order."""
+    with Path(path).open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                location = record.get("location")
+                context = RankingContext(
+                    text=record["query"],
+                    user_id=record.get("user_id"),
+                    location=(location[0], location[1]) if location else None,
+                    request_id=record["request_id"],
+                )
+                candidates = record["candidates"]
+                names = record["names"]
+                features = np.asarray(record["features"], dtype=np.float64).reshape(len(candidates), len(names))
+            except (KeyError, TypeError, ValueError) as error:
+                raise ValueError(f"{path}:{number}: not a feature log line ({error})") from None
+            known = {"request_id", "time", "query", "user_id", "location", "names", "candidates", "features"}
+            yield LoggedRequest(
+                request_id=record["request_id"],
+                context=context,
+                ids=[c["id"] for c in candidates],
+                provenance=candidates,
+                names=names,
+                features=features,
+                meta={k: v for k, v in record.items() if k not in known},
+            )

@@ -1,0 +1,337 @@
+"""Feature operators: IO ops fetch raw values, calc ops compute one value per candidate from them.
+
+IO ops (`IO_OPS`) read what a request and the collection hold: the analysed query, query and item vectors,
+the candidates' provenance (per-branch rank and score, fused score), numeric columns, keyword codes, item
+lengths, the user's history. A request memoises every IO value, so two features reading the query vector
+encode the query once. Each IO op also says whether a collection can serve it (`check`: None, or why not).
+
+Calc ops (`CALC_OPS`) turn IO values into a float64 vector over the request's candidates. They name the IO
+inputs they read (`needs`), so a declaration can be checked against a collection before any request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ranker.features.collection import CollectionView, stored_vectors, vectors_available
+from ranker.scoring import RankingContext, Scoreable
+
+SPACES = ("dense", "word2vec")
+EARTH_RADIUS_KM = 6371.0088
+FARTHEST_KM = float(np.pi * EARTH_RADIUS_KM)  # half the circumference: "as far as it gets"
+
+
+class Request:
+    """One request's candidates and memoised IO values."""
+
+    def __init__(self, view: CollectionView, context: RankingContext, candidates: Sequence[Scoreable]) -> None:
+        self.view = view
+        self.collection = view.collection
+        self.context = context
+        self.candidates = candidates
+        self.rows = np.fromiter((c.row for c in candidates), dtype=np.int64, count=len(candidates))
+        self._memo: dict[tuple[str, str | None], Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def get(self, op: str, arg: str | None = None) -> Any:
+        key = (op, arg)
+        if key not in self._memo:
+            self._memo[key] = IO_OPS[op].fetch(self, arg)
+        return self._memo[key]
+
+
+@dataclass(frozen=True)
+class IoOp:
+    fetch: Callable[[Request, str | None], Any]
+    check: Callable[[CollectionView, str | None], str | None] = lambda view, arg: None
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(vector))
+    return (vector / norm).astype(np.float32) if norm > 0 else vector.astype(np.float32)
+
+
+def _vector_index(view: CollectionView, space: str | None) -> Any:
+    if space == "dense":
+        return view.collection.vectors
+    text_vectors = view.collection.text_vectors
+    return text_vectors.index if text_vectors is not None else None
+
+
+def _check_space(view: CollectionView, space: str | None) -> str | None:
+    if space not in SPACES:
+        return f"unknown vector space {space!r}; choose one of {list(SPACES)}"
+    if space == "word2vec" and view.collection.text_vectors is None:
+        return "the collection has no Word2Vec vectors"
+    if space == "dense" and getattr(view.collection, "encoder", None) is None:
+        return "the collection has no query encoder"
+    problem = vectors_available(_vector_index(view, space))
+    return f"{space} vectors: {problem}" if problem else None
+
+
+def _query_vector(req: Request, space: str | None) -> np.ndarray:
+    known = (req.context.query_vectors or {}).get(space or "")
+    if known is not None:
+        return _unit(np.asarray(known, dtype=np.float32).reshape(-1))
+    if space == "dense":
+        return _unit(np.asarray(req.collection.encoder.encode([req.context.text])[0], dtype=np.float32))
+    return _unit(np.asarray(req.collection.text_vectors.embed(req.context.text), dtype=np.float32))
+
+
+def _item_vectors(req: Request, space: str | None) -> np.ndarray:
+    vectors = stored_vectors(_vector_index(req.view, space), req.rows)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+
+
+def _provenance(attribute: str) -> Callable[[Request, str | None], np.ndarray]:
+    def fetch(req: Request, branch: str | None) -> np.ndarray:
+        return np.array([getattr(c, attribute).get(branch, np.nan) for c in req.candidates], dtype=np.float64)
+
+    return fetch
+
+
+def _column_values(view: CollectionView, name: str | None) -> np.ndarray | None:
+    if name == "popularity":
+        return view.collection.popularity
+    return view.collection.columns.get(name or "")
+
+
+def _check_column(view: CollectionView, name: str | None) -> str | None:
+    if _column_values(view, name) is None:
+        return f"no numeric column {name!r}; the collection has {sorted(view.collection.columns)}"
+    return None
+
+
+def _check_keyword_codes(view: CollectionView, name: str | None) -> str | None:
+    fields = view.collection.keywords.fields
+    if name not in fields:
+        return f"no keyword field {name!r}; the collection has {sorted(fields)}"
+    if fields[name].codes is None:
+        return f"keyword field {name!r} holds several values per item"
+    return None
+
+
+def _user_history(req: Request, _: str | None) -> np.ndarray:
+    behaviour, user = req.collection.behaviour, req.context.user_id
+    if behaviour is None or user is None:
+        return np.zeros(0, dtype=np.int64)
+    return np.asarray(behaviour.history(user)[0], dtype=np.int64)
+
+
+def _check_field(view: CollectionView, name: str | None) -> str | None:
+    names = [f.name for f in view.collection.inverted.fields]
+    return None if name in names else f"no BM25 field {name!r}; the collection has {names}"
+
+
+def _item2vec(view: CollectionView) -> np.ndarray | None:
+    behaviour = view.collection.behaviour
+    return None if behaviour is None else behaviour.item_vectors
+
+
+IO_OPS: dict[str, IoOp] = {
+    "query_terms": IoOp(lambda req, _: req.collection.inverted.analyze(req.context.text)),
+    "bm25_field": IoOp(
+        lambda req, name: next(f for f in req.collection.inverted.fields if f.name == name), _check_field
+    ),
+    "query_vector": IoOp(_query_vector, _check_space),
+    "item_vectors": IoOp(_item_vectors, _check_space),
+    "branch_ranks": IoOp(_provenance("ranks")),
+    "branch_scores": IoOp(_provenance("branch_scores")),
+    "fused_score": IoOp(lambda req, _: np.array([c.fused_score for c in req.candidates], dtype=np.float64)),
+    "column": IoOp(
+        lambda req, name: np.asarray(_column_values(req.view, name)[req.rows], dtype=np.float64), _check_column
+    ),
+    "keyword_codes": IoOp(
+        lambda req, name: np.asarray(req.collection.keywords.fields[name].codes[req.rows], dtype=np.int64),
+        _check_keyword_codes,
+    ),
+    "item_lengths": IoOp(lambda req, _: req.view.item_lengths(req.rows)),
+    "user_history": IoOp(
+        _user_history, lambda view, _: None if view.collection.behaviour else "the collection has no behaviour"
+    ),
+    "item2vec": IoOp(
+        lambda req, _: _item2vec(req.view),
+        lambda view, _: None if _item2vec(view) is not None else "the collection has no item2vec vectors",
+    ),
+}
+
+
+# ---------------------------------------------------------------------------------------------- calc ops
+Params = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Need:
+    """An IO input of a calc op."""
+
+    op: str
+    arg: str | None = None
+
+
+@dataclass(frozen=True)
+class CalcOp:
+    compute: Callable[[Request, Params], np.ndarray]
+    needs: Callable[[Params], list[Need]]
+    defaults: Params = field(default_factory=dict)  # every allowed parameter; REQUIRED marks a mandatory one
+    doc: str = ""
+
+    def branch(self, params: Params) -> str | None:
+        """The recall branch this op reads provenance of, if any."""
+        return params.get("branch") if "branch" in self.defaults else None
+
+
+REQUIRED = object()
+
+
+def _terms(req: Request) -> list[str]:
+    return list(req.get("query_terms").get(req.view.primary_analyzer, []))
+
+
+def _overlap(req: Request, _: Params) -> np.ndarray:
+    """Share of the distinct query terms (primary analyzer) present in the item, in any field of it."""
+    terms = list(dict.fromkeys(_terms(req)))
+    if not terms or not len(req):
+        return np.zeros(len(req))
+    fields = [f for f in req.collection.inverted.fields if f.analyzer == req.view.primary_analyzer]
+    present = np.zeros((len(terms), len(req)), dtype=bool)
+    for i, term in enumerate(terms):
+        for f in fields:
+            present[i] |= f.index.score_rows([term], req.rows) > 0
+    return present.mean(axis=0)
+
+
+def _category_preference(req: Request, params: Params) -> np.ndarray:
+    """Share of the user's history events on items of the candidate's category (0 without history)."""
+    history = req.get("user_history")
+    codes = req.get("keyword_codes", params["field"])
+    if not history.size:
+        return np.zeros(len(req))
+    all_codes = np.asarray(req.collection.keywords.fields[params["field"]].codes[history], dtype=np.int64)
+    all_codes = all_codes[all_codes >= 0]
+    if not all_codes.size:
+        return np.zeros(len(req))
+    share = np.bincount(all_codes, minlength=int(max(all_codes.max(), codes.max(initial=0))) + 1)
+    share = share / len(history)
+    return np.where(codes >= 0, share[np.maximum(codes, 0)], 0.0)
+
+
+def _item2vec_affinity(req: Request, _: Params) -> np.ndarray:
+    """Cosine between the candidate's item2vec vector and the mean of the user's history vectors."""
+    history, vectors = req.get("user_history"), req.get("item2vec")
+    if not history.size:
+        return np.zeros(len(req))
+    profile = _unit(np.asarray(vectors[history], dtype=np.float32).mean(axis=0))
+    return np.asarray(vectors[req.rows], dtype=np.float32) @ profile
+
+
+def haversine_km(lat1: float, lon1: float, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    dp, dl = p2 - p1, np.radians(lon2 - lon1)
+    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+
+
+def _geo_distance(req: Request, params: Params) -> np.ndarray:
+    location = req.context.location
+    if location is None:
+        return np.full(len(req), float(params["missing"]))
+    distance = haversine_km(location[0], location[1], req.get("column", "lat"), req.get("column", "lon"))
+    return np.where(np.isnan(distance), float(params["missing"]), distance)
+
+
+def _filled(values: np.ndarray, missing: float) -> np.ndarray:
+    return np.where(np.isnan(values), float(missing), values)
+
+
+CALC_OPS: dict[str, CalcOp] = {
+    "bm25": CalcOp(
+        lambda req, p: req.collection.inverted.score_rows(req.get("query_terms"), req.rows).astype(np.float64),
+        lambda p: [Need("query_terms")],
+        doc="Boosted multi-field BM25 of the query for the candidate.",
+    ),
+    "field_bm25": CalcOp(
+        lambda req, p: req.get("bm25_field", p["field"])
+        .index.score_rows(req.get("query_terms").get(req.get("bm25_field", p["field"]).analyzer, []), req.rows)
+        .astype(np.float64),
+        lambda p: [Need("query_terms"), Need("bm25_field", p["field"])],
+        {"field": REQUIRED},
+        "BM25 of one field (unboosted).",
+    ),
+    "cosine": CalcOp(
+        lambda req, p: (req.get("item_vectors", p["space"]) @ req.get("query_vector", p["space"])).astype(
+            np.float64
+        ),
+        lambda p: [Need("query_vector", p["space"]), Need("item_vectors", p["space"])],
+        {"space": "dense"},
+        "Cosine between the query and item vectors of a space (dense transformer or word2vec).",
+    ),
+    "term_overlap": CalcOp(_overlap, lambda p: [Need("query_terms")], doc=str(_overlap.__doc__)),
+    "query_length": CalcOp(
+        lambda req, p: np.full(len(req), float(len(_terms(req)))),
+        lambda p: [Need("query_terms")],
+        doc="Query terms (primary analyzer), the same for every candidate.",
+    ),
+    "item_length": CalcOp(
+        lambda req, p: req.get("item_lengths"), lambda p: [Need("item_lengths")], doc="Item terms."
+    ),
+    "branch_rank": CalcOp(
+        lambda req, p: _filled(req.get("branch_ranks", p["branch"]), p["missing"]),
+        lambda p: [Need("branch_ranks", p["branch"])],
+        {"branch": REQUIRED, "missing": 101.0},
+        "1-based rank in a branch; `missing` (branch depth + 1) where the branch did not find it.",
+    ),
+    "branch_found": CalcOp(
+        lambda req, p: (~np.isnan(req.get("branch_ranks", p["branch"]))).astype(np.float64),
+        lambda p: [Need("branch_ranks", p["branch"])],
+        {"branch": REQUIRED},
+        "1 where the branch found the candidate, else 0.",
+    ),
+    "branch_score": CalcOp(
+        lambda req, p: _filled(req.get("branch_scores", p["branch"]), p["missing"]),
+        lambda p: [Need("branch_scores", p["branch"])],
+        {"branch": REQUIRED, "missing": 0.0},
+        "The branch's own score; `missing` where it did not find the candidate.",
+    ),
+    "branch_count": CalcOp(
+        lambda req, p: np.array([len(c.ranks) for c in req.candidates], dtype=np.float64),
+        lambda p: [],
+        doc="Number of branches that found the candidate.",
+    ),
+    "fused": CalcOp(lambda req, p: req.get("fused_score"), lambda p: [Need("fused_score")], doc="Fused score."),
+    "column": CalcOp(
+        lambda req, p: _filled(req.get("column", p["name"]), p["missing"]),
+        lambda p: [Need("column", p["name"])],
+        {"name": REQUIRED, "missing": 0.0},
+        "A numeric column of the item.",
+    ),
+    "popularity": CalcOp(
+        lambda req, p: _filled(req.get("column", "popularity"), p["missing"]),
+        lambda p: [Need("column", "popularity")],
+        {"missing": 0.0},
+        "Item popularity (behaviour-decayed when the collection has events).",
+    ),
+    "geo_distance": CalcOp(
+        _geo_distance,
+        lambda p: [Need("column", "lat"), Need("column", "lon")],
+        {"missing": FARTHEST_KM},
+        "Great-circle km from the request's location to the item; `missing` without either.",
+    ),
+    "category_preference": CalcOp(
+        _category_preference,
+        lambda p: [Need("user_history"), Need("keyword_codes", p["field"])],
+        {"field": "category"},
+        str(_category_preference.__doc__),
+    ),
+    "item2vec_affinity": CalcOp(
+        _item2vec_affinity,
+        lambda p: [Need("user_history"), Need("item2vec")],
+        doc=str(_item2vec_affinity.__doc__),
+    ),
+}

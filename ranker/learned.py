@@ -1,0 +1,105 @@
+"""The serving side of the learned ranker: a `Scorer` that computes features and applies the model.
+
+`load_ranker(path, collection)` reads a ranker artifact, checks that its feature declaration can be
+computed on this collection (and, given the pipeline's branch names, that every branch it reads runs), and
+returns a `LearnedScorer`. Anything incompatible is refused at load with an `ArtifactError` (bad artifact)
+or `UnsatisfiableDeclaration` (a `ValueError`: the collection lacks what a feature needs), never per
+request. The scorer returns one score per candidate, in the order given: it never drops or reorders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ranker.artifact import RankerArtifact, read_ranker
+from ranker.features.collection import FeatureCollection
+from ranker.features.extract import FeatureExtractor
+from ranker.features.log import FeatureLogger
+from ranker.models import RankingModel
+from ranker.scoring import RankingContext, Scoreable
+
+
+class LearnedScorer:
+    """Features (the training code path) + a trained model; `name` is the model type."""
+
+    def __init__(
+        self,
+        extractor: FeatureExtractor,
+        model: RankingModel,
+        *,
+        name: str,
+        version: str,
+        logger: FeatureLogger | None = None,
+        collection_version: str | None = None,
+    ) -> None:
+        self.extractor = extractor
+        self.model = model
+        self.name = name
+        self.version = version
+        self.logger = logger
+        self.collection_version = collection_version
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.extractor.names
+
+    def features(self, context: RankingContext, candidates: Sequence[Scoreable]) -> np.ndarray:
+        return self.extractor.extract(context, candidates)
+
+    def score(self, context: RankingContext, candidates: Sequence[Scoreable]) -> np.ndarray:
+        if not candidates:
+            return np.zeros(0, dtype=np.float64)
+        matrix = self.extractor.extract(context, candidates)
+        scores = np.asarray(self.model.predict(matrix), dtype=np.float64)
+        if self.logger is not None:
+            self.logger.log(
+                context,
+                self.extractor.ids_of(candidates),
+                candidates,
+                self.extractor.names,
+                matrix,
+                ranker=self.name,
+                ranker_version=self.version,
+                collection_version=self.collection_version,
+            )
+        return scores
+
+    def explain(self, context: RankingContext, candidates: Sequence[Scoreable]) -> list[dict[str, float]]:
+        """Per candidate (in the order given) its feature values by name, plus `_score`: the model's score."""
+        if not candidates:
+            return []
+        matrix = self.extractor.extract(context, candidates)
+        scores = self.model.predict(matrix)
+        rows = self.extractor.as_dicts(matrix)
+        for row, score in zip(rows, scores.tolist(), strict=True):
+            row["_score"] = score
+        return rows
+
+
+def load_ranker(
+    path: Path,
+    collection: FeatureCollection,
+    *,
+    branches: Iterable[str] | None = None,
+    logger: FeatureLogger | None = None,
+) -> LearnedScorer:
+    """A `LearnedScorer` for `collection` from a ranker root or version directory.
+
+    `branches`: the names of the recall branches the pipeline runs; when given, a feature reading the
+    provenance of a branch that does not run is refused too.
+    """
+    artifact: RankerArtifact = read_ranker(path)
+    extractor = FeatureExtractor(artifact.declaration, collection, branches=branches)
+    manifest = getattr(collection, "manifest", None)
+    collection_version = (manifest or {}).get("parts", {}).get("version") if isinstance(manifest, dict) else None
+    return LearnedScorer(
+        extractor,
+        artifact.model,
+        name=artifact.model_type,
+        version=artifact.version,
+        logger=logger,
+        collection_version=collection_version,
+    )

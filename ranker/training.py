@@ -1,0 +1,180 @@
+"""Training a ranker: ranked lists with labels in, the better of LambdaMART and the list-wise MLP out.
+
+The input is generic: a list of `RankingExample` (a context, its candidates, their labels and the ideal
+gains of the context's judgments). Search training builds them from the recall pipeline's candidates and
+qrels (`search_example`); next-item recommendation can build them from a behaviour log's held-out events
+the same way. Features come from the same `FeatureExtractor` the serving scorer uses.
+
+`CandidateRecorder` is the scorer the training job puts into the pipeline: it scores like fusion and keeps
+each request's full merged candidate list, exactly what a serving scorer is given.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from ranker.features.extract import FeatureExtractor
+from ranker.models import Groups, RankingModel, mean_ndcg, model_class
+from ranker.scoring import FusionScorer, RankingContext, Scoreable
+
+MODEL_KINDS = ("lambdamart", "listwise_mlp")
+SELECTION_METRIC = "valid_ndcg@10"
+
+
+@dataclass
+class RankingExample:
+    key: str  # query id (or context id)
+    context: RankingContext
+    candidates: Sequence[Scoreable]
+    labels: np.ndarray  # grade per candidate, 0 when unjudged
+    ideal: np.ndarray  # positive grades of every judged item of `key`, highest first
+
+
+class CandidateRecorder:
+    """A fusion scorer that remembers the last request it scored (per thread)."""
+
+    name = "fusion"
+    version = "1"
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._fusion = FusionScorer()
+
+    def score(self, context: RankingContext, candidates: Sequence[Scoreable]) -> np.ndarray:
+        self._local.last = (context, list(candidates))
+        return self._fusion.score(context, candidates)
+
+    def take(self) -> tuple[RankingContext | None, list[Scoreable]]:
+        """The last request's context and candidates (None and [] when nothing was scored), then forget it."""
+        last = getattr(self._local, "last", (None, []))
+        self._local.last = (None, [])
+        return last
+
+
+def ideal_gains(judgments: Mapping[str, int]) -> np.ndarray:
+    grades = np.array([g for g in judgments.values() if g > 0], dtype=np.float64)
+    return np.sort(grades)[::-1]
+
+
+def search_example(
+    key: str,
+    context: RankingContext,
+    candidates: Sequence[Scoreable],
+    ids: Sequence[str],
+    judgments: Mapping[str, int],
+) -> RankingExample:
+    """Label candidates with their qrels grade (0 when unjudged)."""
+    labels = np.array([max(int(judgments.get(i, 0)), 0) for i in ids], dtype=np.int64)
+    return RankingExample(key, context, list(candidates), labels, ideal_gains(judgments))
+
+
+def collect_search_examples(
+    run: Callable[[str], tuple[RankingContext | None, Sequence[Scoreable]]],
+    ids_of: Callable[[Sequence[Scoreable]], list[str]],
+    queries: Mapping[str, str],
+    qrels: Mapping[str, Mapping[str, int]],
+    *,
+    progress: bool = True,
+) -> list[RankingExample]:
+    """One example per judged query: `run(text)` gives the pipeline's context and merged candidates.
+
+    A query whose recall found nothing still yields an (empty) example, so it counts as 0 in nDCG.
+    """
+    examples = []
+    judged = [qid for qid in qrels if qid in queries]
+    for qid in tqdm(judged, "queries", disable=not progress, unit="q"):
+        context, candidates = run(queries[qid])
+        context = context or RankingContext(text=queries[qid])
+        examples.append(search_example(qid, context, candidates, ids_of(candidates), qrels[qid]))
+    return examples
+
+
+def featurize(extractor: FeatureExtractor, examples: Sequence[RankingExample]) -> Groups:
+    matrices = [extractor.extract(e.context, e.candidates) for e in examples]
+    return Groups.stack(
+        [e.key for e in examples], matrices, [e.labels for e in examples], [e.ideal for e in examples],
+        len(extractor.names),
+    )  # fmt: skip
+
+
+def split_keys(keys: Iterable[str], valid_fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """Seeded split of sorted keys into (train, valid); both non-empty."""
+    if not 0 < valid_fraction < 1:
+        raise ValueError(f"valid_fraction must be between 0 and 1 (exclusive), got {valid_fraction}")
+    ordered = sorted(set(keys))
+    if len(ordered) < 2:
+        raise ValueError(f"need at least 2 queries to split into train and validation, got {len(ordered)}")
+    shuffled = [ordered[i] for i in np.random.default_rng(seed).permutation(len(ordered))]
+    n_valid = min(max(1, round(len(ordered) * valid_fraction)), len(ordered) - 1)
+    return sorted(shuffled[n_valid:]), sorted(shuffled[:n_valid])
+
+
+def subset(examples: Sequence[RankingExample], keys: Iterable[str]) -> list[RankingExample]:
+    wanted = set(keys)
+    return [e for e in examples if e.key in wanted]
+
+
+@dataclass
+class TrainingResult:
+    best: str
+    models: dict[str, RankingModel]
+    metrics: dict[str, dict[str, Any]]
+    importance: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def model(self) -> RankingModel:
+        return self.models[self.best]
+
+
+def train_rankers(
+    train: Groups,
+    valid: Groups,
+    *,
+    seed: int = 0,
+    kinds: Sequence[str] = MODEL_KINDS,
+    options: Mapping[str, dict[str, Any]] | None = None,
+    names: Sequence[str] | None = None,
+) -> TrainingResult:
+    """Train every model kind with early stopping on `valid`; keep the best validation nDCG@10.
+
+    Ties go to the kind listed first. `options` passes constructor arguments per kind.
+    """
+    if not kinds:
+        raise ValueError(f"no model kinds to train; choose from {list(MODEL_KINDS)}")
+    models, metrics = {}, {}
+    for kind in kinds:
+        model = model_class(kind)(**dict((options or {}).get(kind, {})))
+        metrics[kind] = model.fit(train, valid, seed=seed)
+        models[kind] = model
+    best = max(kinds, key=lambda k: (metrics[k][SELECTION_METRIC], -list(kinds).index(k)))
+    importance = {}
+    if names is not None and hasattr(models[best], "feature_importance"):
+        importance = models[best].feature_importance(list(names))
+    return TrainingResult(best, models, metrics, importance)
+
+
+def metrics_table(metrics: Mapping[str, Mapping[str, Any]], best: str) -> str:
+    """A markdown table of train and validation nDCG@10 per model kind."""
+    lines = ["| model | train nDCG@10 | valid nDCG@10 | kept |", "| --- | --- | --- | --- |"]
+    for kind, values in metrics.items():
+        kept = "yes" if kind == best else ""
+        lines.append(f"| {kind} | {values['train_ndcg@10']:.4f} | {values['valid_ndcg@10']:.4f} | {kept} |")
+    return "\n".join(lines)
+
+
+def fusion_metrics(train: Groups, valid: Groups) -> dict[str, float]:
+    """nDCG@10 of the candidates in the order the pipeline merged them (what fusion alone returns)."""
+
+    def merged_order(groups: Groups) -> np.ndarray:
+        return np.concatenate([-np.arange(s.stop - s.start, dtype=np.float64) for s in groups.slices()] or [[]])
+
+    return {
+        "train_ndcg@10": mean_ndcg(train, merged_order(train)),
+        "valid_ndcg@10": mean_ndcg(valid, merged_order(valid)),
+    }

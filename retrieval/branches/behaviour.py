@@ -1,0 +1,133 @@
+"""Branches that read the user's behaviour: item-to-item (item2vec) and the user's preferred keywords.
+
+Both start from the request's recent items: the ones it names, else the user's history from the build, the
+newest weighted most (a weight halves every `half_life_items` items back).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from retrieval.candidates import BranchResult, SearchQuery
+from retrieval.collection import Collection
+
+RECENT_ITEMS = 50
+HALF_LIFE_ITEMS = 10.0
+
+
+def recent_rows(collection: Collection, query: SearchQuery) -> np.ndarray:
+    """Rows of the request's recent items, newest last: the request's own list, else the user's history."""
+    if query.recent_rows:
+        return np.asarray(query.recent_rows, dtype=np.int64)
+    if query.user_id is None or collection.behaviour is None:
+        return np.zeros(0, dtype=np.int64)
+    rows, _, _ = collection.behaviour.history(query.user_id)
+    return np.asarray(rows, dtype=np.int64)
+
+
+def recency_weights(n: int, half_life: float = HALF_LIFE_ITEMS) -> np.ndarray:
+    """Weights for n items oldest first: the newest gets 1, one `half_life` back gets 0.5."""
+    return 0.5 ** (np.arange(n - 1, -1, -1, dtype=np.float64) / half_life)
+
+
+def top_rows(scores: np.ndarray, limit: int, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The `limit` best rows with a positive score, allowed ones only, best first (ties: lower row)."""
+    if allowed is not None:
+        scores = np.where(allowed, scores, 0.0)
+    candidates = np.flatnonzero(scores > 0)
+    if candidates.size > limit:
+        candidates = candidates[np.argpartition(-scores[candidates], limit - 1)[:limit]]
+    order = np.lexsort((candidates, -scores[candidates]))
+    chosen = candidates[order]
+    return chosen.astype(np.int64), scores[chosen].astype(np.float32)
+
+
+class ItemToItemSource:
+    """`item2item`: items whose item2vec vectors are close to the recent items, recency-weighted."""
+
+    name = "item2item"
+
+    def __init__(self, collection: Collection, recent: int = RECENT_ITEMS) -> None:
+        self.collection = collection
+        self.recent = recent
+
+    def enabled(self, query: SearchQuery) -> bool:
+        behaviour = self.collection.behaviour
+        return (
+            query.wants_text_free(self.name)
+            and behaviour is not None
+            and behaviour.item_vectors is not None
+            and len(recent_rows(self.collection, query)) > 0
+        )
+
+    def fetch(self, query: SearchQuery, limit: int) -> BranchResult:
+        behaviour = self.collection.behaviour
+        assert behaviour is not None and behaviour.item_vectors is not None  # the gate guarantees it
+        rows = recent_rows(self.collection, query)[-self.recent :]
+        vectors = np.asarray(behaviour.item_vectors)
+        # Sum of recency-weighted cosines to each recent item = dot product with their weighted sum.
+        profile = recency_weights(len(rows)) @ vectors[rows]
+        scores = vectors @ profile
+        if behaviour.item_known is not None:
+            scores = np.where(behaviour.item_known, scores, 0.0)
+        scores[rows] = 0.0  # never recommend the items the request starts from
+        found, values = top_rows(scores, limit, query.allowed)
+        return BranchResult(self.name, found, values)
+
+
+class UserPreferenceSource:
+    """`user_pref`: the keyword values (category, tags) the recent items share most, then the most popular
+    items that hold them. An item's score is the summed preference of its values, popularity breaking ties."""
+
+    name = "user_pref"
+
+    def __init__(self, collection: Collection, top_values: int = 5) -> None:
+        self.collection = collection
+        self.top_values = top_values
+        self.fields = [f for f in ("category", "tags") if f in collection.keyword_fields]
+        self._values_of_rows = {name: self._transpose(name) for name in self.fields}
+
+    def _transpose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Row-major view of a keyword field: (indptr over rows, value codes), built once at load."""
+        field = self.collection.keywords.field(name)
+        postings = [np.asarray(field.rows(value), dtype=np.int64) for value in field.values]
+        rows = np.concatenate(postings) if postings else np.zeros(0, dtype=np.int64)
+        codes = np.repeat(np.arange(len(postings)), [len(p) for p in postings])
+        order = np.argsort(rows, kind="stable")
+        indptr = np.searchsorted(rows[order], np.arange(len(self.collection) + 1))
+        return indptr, codes[order]
+
+    def enabled(self, query: SearchQuery) -> bool:
+        return (
+            query.wants_text_free(self.name)
+            and bool(self.fields)
+            and len(recent_rows(self.collection, query)) > 0
+        )
+
+    def preferences(self, rows: np.ndarray) -> list[tuple[str, str, float]]:
+        """(field, value, weight) of the strongest preferences, weights summing to 1."""
+        weights = recency_weights(len(rows))
+        totals: dict[tuple[str, str], float] = {}
+        for name in self.fields:
+            indptr, codes = self._values_of_rows[name]
+            values = self.collection.keywords.field(name).values
+            for row, weight in zip(rows.tolist(), weights.tolist(), strict=True):
+                for code in codes[indptr[row] : indptr[row + 1]].tolist():
+                    key = (name, values[code])
+                    totals[key] = totals.get(key, 0.0) + weight
+        best = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[: self.top_values]
+        norm = sum(weight for _, weight in best) or 1.0
+        return [(name, value, weight / norm) for (name, value), weight in best]
+
+    def fetch(self, query: SearchQuery, limit: int) -> BranchResult:
+        rows = recent_rows(self.collection, query)
+        scores = np.zeros(len(self.collection), dtype=np.float64)
+        for name, value, weight in self.preferences(rows):
+            scores[self.collection.keywords.field(name).rows(value)] += weight
+        popularity = self.collection.popularity
+        if popularity is not None:
+            pop = np.nan_to_num(np.asarray(popularity, dtype=np.float64))
+            scores += np.where(scores > 0, 1e-3 * pop / (pop.max() or 1.0), 0.0)
+        scores[rows] = 0.0
+        found, values = top_rows(scores, limit, query.allowed)
+        return BranchResult(self.name, found, values)

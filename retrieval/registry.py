@@ -1,0 +1,119 @@
+"""The collections a service answers for, and hot reload of newly published versions.
+
+A request takes a reference to a collection's service once, at its start, and keeps using it. Reload opens the
+new version beside the old one, swaps the reference under a lock, and closes the old one only after a grace
+period, so requests in flight finish on the version they started with and none fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from indexer.artifact import MANIFEST
+from indexer.versions import VersionStore
+from retrieval.service import CollectionService
+
+log = logging.getLogger(__name__)
+
+RETIRE_AFTER_S = 60.0
+
+
+class UnknownCollectionError(LookupError):
+    """A collection name the service does not serve."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reloaded:
+    name: str
+    old_version: str
+    new_version: str
+
+
+class CollectionRegistry:
+    """Named collection services; the first one is the default for routes without a collection."""
+
+    def __init__(
+        self,
+        roots: dict[str, Path],
+        *,
+        opener: Callable[[Path, str], CollectionService] | None = None,
+        retire_after_s: float = RETIRE_AFTER_S,
+    ) -> None:
+        if not roots:
+            raise ValueError("a service needs at least one collection (--index ROOT)")
+        self.roots = dict(roots)
+        self._open = opener or (lambda root, name: CollectionService.open(root, name=name))
+        self._retire_after_s = retire_after_s
+        self._lock = threading.Lock()
+        self._services: dict[str, CollectionService] = {}
+        self._watcher: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def load(self) -> None:
+        for name, root in self.roots.items():
+            self._services[name] = self._open(root, name)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.roots)
+
+    @property
+    def default(self) -> CollectionService:
+        return self.get(self.names[0])
+
+    def get(self, name: str) -> CollectionService:
+        service = self._services.get(name)
+        if service is None:
+            raise UnknownCollectionError(f"unknown collection {name!r}; this service has {self.names}")
+        return service
+
+    def items(self) -> list[tuple[str, CollectionService]]:
+        return [(name, self._services[name]) for name in self.names if name in self._services]
+
+    def reload(self, name: str | None = None) -> list[Reloaded]:
+        """Switch each named (or every) collection whose root published a new version; return the switches."""
+        names = [name] if name is not None else self.names
+        switched = []
+        for each in names:
+            self.get(each)  # unknown names raise before anything changes
+            root = self.roots[each]
+            if (root / MANIFEST).is_file():
+                continue  # pinned to one version directory: nothing to reload
+            current = VersionStore(root).current_name()
+            old = self._services[each]
+            if current is None or current == old.version:
+                continue
+            fresh = self._open(root, each)
+            with self._lock:
+                self._services[each] = fresh
+            self._retire(old)
+            switched.append(Reloaded(each, old.version, fresh.version))
+            log.info("collection %s: switched from %s to %s", each, old.version, fresh.version)
+        return switched
+
+    def _retire(self, service: CollectionService) -> None:
+        timer = threading.Timer(self._retire_after_s, service.close)
+        timer.daemon = True
+        timer.start()
+
+    def watch(self, interval_s: float) -> None:
+        """Poll every root for a newly published version in a background thread."""
+
+        def loop() -> None:
+            while not self._stop.wait(interval_s):
+                try:
+                    self.reload()
+                except Exception:  # a broken new version must not stop the old one from serving
+                    log.exception("reload failed; still serving the previous versions")
+
+        self._watcher = threading.Thread(target=loop, name="reload-watcher", daemon=True)
+        self._watcher.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        for _, service in self.items():
+            service.close()

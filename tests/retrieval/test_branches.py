@@ -1,0 +1,111 @@
+"""Every recall branch and gate, filters, geography and recommendation on the tiny shops collection."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from tests.retrieval.conftest import SPRINGFIELD_IL, SPRINGFIELD_MA
+
+
+@pytest.fixture(scope="module")
+def client(shops_root: Path) -> Iterator[TestClient]:
+    with TestClient(create_app({"shops": shops_root})) as test_client:
+        yield test_client
+
+
+def _search(client: TestClient, **body: object) -> dict:
+    response = client.post("/search", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _recommend(client: TestClient, **body: object) -> dict:
+    response = client.post("/recommend", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@pytest.mark.parametrize(("location", "expected"), [(SPRINGFIELD_IL, "town-il"), (SPRINGFIELD_MA, "town-ma")])
+def test_geo_branch_puts_the_nearest_namesake_first(
+    client: TestClient, location: tuple, expected: str
+) -> None:
+    body = _search(client, query="Springfield", k=2, location={"lat": location[0] + 0.3, "lon": location[1]})
+    assert body["results"][0]["id"] == expected
+    assert body["results"][0]["branches"]["geo"] == 1
+
+
+def test_text_free_branches_stay_out_of_search_unless_asked(client: TestClient) -> None:
+    body = _search(client, query="pizza", k=10, user_id="user0", explain=True)
+    assert set(body["explain"]) <= {"bm25", "dense"}
+    asked = _search(
+        client, query="pizza", k=10, user_id="user0", branches=["bm25", "item2item"], explain=True
+    )
+    assert set(asked["explain"]) == {"bm25", "item2item"}
+
+
+def test_keyword_filter_returns_k_matching_items(client: TestClient) -> None:
+    # 6 coffee shops exist; asking for 6 must give all 6 even though "fresh fish" matches none of them.
+    body = _search(client, query="fresh fish", k=6, filters={"category": "coffee"})
+    assert len(body["results"]) == 6
+    assert all(hit["id"].startswith("coffee-") for hit in body["results"])
+    tagged = _search(client, query="shop", k=20, filters={"tags": ["italian", "japanese"]})
+    assert {hit["id"].split("-")[0] for hit in tagged["results"]} == {"pizza", "sushi"}
+
+
+def test_radius_keeps_only_nearby_items(client: TestClient) -> None:
+    il = {"lat": SPRINGFIELD_IL[0], "lon": SPRINGFIELD_IL[1]}
+    body = _search(client, query="shop", k=50, location=il, radius_km=50)
+    assert body["results"], "shops near Springfield IL exist"
+    assert all(
+        hit["id"].endswith(("-il-0", "-il-1", "-il-2")) or hit["id"] == "town-il" for hit in body["results"]
+    )
+    no_location = client.post("/search", json={"query": "shop", "radius_km": 50})
+    assert no_location.status_code == 422
+    assert no_location.json()["errors"][0]["field"] == "radius_km"
+
+
+def test_recommend_for_a_known_user_uses_behaviour_and_excludes_seen(client: TestClient) -> None:
+    # user0 (even: pizza then coffee; 0 % 3 == 0: town "ma") has seen pizza-ma-0/1 and coffee-ma-0/1.
+    body = _recommend(client, user_id="user0", k=5)
+    ids = [hit["id"] for hit in body["results"]]
+    assert not {"pizza-ma-0", "pizza-ma-1", "coffee-ma-0", "coffee-ma-1"} & set(ids)
+    found_by = set().union(*(hit["branches"] for hit in body["results"]))
+    assert {"item2item", "user_pref"} <= found_by
+    assert ids[0].split("-")[0] in {"pizza", "coffee"}, ids
+    seen_too = _recommend(client, user_id="user0", k=50, exclude_seen=False)
+    assert "pizza-ma-0" in [hit["id"] for hit in seen_too["results"]]
+
+
+def test_unknown_user_gets_cold_start_not_an_error(client: TestClient) -> None:
+    body = _recommend(client, user_id="somebody-new", k=3)
+    assert len(body["results"]) == 3
+    assert all(set(hit["branches"]) == {"popular"} for hit in body["results"])
+    # Time-decayed behaviour popularity: four users each end their sequence (newest event) on coffee-il-1 or
+    # books-il-1; no other item has more events, nor more recent ones.
+    assert {hit["id"] for hit in body["results"][:2]} == {"coffee-il-1", "books-il-1"}
+
+
+def test_recommend_from_items_and_location(client: TestClient) -> None:
+    body = _recommend(
+        client, items=["sushi-il-0"], k=5, location={"lat": SPRINGFIELD_IL[0], "lon": SPRINGFIELD_IL[1]}
+    )
+    found_by = set().union(*(hit["branches"] for hit in body["results"]))
+    assert {"item2item", "geo", "popular"} <= found_by
+    assert "sushi-il-0" not in [hit["id"] for hit in body["results"]]
+    missing = client.post("/recommend", json={"items": ["nope"]})
+    assert missing.status_code == 404
+    assert "no item 'nope'" in missing.json()["detail"]
+
+
+def test_similar_items(client: TestClient) -> None:
+    response = client.get("/collections/shops/similar/pizza-il-0", params={"k": 3})
+    assert response.status_code == 200
+    ids = [hit["id"] for hit in response.json()]
+    assert "pizza-il-0" not in ids and len(ids) == 3
+    assert all(i.startswith("pizza-") for i in ids), ids
+    assert client.get("/collections/shops/similar/nope").status_code == 404
