@@ -57,6 +57,8 @@ class VectorIndex(Protocol):
     @classmethod
     def load(cls, directory: Path) -> Self: ...
 
+    def reconstruct(self, rows: np.ndarray) -> np.ndarray: ...
+
     def __len__(self) -> int: ...
 
 
@@ -255,6 +257,13 @@ class BaseIndex(ABC):
     def _vectors(self, rows: np.ndarray) -> np.ndarray:
         """Stored (prepared) vectors of ``rows``; used for exact completion of short results."""
         raise NotImplementedError
+
+    def reconstruct(self, rows: np.ndarray) -> np.ndarray:
+        """The stored vectors of `rows` (normalised for cosine), e.g. to find items similar to an item."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.size and (rows.min() < 0 or rows.max() >= len(self)):
+            raise ValueError(f"rows must be in [0, {len(self)}), got {rows.min()}..{rows.max()}")
+        return np.asarray(self._vectors(rows), dtype=np.float32)
 
     def _complete(self, q: np.ndarray, k: int, mask: np.ndarray | None) -> SearchResult:
         """Exact answer for queries whose approximate pass found fewer than ``k`` candidates."""

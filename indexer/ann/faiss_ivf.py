@@ -158,6 +158,13 @@ class _FaissIvf(BaseIndex):
         """Probe every list: all (allowed) rows are scanned, so k results come back."""
         return self._search(q, k, mask, nprobe=int(self._params["nlist"]))
 
+    def _vectors(self, rows: np.ndarray) -> np.ndarray:
+        """Vectors decoded from the inverted lists (exact for IVF-Flat, the PQ approximation for IVF-PQ)."""
+        index = self._cpu()
+        ivf = faiss.extract_index_ivf(index)
+        ivf.make_direct_map()
+        return index.reconstruct_batch(np.ascontiguousarray(rows, dtype=np.int64))
+
     # ------------------------------------------------------------------ persistence
     def _save_files(self, directory: Path) -> list[str]:
         if self._index is None:

@@ -82,6 +82,11 @@ def test_backend_conformance(name: str, data: tuple[np.ndarray, np.ndarray], tmp
     loaded = load_index(tmp_path)
     assert type(loaded) is type(index) and len(loaded) == 4500 and loaded.params == index.params
     after_rows, after_scores = loaded.search(q, K)
+    # reconstruct: the stored vector of a row is (close to) the normalised input; PQ only approximates it.
+    stored = loaded.reconstruct(np.array([0, 1234]))
+    expected = x[[0, 1234]] / np.linalg.norm(x[[0, 1234]], axis=1, keepdims=True)
+    assert stored.shape == (2, x.shape[1])
+    assert np.abs(stored - expected).max() < (0.5 if name == "faiss_ivf_pq" else 1e-5)
     np.testing.assert_array_equal(after_rows, before_rows)
     np.testing.assert_allclose(after_scores, before_scores, rtol=1e-5, atol=1e-5)
 
