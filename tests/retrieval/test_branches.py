@@ -109,3 +109,10 @@ def test_similar_items(client: TestClient) -> None:
     assert "pizza-il-0" not in ids and len(ids) == 3
     assert all(i.startswith("pizza-") for i in ids), ids
     assert client.get("/collections/shops/similar/nope").status_code == 404
+
+
+def test_covisit_recommends_what_the_same_users_consumed(client: TestClient) -> None:
+    # Users 1, 5, 7 and 11 consumed sushi-il-0, sushi-il-1, books-il-0 and books-il-1, and nothing else.
+    body = _recommend(client, items=["sushi-il-0"], k=3)
+    assert {hit["id"] for hit in body["results"]} == {"sushi-il-1", "books-il-0", "books-il-1"}
+    assert all("covisit" in hit["branches"] for hit in body["results"])
