@@ -69,7 +69,8 @@ class Collection:
             vectors=load_index(path / "dense"),
             docstore=DocStore.open(path / "docstore"),
             encoder=encoder
-            or make_encoder(
+            if encoder is not None and getattr(encoder, "kind", None) == config.get("encoder", "torch")
+            else make_encoder(
                 config.get("encoder", "torch"),
                 cache_dir=path.parent.parent / "cache",  # ROOT/versions/<v> -> ROOT/cache (the ONNX export)
                 batch_size=config["encoder_batch_size"],

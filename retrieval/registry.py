@@ -22,6 +22,12 @@ log = logging.getLogger(__name__)
 RETIRE_AFTER_S = 60.0
 
 
+def _open_service(root: Path, name: str, previous: CollectionService | None) -> CollectionService:
+    """Open a collection's current version, reusing the previous version's loaded encoder when it fits."""
+    encoder = previous.collection.encoder if previous is not None else None
+    return CollectionService.open(root, name=name, encoder=encoder)
+
+
 class UnknownCollectionError(LookupError):
     """A collection name the service does not serve."""
 
@@ -40,13 +46,13 @@ class CollectionRegistry:
         self,
         roots: dict[str, Path],
         *,
-        opener: Callable[[Path, str], CollectionService] | None = None,
+        opener: Callable[[Path, str, CollectionService | None], CollectionService] | None = None,
         retire_after_s: float = RETIRE_AFTER_S,
     ) -> None:
         if not roots:
             raise ValueError("a service needs at least one collection (--index ROOT)")
         self.roots = dict(roots)
-        self._open = opener or (lambda root, name: CollectionService.open(root, name=name))
+        self._open = opener or _open_service
         self._retire_after_s = retire_after_s
         self._lock = threading.Lock()
         self._services: dict[str, CollectionService] = {}
@@ -55,7 +61,7 @@ class CollectionRegistry:
 
     def load(self) -> None:
         for name, root in self.roots.items():
-            self._services[name] = self._open(root, name)
+            self._services[name] = self._open(root, name, None)
 
     @property
     def names(self) -> list[str]:
@@ -87,7 +93,7 @@ class CollectionRegistry:
             old = self._services[each]
             if current is None or current == old.version:
                 continue
-            fresh = self._open(root, each)
+            fresh = self._open(root, each, old)
             with self._lock:
                 self._services[each] = fresh
             self._retire(old)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.encoder import TextEncoder
 from ranker.scoring import Scorer
 from retrieval.branches import all_sources
 from retrieval.candidates import SearchQuery
@@ -67,8 +68,10 @@ class CollectionService:
         name: str | None = None,
         scorer: Scorer | None = None,
         config: PipelineConfig | None = None,
+        encoder: TextEncoder | None = None,
     ) -> CollectionService:
-        collection = Collection.load(root, name=name)
+        """Load `root`'s current version, reusing `encoder` when the version was built with its kind."""
+        collection = Collection.load(root, name=name, encoder=encoder)
         collection.encoder.encode(["warm-up"])  # load the model now, not inside the first request's deadline
         return cls(collection, SearchPipeline(all_sources(collection), scorer=scorer, config=config))
 

@@ -131,7 +131,7 @@ def test_hot_reload_under_load_fails_no_request(scifact_slice_root: Path, tmp_pa
         for worker in workers:
             worker.start()
         published = []
-        for _ in range(3):
+        for _ in range(5):
             published.append(_republish(root))
             reloaded = client.post("/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"}).json()
             assert reloaded["versions"]["scifact"] == published[-1]

@@ -1,4 +1,4 @@
-"""Versioned roots: atomic publish, failed builds leave nothing visible, debris cleanup, pruning and rollback."""
+"""Versioned roots: atomic publish, failed builds leave nothing visible, debris cleanup, prune, rollback."""
 
 from __future__ import annotations
 
