@@ -46,8 +46,10 @@ check: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Writes bench/out/latest.md; BENCHMARKS.md holds the curated tables with the machine they ran on.
 bench: install index
-	$(BIN)/python bench/run_all.py --out BENCHMARKS.md
+	mkdir -p bench/out
+	$(BIN)/python bench/run_all.py --out bench/out/latest.md
 
 clean:
 	rm -rf $(INDEXES) .pytest_cache .ruff_cache .mypy_cache

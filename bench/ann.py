@@ -24,6 +24,7 @@ import gc
 import importlib.metadata
 import os
 import platform
+import resource
 import shutil
 import sys
 import tempfile
@@ -206,7 +207,8 @@ def machine_info() -> str:
     )
     return (
         f"- machine: {platform.platform()}, {cpu}, {len(os.sched_getaffinity(0))} usable cores, "
-        f"{mem:.1f} GiB RAM, load average {os.getloadavg()[0]:.1f} at the end\n"
+        f"{mem:.1f} GiB RAM, load average {os.getloadavg()[0]:.1f} at the end, "
+        f"peak RSS of this run {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.1f} GiB\n"
         f"- python {platform.python_version()}; {versions}; faiss GPU: {gpu_available()}"
     )
 

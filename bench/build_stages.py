@@ -88,6 +88,12 @@ def bench_builds(corpus: Path, batch_size: int, limit: int | None, max_ratio: fl
     ratio = reports[1]["total"] / reports[0]["total"]
     ok = ratio <= max_ratio and encoded[1] == 0
     print(f"\nsecond build / first build = {ratio:.1%} (limit {max_ratio:.0%}): {'ok' if ok else 'FAILED'}")
+    encode_ratio = reports[1].get("encode", 0.0) / max(reports[0].get("encode", 0.0), 1e-9)
+    slowest = max(stages, key=lambda stage: reports[1].get(stage, 0.0))
+    print(
+        f"encode stage: second / first = {encode_ratio:.2%}; slowest stage of the second build: {slowest} "
+        f"({reports[1][slowest]:.1f}s, {reports[1][slowest] / reports[1]['total']:.0%} of it)"
+    )
     return ok
 
 
