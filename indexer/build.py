@@ -32,6 +32,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
 from indexer.ann import make_index
@@ -39,11 +40,12 @@ from indexer.artifact import write_manifest
 from indexer.behaviour import write_behaviour
 from indexer.config import BuildConfig, FieldConfig, ItemColumns
 from indexer.docstore import DocStore
-from indexer.encoder import MODEL_NAME, TextEncoder, make_encoder
+from indexer.encoder import TextEncoder, make_encoder
 from indexer.fields import Bm25Field, FieldedBm25, make_field_analyzer
 from indexer.inverted import InvertedIndex
 from indexer.items import Events, Item, ItemSchema
 from indexer.keywords import write_columns, write_keywords
+from indexer.reuse import fingerprint, record_inputs, reuse_part
 from indexer.sources import ItemInput, describe_skipped, read_event_input, read_item_input
 from indexer.text_vectors import write_text_vectors
 from indexer.versions import VersionStore
@@ -112,8 +114,16 @@ def build_collection(
     store = VersionStore(root)
     with store.build(keep=config.keep_versions) as (version, staging):
         stage = partial(_stage, timings=timings, log=log)
+        previous = store.versions_dir / store.current_name() if store.current_name() else None
         parts = _write_parts(
-            staging, source, events, config, encoder or encoder_for(config, Path(root)), progress, stage
+            staging,
+            source,
+            events,
+            config,
+            encoder or encoder_for(config, Path(root)),
+            progress,
+            stage,
+            previous,
         )
         if events is not None:
             report.unknown_item_events = _report_unknown_items(parts["behaviour"], report, log)
@@ -146,8 +156,10 @@ def _write_parts(
     encoder: TextEncoder,
     progress: bool,
     stage: Callable[[str], AbstractContextManager[None]],
+    previous: Path | None = None,
 ) -> dict[str, Any]:
-    """Write every part of the version; return what the manifest says about each."""
+    """Write every part of the version; return what the manifest says about each. Trained parts whose
+    inputs did not change are copied from the `previous` version instead of retrained."""
     items = source.items
     _write_ids(staging, items)
     with stage("analyze+bm25"):
@@ -165,17 +177,21 @@ def _write_parts(
         index.add(vectors)
         index.save(staging / "dense")
     with stage("word2vec"):
-        w2v = _text_vectors(staging, items, config, tokens_by_key)
+        w2v = _text_vectors(staging, items, config, tokens_by_key, previous)
     behaviour_params = None
     if events is not None:
         with stage("behaviour"):
-            row_of = {item.id: row for row, item in enumerate(items)}
-            behaviour_params = write_behaviour(staging / "behaviour", events, row_of, config.behaviour)
+            behaviour_params = _behaviour(staging, items, events, config, previous)
     return {
         "fields": [f.describe() for f in fielded.fields],
         "keywords": keywords,
         "columns": columns,
-        "encoder": {"model": MODEL_NAME, "dim": int(vectors.shape[1]), "normalized": True},
+        "encoder": {
+            "model": encoder.name,
+            "kind": getattr(encoder, "kind", config.encoder),
+            "dim": int(vectors.shape[1]),
+            "normalized": True,
+        },
         "ann": {"backend": config.ann_backend, **index.params},
         "word2vec": w2v,
         "behaviour": behaviour_params,
@@ -244,7 +260,11 @@ def _build_fields(
 
 
 def _text_vectors(
-    staging: Path, items: list[Item], config: BuildConfig, tokens_by_key: dict[tuple, list[list[str]]]
+    staging: Path,
+    items: list[Item],
+    config: BuildConfig,
+    tokens_by_key: dict[tuple, list[list[str]]],
+    previous: Path | None,
 ) -> dict:
     settings = config.word2vec
     if not settings.enabled:
@@ -254,9 +274,33 @@ def _text_vectors(
     if tokens is None:
         analyzer = make_field_analyzer(analyzer_name)
         tokens = [analyzer(item.text()) for item in items]
-    return write_text_vectors(
+    described = [settings.model_dump(), analyzer_name, config.ann_backend, config.ann_params]
+    inputs = fingerprint(described, token_lists=tokens)
+    reused = reuse_part(previous, "word2vec", staging, inputs)
+    if reused is not None:
+        return reused
+    params = write_text_vectors(
         staging / "word2vec", tokens, analyzer_name, settings, config.ann_backend, config.ann_params
     )
+    record_inputs(staging / "word2vec", inputs)
+    return params
+
+
+def _behaviour(
+    staging: Path, items: list[Item], events: Events, config: BuildConfig, previous: Path | None
+) -> dict:
+    item_ids = np.asarray([item.id for item in items], dtype=object)
+    arrays = [item_ids, events.user_ids, events.item_ids, events.timestamps]
+    if events.weights is not None:
+        arrays.append(events.weights)
+    inputs = fingerprint(config.behaviour.model_dump(), arrays=arrays)
+    reused = reuse_part(previous, "behaviour", staging, inputs)
+    if reused is not None:
+        return reused
+    row_of = {item.id: row for row, item in enumerate(items)}
+    params = write_behaviour(staging / "behaviour", events, row_of, config.behaviour)
+    record_inputs(staging / "behaviour", inputs)
+    return params
 
 
 def _write_attributes(

@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from indexer.encoder import check_encoder_kind
 from indexer.items import EventSchema, ItemSchema
 from indexer.word2vec import DEFAULT_REMOVE_PC, DEFAULT_SIF_A, ITEM2VEC_PARAMS, Word2VecParams
 
@@ -177,6 +178,11 @@ class BuildConfig(BaseModel):
     )
     behaviour: BehaviourConfig = Field(default_factory=BehaviourConfig, description="Behaviour settings.")
     word2vec: TextVectorsConfig = Field(default_factory=TextVectorsConfig, description="Text Word2Vec.")
+
+    @field_validator("encoder")
+    @classmethod
+    def _known_encoder(cls, value: str) -> str:
+        return check_encoder_kind(value)
 
     @model_validator(mode="after")
     def _unique_fields(self) -> BuildConfig:

@@ -95,3 +95,21 @@ def test_bad_event_rows_follow_the_bad_row_policy(tmp_path: Path, encoder: Encod
         assert collection.behaviour is not None and collection.behaviour.users == ["u1", "u2", "u3"]
     finally:
         collection.close()
+
+
+def test_unchanged_inputs_reuse_trained_parts_and_changed_ones_retrain(
+    tmp_path: Path, encoder: Encoder
+) -> None:
+    root, first = _build(tmp_path, encoder, EVENTS)
+    _, second = _build(tmp_path, encoder, EVENTS)  # same items, same log
+    v1, v2 = (root / "versions" / r.version for r in (first, second))
+    for part in ("word2vec", "behaviour"):
+        files = sorted(p.relative_to(v1 / part) for p in (v1 / part).rglob("*") if p.is_file())
+        assert files, f"{part} was built"
+        for name in files:  # copied byte for byte, not retrained
+            assert (v1 / part / name).read_bytes() == (v2 / part / name).read_bytes(), name
+    changed = EVENTS + f"u3,m1,{T0 + 3 * DAY},5\n"
+    _, third = _build(tmp_path, encoder, changed)
+    v3 = root / "versions" / third.version
+    assert (v3 / "behaviour" / "rows.npy").read_bytes() != (v2 / "behaviour" / "rows.npy").read_bytes()
+    assert (v3 / "word2vec" / "inputs.sha256").read_text() == (v2 / "word2vec" / "inputs.sha256").read_text()
