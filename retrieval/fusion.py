@@ -32,14 +32,25 @@ def _collect(
 
 
 def rrf(
-    results: Sequence[BranchResult], k: int = 60, weights: dict[str, float] | None = None
+    results: Sequence[BranchResult],
+    k: int = 60,
+    weights: dict[str, float] | None = None,
+    branch_k: dict[str, int] | None = None,
 ) -> list[Candidate]:
-    """Reciprocal rank fusion: sum over branches of weight / (k + rank), rank starting at 1."""
-    if k < 0:
-        raise ValueError(f"rrf k must be non-negative, got {k}")
+    """Reciprocal rank fusion: sum over branches of weight / (k + rank), rank starting at 1.
+
+    `branch_k` overrides k per branch: a small k makes a branch's order lead (1/2, 1/3, 1/4, ... against
+    at most 1/61 from a branch at k = 60), with the other branches breaking its ties and ranking the rest.
+    """
+    branch_k = branch_k or {}
+    if k < 0 or any(value < 0 for value in branch_k.values()):
+        raise ValueError(f"rrf k must be non-negative, got k={k}, branch_k={branch_k}")
     weights = weights or {}
     return _collect(
-        results, lambda r: weights.get(r.name, 1.0) / (k + np.arange(1, len(r) + 1, dtype=np.float64))
+        results,
+        lambda r: (
+            weights.get(r.name, 1.0) / (branch_k.get(r.name, k) + np.arange(1, len(r) + 1, dtype=np.float64))
+        ),
     )
 
 

@@ -11,12 +11,15 @@ from retrieval.candidates import BranchResult, SearchQuery
 from retrieval.collection import Collection
 from retrieval.geo import EARTH_RADIUS_KM
 
+GOOD_MATCH = 0.5  # text matches scoring at least half the best match count as answers to the text
+
 
 class GeoSource:
     """`geo`: items near the request's location.
 
-    With query text, the text's BM25 matches ordered by distance (the nearest "Springfield" first); without
-    text, the nearest items. Either way within `radius_km` when the request gives one.
+    With query text, the good BM25 matches of the text (at least half the best score) ordered by distance,
+    the nearest "Springfield" first; without text, the nearest items. Either way within `radius_km` when
+    the request gives one.
     """
 
     name = "geo"
@@ -48,7 +51,9 @@ class GeoSource:
         lat, lon = query.location
         if query.text.strip():
             terms = self.collection.query_terms(query.text)
-            rows, _ = self.collection.inverted.search(terms, max(limit, 1000), allowed=query.allowed)
+            rows, scores = self.collection.inverted.search(terms, max(limit, 1000), allowed=query.allowed)
+            good = scores >= GOOD_MATCH * scores[0] if len(scores) else scores.astype(bool)
+            rows = rows[good]  # a near item matching one word of a long query is no answer to it
             distance = self.distances_km(rows, lat, lon)
         else:
             rows, distance = self._nearest(lat, lon, limit, query.allowed)

@@ -54,3 +54,14 @@ def test_weighted_hand_computed() -> None:
 def test_unknown_fusion_lists_choices() -> None:
     with pytest.raises(ValueError, match=r"unknown fusion 'borda'.*rrf"):
         get_fusion("borda")
+
+
+def test_rrf_branch_k_lets_one_branch_lead() -> None:
+    text = _result("bm25", [7, 8, 9], [3.0, 2.0, 1.0])
+    geo = _result("geo", [9, 8], [0.9, 0.5])
+    fused = rrf([text, geo], k=60, branch_k={"geo": 1})
+    # row 9: 1/63 + 1/2 = 0.5159;  row 8: 1/62 + 1/3 = 0.3495;  row 7: 1/61 = 0.0164
+    assert [c.row for c in fused] == [9, 8, 7]
+    assert fused[0].fused_score == pytest.approx(1 / 63 + 1 / 2)
+    with pytest.raises(ValueError, match="non-negative"):
+        rrf([geo], branch_k={"geo": -1})
