@@ -114,7 +114,8 @@ def build_collection(
     store = VersionStore(root)
     with store.build(keep=config.keep_versions) as (version, staging):
         stage = partial(_stage, timings=timings, log=log)
-        previous = store.versions_dir / store.current_name() if store.current_name() else None
+        current = store.current_name()
+        previous = store.versions_dir / current if current is not None else None
         parts = _write_parts(
             staging,
             source,

@@ -81,7 +81,7 @@ class VersionStore:
             )
         return path
 
-    def list(self) -> list[VersionInfo]:
+    def published(self) -> list[VersionInfo]:
         if not self.versions_dir.is_dir():
             return []
         current = self.current_name()
@@ -95,7 +95,7 @@ class VersionStore:
     def publish(self, name: str) -> None:
         """Make `name` the current version atomically."""
         if not (self.versions_dir / name / MANIFEST).is_file():
-            known = ", ".join(v.name for v in self.list()) or "none"
+            known = ", ".join(v.name for v in self.published()) or "none"
             raise ArtifactError(
                 f"version {name!r} does not exist under {self.versions_dir}; known versions: {known}"
             )
@@ -133,7 +133,7 @@ class VersionStore:
         """Delete the oldest versions beyond `keep`, never the current one."""
         if keep < 1:
             raise ValueError(f"keep must be at least 1, got {keep}")
-        versions = [v for v in self.list() if not v.current]
+        versions = [v for v in self.published() if not v.current]
         surplus = max(0, len(versions) + 1 - keep)
         doomed = versions[:surplus]
         for version in doomed:

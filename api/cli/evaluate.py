@@ -69,7 +69,7 @@ def evaluate(
         elif run is not None:
             _evaluate_file(run, qrels, as_json)
         else:
-            if queries is None:
+            if index is None or queries is None:
                 fail("--index needs --queries (or --data)")
             _evaluate_index(index, queries, qrels, k, write_run, report, as_json, progress)
     except (ValueError, FileNotFoundError, ArtifactError) as error:

@@ -2,15 +2,18 @@
 
 Each training query goes through the same recall pipeline `/search` runs (branch depth 100 by default);
 its merged candidates are labelled from the qrels (grade, 0 when unjudged) and featurised by the same code
-the serving scorer uses. Queries are split into train and validation (seeded); LambdaMART and a list-wise
-MLP are trained with early stopping on validation nDCG@10, and the better one is written as a ranker
-artifact. Validation nDCG@10 counts a query whose relevant documents recall missed as 0.
+the serving scorer uses. Queries are split into train and validation (seeded); a share of the training
+queries is also run with each branch left out (branch dropout). LambdaMART and a list-wise MLP are trained
+with early stopping on validation nDCG@10 and the better one is written as a ranker artifact. Validation
+nDCG@10 counts a query whose relevant documents recall missed as 0.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -37,6 +40,10 @@ def train_ranker(
     ] = 0.2,
     seed: Annotated[int, typer.Option(help="Seed of the split and of both models.")] = 0,
     depth: Annotated[int, typer.Option(min=1, max=10_000, help="Candidates per recall branch.")] = 100,
+    branch_dropout: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Share of training queries also run with each branch left out."),
+    ] = 0.5,
     models: Annotated[
         list[str] | None, typer.Option("--model", help="Model types to train (repeatable); default: both.")
     ] = None,
@@ -52,16 +59,78 @@ def train_ranker(
     if queries is None or qrels is None:
         fail("give --queries and --qrels (the judged training queries)")
     try:
-        _train_search(index, out, queries, qrels, features, valid_fraction, seed, depth, models, progress)
+        _train_search(
+            index,
+            out,
+            queries,
+            qrels,
+            features,
+            valid_fraction,
+            seed,
+            depth,
+            branch_dropout,
+            models,
+            progress,
+        )
     except (ValueError, FileNotFoundError, ArtifactError) as error:
         fail(str(error))
 
 
 def _train_search(
     index: Path, out: Path, queries_path: Path, qrels_path: Path, features: Path | None,
-    valid_fraction: float, seed: int, depth: int, kinds: list[str] | None, progress: bool,
+    valid_fraction: float, seed: int, depth: int, dropout: float, kinds: list[str] | None, progress: bool,
 ) -> None:  # fmt: skip
     from ranker.artifact import write_ranker
+    from ranker.training import (
+        MODEL_KINDS,
+        collect_search_examples,
+        dropout_keys,
+        featurize,
+        fusion_metrics,
+        metrics_table,
+        split_keys,
+        train_rankers,
+    )
+    from retrieval.evaluation import check_qrels_match_queries, read_qrels, read_queries
+
+    judged, texts = read_qrels(qrels_path), read_queries(queries_path)
+    check_qrels_match_queries(judged, texts, qrels_path, queries_path)
+    service, extractor, run = _open(index, depth, features)
+    branches = [source.name for source in service.pipeline.sources]
+    train_keys, valid_keys = split_keys([q for q in judged if q in texts], valid_fraction, seed)
+    collect = partial(collect_search_examples, run, extractor.ids_of, texts, judged, progress=progress)
+    train_examples, valid_examples = (
+        collect(keys=train_keys, dropout=dropout_keys(train_keys, dropout, seed)),
+        collect(keys=valid_keys),
+    )
+    train, valid = featurize(extractor, train_examples), featurize(extractor, valid_examples)
+    result = train_rankers(train, valid, seed=seed, kinds=kinds or MODEL_KINDS, names=extractor.names)
+    recalled = sum(bool(e.labels.any()) for e in valid_examples)
+    training = {
+        "index": str(service.collection.path), "collection": service.collection.name,
+        "collection_version": service.version, "queries": str(queries_path), "qrels": str(qrels_path),
+        "train_queries": len(train_keys), "train_lists": len(train), "valid_queries": len(valid),
+        "valid_queries_with_relevant_in_recall": recalled, "seed": seed, "valid_fraction": valid_fraction,
+        "branch_depth": depth, "branch_dropout": dropout, "pipeline_branches": branches,
+        "candidates": int(len(train.labels) + len(valid.labels)), "feature_importance": result.importance,
+        "fusion": fusion_metrics(train, valid),
+    }  # fmt: skip
+    version, path = write_ranker(
+        out, result.model, extractor.declaration, metrics=result.metrics, training=training
+    )
+    service.close()
+    typer.echo(
+        f"{len(train_keys)} training queries ({len(train)} lists with branch dropout), "
+        f"{len(valid)} validation queries; {len(valid) - recalled} of those have no relevant document "
+        "in recall and count as 0 in nDCG@10"
+    )
+    typer.echo(metrics_table({"fusion (no ranker)": training["fusion"], **result.metrics}, result.best))
+    typer.echo(f"kept {result.best}: ranker version {version} at {path}")
+
+
+def _open(index: Path, depth: int, features: Path | None) -> tuple[Any, Any, Callable]:
+    """The service (scoring like fusion, recording what its scorer sees), the feature extractor for its
+    collection (optional features it cannot compute dropped) and a function running one query."""
     from ranker.features import (
         CollectionView,
         FeatureDeclaration,
@@ -69,57 +138,20 @@ def _train_search(
         default_search_declaration,
     )
     from ranker.features.declarations import resolve
-    from ranker.training import (
-        MODEL_KINDS,
-        CandidateRecorder,
-        collect_search_examples,
-        featurize,
-        fusion_metrics,
-        metrics_table,
-        split_keys,
-        subset,
-        train_rankers,
-    )  # fmt: skip
-    from retrieval.evaluation import check_qrels_match_queries, read_qrels, read_queries
+    from ranker.training import CandidateRecorder
+    from retrieval.candidates import SearchQuery
     from retrieval.pipeline import PipelineConfig
     from retrieval.service import CollectionService
 
-    judged, texts = read_qrels(qrels_path), read_queries(queries_path)
-    check_qrels_match_queries(judged, texts, qrels_path, queries_path)
     recorder = CandidateRecorder()
     service = CollectionService.open(index, scorer=recorder, config=PipelineConfig(branch_limit=depth))
     branches = [source.name for source in service.pipeline.sources]
     declaration = FeatureDeclaration.load(features) if features else default_search_declaration()
     view = CollectionView(service.collection)
-    declaration = resolve(declaration, view, branches)
-    extractor = FeatureExtractor(declaration, view, branches=branches)
+    extractor = FeatureExtractor(resolve(declaration, view, branches), view, branches=branches)
 
-    def run(text: str):
-        service.run(text, 10)
+    def run(text: str, only: frozenset[str] | None) -> tuple:
+        service.run(SearchQuery(text=text, k=10, branches=only))
         return recorder.take()
 
-    examples = collect_search_examples(run, extractor.ids_of, texts, judged, progress=progress)
-    train_keys, valid_keys = split_keys([e.key for e in examples], valid_fraction, seed)
-    train, valid = (
-        featurize(extractor, subset(examples, train_keys)),
-        featurize(extractor, subset(examples, valid_keys)),
-    )
-    result = train_rankers(train, valid, seed=seed, kinds=kinds or MODEL_KINDS, names=extractor.names)
-    recalled = sum(bool(e.labels.any()) for e in examples)
-    training = {
-        "index": str(service.collection.path), "collection": service.collection.name,
-        "collection_version": service.version, "queries": str(queries_path), "qrels": str(qrels_path),
-        "train_queries": len(train), "valid_queries": len(valid), "queries_with_relevant_in_recall": recalled,
-        "seed": seed, "valid_fraction": valid_fraction, "branch_depth": depth, "pipeline_branches": branches,
-        "candidates": int(len(train.labels) + len(valid.labels)), "feature_importance": result.importance,
-        "fusion": fusion_metrics(train, valid),
-    }  # fmt: skip
-    version, path = write_ranker(out, result.model, declaration, metrics=result.metrics, training=training)
-    service.close()
-    typer.echo(
-        f"{len(examples)} queries ({len(train)} train, {len(valid)} validation); "
-        f"{recalled} have a relevant document in recall, the others count as 0 in nDCG@10"
-    )
-    fusion = training["fusion"]
-    typer.echo(metrics_table({"fusion (no ranker)": fusion, **result.metrics}, result.best))
-    typer.echo(f"kept {result.best}: ranker version {version} at {path}")
+    return service, extractor, run

@@ -27,7 +27,7 @@ def list_versions(root: Annotated[Path, typer.Argument(help="Index root.")]) -> 
     if not root.is_dir():
         fail(f"index root {root} does not exist")
     rows = []
-    for version in VersionStore(root).list():
+    for version in VersionStore(root).published():
         manifest = json.loads((version.path / MANIFEST).read_text(encoding="utf-8"))
         created = str(manifest.get("created_at", "?"))
         docs = manifest.get("params", {}).get("n_docs", "?")
@@ -50,7 +50,7 @@ def rollback(
 
     store = VersionStore(root)
     try:
-        known = {v.name: v for v in store.list()}
+        known = {v.name: v for v in store.published()}
         if version not in known:
             raise ArtifactError(
                 f"version {version!r} does not exist under {root}; known versions: {sorted(known) or 'none'}"

@@ -33,6 +33,7 @@ def recommend_for(
         scorer=result.scorer,
         degraded=result.degraded,
         took_ms=round(result.took_ms, 3),
+        explain=None,
     )
 
 

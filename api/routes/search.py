@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.exceptions import RequestValidationError
 
 from api.deps import AppMetrics, DefaultCollection, NamedCollection
-from api.schemas import SearchHit, SearchRequest, SearchResponse
+from api.schemas import BranchCandidate, SearchHit, SearchRequest, SearchResponse
 from retrieval.service import CollectionService
 
 router = APIRouter(tags=["search"])
@@ -36,7 +36,11 @@ def answer(request: SearchRequest, service: CollectionService, metrics: AppMetri
         scorer=result.scorer,
         degraded=result.degraded,
         took_ms=round(result.took_ms, 3),
-        explain=result.explain,
+        explain=None
+        if result.explain is None
+        else {
+            name: [BranchCandidate(**c) for c in candidates] for name, candidates in result.explain.items()
+        },
     )
 
 

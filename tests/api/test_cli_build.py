@@ -76,7 +76,7 @@ def test_versions_list_and_rollback(tmp_path: Path) -> None:
     root = tmp_path / "idx"
     assert _build(corpus, root, *MAP_ARGS, "--limit", "4").exit_code == 0
     assert _build(corpus, root, *MAP_ARGS).exit_code == 0
-    first, second = (v.name for v in VersionStore(root).list())
+    first, second = (v.name for v in VersionStore(root).published())
 
     listed = runner.invoke(app, ["versions", "list", str(root)])
     assert listed.exit_code == 0, listed.output

@@ -32,7 +32,7 @@ def test_failed_build_leaves_current_untouched(tmp_path: Path) -> None:
         (staging / "data.txt").write_text("half")
         raise RuntimeError("boom")
     assert store.current_name() == good
-    assert [v.name for v in store.list()] == [good]
+    assert [v.name for v in store.published()] == [good]
     assert not list((tmp_path / "versions").glob(f"{STAGING_PREFIX}*"))
 
 
@@ -55,7 +55,7 @@ def test_debris_of_a_killed_build_is_cleaned_by_the_next(tmp_path: Path) -> None
 def test_prune_keeps_the_newest_and_rollback_republishes(tmp_path: Path) -> None:
     store = VersionStore(tmp_path)
     names = [_build(store, str(i), keep=2) for i in range(3)]
-    assert [v.name for v in store.list()] == names[1:]
+    assert [v.name for v in store.published()] == names[1:]
     store.publish(names[1])
     assert store.current_name() == names[1]
     with pytest.raises(ArtifactError, match="known versions"):
