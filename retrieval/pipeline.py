@@ -41,6 +41,15 @@ class PipelineConfig:
         default_factory=lambda: {"w2v": 0.0, "item2item": 0.1, "user_pref": 0.1, "popular": 0.1}
     )
     timeout_s: float = 5.0
+    # Per-branch overrides of the depth (quota) and of the deadline; a branch not named uses the defaults.
+    quotas: dict[str, int] = field(default_factory=dict)
+    timeouts: dict[str, float] = field(default_factory=dict)
+
+    def quota(self, branch: str, limit: int) -> int:
+        return self.quotas.get(branch, limit)
+
+    def deadline(self, branch: str) -> float:
+        return self.timeouts.get(branch, self.timeout_s)
 
 
 @dataclass
@@ -91,20 +100,30 @@ class SearchPipeline:
     ) -> tuple[dict[str, BranchResult], list[str], dict[str, float]]:
         """Run the selected branches in parallel; return what came in time, the names of those that did not,
         and each finished branch's latency in milliseconds."""
+        sources = self.selected(query)
         running: dict[str, Future[tuple[BranchResult, float]]] = {
-            source.name: self.executor.submit(_timed, source, query, limit) for source in self.selected(query)
+            source.name: self.executor.submit(_timed, source, query, self.config.quota(source.name, limit))
+            for source in sources
         }
-        done, _ = wait(running.values(), timeout=self.config.timeout_s)
+        deadlines = {name: self.config.deadline(name) for name in running}
+        done, _ = wait(running.values(), timeout=max(deadlines.values(), default=0.0))
         results, degraded, latency = {}, [], {}
         for name, future in running.items():
             if future not in done:
-                log.warning("branch %s missed its %.2fs deadline", name, self.config.timeout_s)
+                log.warning("branch %s missed its %.2fs deadline", name, deadlines[name])
                 degraded.append(name)
             elif (error := future.exception()) is not None:
                 log.warning("branch %s failed: %r", name, error)
                 degraded.append(name)
             else:
-                results[name], latency[name] = future.result()
+                result, took_ms = future.result()
+                if took_ms > deadlines[name] * 1000:  # finished, but after its own (shorter) deadline
+                    log.warning(
+                        "branch %s took %.0f ms, past its %.2fs deadline", name, took_ms, deadlines[name]
+                    )
+                    degraded.append(name)
+                else:
+                    results[name], latency[name] = result, took_ms
         return results, degraded, latency
 
     def merge(self, results: dict[str, BranchResult]) -> list[Candidate]:

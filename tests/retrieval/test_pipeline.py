@@ -61,3 +61,20 @@ def test_every_branch_failing_gives_an_empty_answer_not_an_error() -> None:
     outcome = SearchPipeline([RaisingSource("bm25", [])]).search(SearchQuery("q"))
     assert outcome.candidates == []
     assert outcome.degraded == ["bm25"]
+
+
+class SlowSource(FixedSource):
+    """Finishes, but only after 0.3 s."""
+
+    def fetch(self, query: SearchQuery, limit: int) -> BranchResult:
+        threading.Event().wait(0.3)
+        return super().fetch(query, limit)
+
+
+def test_per_branch_quota_and_deadline() -> None:
+    sources = [FixedSource("bm25", [1, 2, 3, 4]), SlowSource("dense", [9])]
+    config = PipelineConfig(quotas={"bm25": 2}, timeouts={"dense": 0.05}, timeout_s=2.0)
+    outcome = SearchPipeline(sources, config=config).search(SearchQuery("q", k=10))
+    assert len(outcome.branches["bm25"]) == 2  # its quota, not the default depth of 100
+    assert outcome.degraded == ["dense"]  # done within the overall wait, but past its own 50 ms deadline
+    assert [c.row for c in outcome.candidates] == [1, 2]
