@@ -68,7 +68,9 @@ def write_ranker(
             "training": training,
             "ranker_libraries": ranker_libraries(),
         }
-        write_manifest(staging, kind=RANKER_KIND, params=params, parts={"version": version, "model": model.kind})
+        write_manifest(
+            staging, kind=RANKER_KIND, params=params, parts={"version": version, "model": model.kind}
+        )
     return version, store.versions_dir / version
 
 
@@ -97,7 +99,9 @@ def read_ranker(path: Path) -> RankerArtifact:
         )
     kind = params.get("model_type")
     if kind not in MODELS:
-        raise ArtifactError(f"{directory}: unknown model type {kind!r}; this searchrec knows {sorted(MODELS)}")
+        raise ArtifactError(
+            f"{directory}: unknown model type {kind!r}; this searchrec knows {sorted(MODELS)}"
+        )
     try:
         declaration = FeatureDeclaration.model_validate(params["features"])
     except (KeyError, ValidationError) as error:

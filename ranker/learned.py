@@ -94,7 +94,9 @@ def load_ranker(
     artifact: RankerArtifact = read_ranker(path)
     extractor = FeatureExtractor(artifact.declaration, collection, branches=branches)
     manifest = getattr(collection, "manifest", None)
-    collection_version = (manifest or {}).get("parts", {}).get("version") if isinstance(manifest, dict) else None
+    collection_version = (
+        (manifest or {}).get("parts", {}).get("version") if isinstance(manifest, dict) else None
+    )
     return LearnedScorer(
         extractor,
         artifact.model,

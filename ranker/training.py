@@ -3,7 +3,8 @@
 The input is generic: a list of `RankingExample` (a context, its candidates, their labels and the ideal
 gains of the context's judgments). Search training builds them from the recall pipeline's candidates and
 qrels (`search_example`); next-item recommendation can build them from a behaviour log's held-out events
-the same way. Features come from the same `FeatureExtractor` the serving scorer uses.
+the same way. Features come from the same `FeatureExtractor` the serving scorer uses. Training lists can
+be run with a branch left out (`dropout_keys`), so the model also learns requests some branch missed.
 
 `CandidateRecorder` is the scorer the training job puts into the pipeline: it scores like fusion and keeps
 each request's full merged candidate list, exactly what a serving scorer is given.
@@ -74,25 +75,66 @@ def search_example(
     return RankingExample(key, context, list(candidates), labels, ideal_gains(judgments))
 
 
+Runner = Callable[[str, frozenset[str] | None], tuple[RankingContext | None, Sequence[Scoreable]]]
+"""Runs one query through the recall pipeline (only the given branches; None: all) and returns the
+context and merged candidates its scorer was given."""
+
+
 def collect_search_examples(
-    run: Callable[[str], tuple[RankingContext | None, Sequence[Scoreable]]],
+    run: Runner,
     ids_of: Callable[[Sequence[Scoreable]], list[str]],
     queries: Mapping[str, str],
     qrels: Mapping[str, Mapping[str, int]],
     *,
+    keys: Iterable[str] | None = None,
+    dropout: Iterable[str] = (),
     progress: bool = True,
 ) -> list[RankingExample]:
-    """One example per judged query: `run(text)` gives the pipeline's context and merged candidates.
+    """One example per judged query (of `keys`, default all); the queries in `dropout` are also run once per
+    branch that found something, with that branch left out (when at least two branches found something).
 
-    A query whose recall found nothing still yields an (empty) example, so it counts as 0 in nDCG.
+    A query whose recall found nothing still yields an (empty) example, so it counts as 0 in nDCG. A
+    variant's key is the query id, "~" and the branches it ran.
     """
-    examples = []
-    judged = [qid for qid in qrels if qid in queries]
+    examples, dropped = [], set(dropout)
+    judged = [qid for qid in (qrels if keys is None else keys) if qid in queries and qid in qrels]
     for qid in tqdm(judged, "queries", disable=not progress, unit="q"):
-        context, candidates = run(queries[qid])
-        context = context or RankingContext(text=queries[qid])
-        examples.append(search_example(qid, context, candidates, ids_of(candidates), qrels[qid]))
+        context, candidates = run(queries[qid], None)
+        examples.append(_example(qid, queries[qid], context, candidates, ids_of, qrels[qid]))
+        present = sorted({name for c in candidates for name in c.ranks})
+        if qid not in dropped or len(present) < 2:
+            continue
+        for left_out in present:
+            only = frozenset(present) - {left_out}
+            context, candidates = run(queries[qid], only)
+            key = f"{qid}~{'+'.join(sorted(only))}"
+            examples.append(_example(key, queries[qid], context, candidates, ids_of, qrels[qid]))
     return examples
+
+
+def _example(
+    key: str,
+    text: str,
+    context: RankingContext | None,
+    candidates: Sequence[Scoreable],
+    ids_of: Callable[[Sequence[Scoreable]], list[str]],
+    judgments: Mapping[str, int],
+) -> RankingExample:
+    return search_example(
+        key, context or RankingContext(text=text), candidates, ids_of(candidates), judgments
+    )
+
+
+def dropout_keys(keys: Iterable[str], fraction: float, seed: int) -> list[str]:
+    """Branch dropout: a seeded `fraction` of `keys` to run again with each branch left out in turn.
+
+    A served request can lack a branch (its gate, a failure, a missed deadline); training on such variants
+    teaches the model to rank without it instead of reading a missing branch as a bad candidate.
+    """
+    if not 0 <= fraction <= 1:
+        raise ValueError(f"branch dropout fraction must be within [0, 1], got {fraction}")
+    rng = np.random.default_rng(seed + 1)
+    return [k for k in sorted(keys) if rng.random() < fraction]
 
 
 def featurize(extractor: FeatureExtractor, examples: Sequence[RankingExample]) -> Groups:
@@ -154,8 +196,8 @@ def train_rankers(
         models[kind] = model
     best = max(kinds, key=lambda k: (metrics[k][SELECTION_METRIC], -list(kinds).index(k)))
     importance = {}
-    if names is not None and hasattr(models[best], "feature_importance"):
-        importance = models[best].feature_importance(list(names))
+    if names is not None and "lambdamart" in models:
+        importance = models["lambdamart"].feature_importance(list(names))
     return TrainingResult(best, models, metrics, importance)
 
 
@@ -172,7 +214,9 @@ def fusion_metrics(train: Groups, valid: Groups) -> dict[str, float]:
     """nDCG@10 of the candidates in the order the pipeline merged them (what fusion alone returns)."""
 
     def merged_order(groups: Groups) -> np.ndarray:
-        return np.concatenate([-np.arange(s.stop - s.start, dtype=np.float64) for s in groups.slices()] or [[]])
+        return np.concatenate(
+            [-np.arange(s.stop - s.start, dtype=np.float64) for s in groups.slices()] or [[]]
+        )
 
     return {
         "train_ndcg@10": mean_ndcg(train, merged_order(train)),

@@ -5,12 +5,14 @@ structurally. Optional parts (Word2Vec vectors, behaviour, keyword fields, numer
 (None or empty); the operators that need them report themselves unavailable instead of failing per request.
 
 `CollectionView` adds what several operators share and is costly to recompute: the external id -> row map,
-stored-vector access and a per-row cache of item lengths in analysed terms.
+stored-vector access, a per-row cache of item lengths in analysed terms and a bounded cache of the analysed
+terms of a stored field (e.g. the title).
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -20,6 +22,7 @@ from indexer.fields import make_field_analyzer
 
 # Docstore record keys that are not text (see `indexer.build._record`).
 NON_TEXT_KEYS = frozenset({"category", "tags", "lat", "lon", "popularity", "features"})
+FIELD_TERMS_CACHE = 100_000  # analysed field texts kept per field (least recently used are dropped)
 
 
 class FeatureCollection(Protocol):
@@ -77,6 +80,8 @@ class CollectionView:
         self._row_of: dict[str, int] | None = None
         self._lengths = np.full(len(collection), -1, dtype=np.int32)
         self._local = threading.local()
+        self._field_terms: dict[str, OrderedDict[int, frozenset[str]]] = {}
+        self._lock = threading.Lock()
         fields = getattr(collection.inverted, "fields", [])
         self.primary_analyzer: str = fields[0].analyzer if fields else "english"
         self.text_sources: tuple[str, ...] = tuple(fields[0].sources) if fields else ()
@@ -125,3 +130,30 @@ class CollectionView:
             self._lengths[rows[todo]] = fresh
             known[todo] = fresh
         return known.astype(np.float64)
+
+    def has_field(self, name: str) -> bool:
+        """Whether stored records carry text field `name` (judged on the first record)."""
+        if not len(self.collection):
+            return False
+        record = self.collection.docstore.get_many(self.ids_of(np.zeros(1, dtype=np.int64)))[0] or {}
+        return isinstance(record.get(name), str)
+
+    def field_terms(self, rows: np.ndarray, name: str) -> list[frozenset[str]]:
+        """Distinct analysed terms of stored text field `name` per row (empty when the record lacks it)."""
+        rows_list = np.asarray(rows, dtype=np.int64).tolist()
+        with self._lock:
+            cache = self._field_terms.setdefault(name, OrderedDict())
+            found = {row: cache[row] for row in rows_list if row in cache}
+        todo = [row for row in rows_list if row not in found]
+        if todo:
+            records = self.collection.docstore.get_many(self.ids_of(np.asarray(todo, dtype=np.int64)))
+            fresh = {
+                row: frozenset(self.analyze(str((r or {}).get(name) or "")))
+                for row, r in zip(todo, records, strict=True)
+            }
+            found.update(fresh)
+            with self._lock:
+                cache.update(fresh)
+                while len(cache) > FIELD_TERMS_CACHE:
+                    cache.popitem(last=False)
+        return [found[row] for row in rows_list]

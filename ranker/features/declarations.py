@@ -15,6 +15,13 @@ trained with is stored in its manifest and rebuilt identically at serving. TOML 
     transforms = [{ op = "reciprocal", k = 60 }]
     optional = true                     # training drops it when the collection cannot compute it
 
+    [[features]]
+    name = "dense_z"
+    calc = "cosine"
+    transforms = ["zscore"]
+    gate = "dense"                      # `gated_value` for every candidate when the dense branch found none
+                                        # of them (it was gated off, failed or timed out for this request)
+
 `check` lists every feature a collection cannot compute (and why); `resolve` drops the optional ones among
 them, which is what training does; a stored declaration is strict: serving refuses it unless satisfiable.
 """
@@ -81,6 +88,8 @@ class FeatureSpec(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     transforms: list[TransformSpec] = Field(default_factory=list)
     optional: bool = False
+    gate: str | None = None
+    gated_value: float = 0.0
 
     @field_validator("calc")
     @classmethod
@@ -100,8 +109,10 @@ class FeatureSpec(BaseModel):
         return _check_params("calc op", self.calc, self.params, CALC_OPS[self.calc].defaults)
 
     @property
-    def branch(self) -> str | None:
-        return CALC_OPS[self.calc].branch(self.resolved_params())
+    def branches(self) -> list[str]:
+        """The recall branches whose provenance this feature reads (its calc op's, and its gate)."""
+        found = [CALC_OPS[self.calc].branch(self.resolved_params()), self.gate]
+        return sorted({b for b in found if b is not None})
 
 
 class FeatureDeclaration(BaseModel):
@@ -131,7 +142,7 @@ class FeatureDeclaration(BaseModel):
 
     @property
     def branches(self) -> list[str]:
-        return sorted({b for f in self.features if (b := f.branch) is not None})
+        return sorted({b for f in self.features for b in f.branches})
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -152,9 +163,7 @@ class UnsatisfiableDeclaration(ValueError):
     """A declaration names features the collection (or the pipeline's branches) cannot provide."""
 
 
-def problems(
-    spec: FeatureSpec, view: CollectionView, branches: Iterable[str] | None = None
-) -> list[str]:
+def problems(spec: FeatureSpec, view: CollectionView, branches: Iterable[str] | None = None) -> list[str]:
     """Why `view`'s collection cannot compute `spec` (empty when it can)."""
     reasons = []
     for need in CALC_OPS[spec.calc].needs(spec.resolved_params()):
@@ -162,8 +171,9 @@ def problems(
         if reason:
             reasons.append(reason)
     known = None if branches is None else sorted(branches)
-    if known is not None and spec.branch is not None and spec.branch not in known:
-        reasons.append(f"no recall branch {spec.branch!r}; the pipeline runs {known}")
+    for branch in spec.branches:
+        if known is not None and branch not in known:
+            reasons.append(f"no recall branch {branch!r}; the pipeline runs {known}")
     return reasons
 
 

@@ -3,7 +3,9 @@
 `FeatureExtractor` is the single code path of training and serving: the training job calls `extract` on
 the candidates the recall pipeline produced, the serving scorer calls it on the same kind of candidates, so
 a feature cannot mean one thing offline and another online. Each feature is its calc op followed by its
-transforms, vectorised over the whole candidate list; IO values are fetched once per request.
+transforms, vectorised over the whole candidate list; IO values are fetched once per request. A gated
+feature is not computed at all when its branch found none of the request's candidates (the branch was gated
+off, failed or missed its deadline): every candidate gets the declared `gated_value`.
 """
 
 from __future__ import annotations
@@ -28,8 +30,11 @@ class _Compiled:
         self.op = CALC_OPS[spec.calc]
         self.params = spec.resolved_params()
         self.steps = [(TRANSFORMS[t.op], t.resolved()) for t in spec.transforms]
+        self.gate, self.gated_value = spec.gate, spec.gated_value
 
     def __call__(self, request: Request) -> np.ndarray:
+        if self.gate is not None and self.gate not in request.branches_present:
+            return np.full(len(request), self.gated_value)
         values = np.asarray(self.op.compute(request, self.params), dtype=np.float64)
         for transform, params in self.steps:
             values = np.asarray(transform.apply(values, params), dtype=np.float64)
@@ -70,7 +75,9 @@ class FeatureExtractor:
         return [dict(zip(self.names, row, strict=True)) for row in matrix.tolist()]
 
     def ids_of(self, candidates: Sequence[Scoreable]) -> list[str]:
-        return self.view.ids_of(np.fromiter((c.row for c in candidates), dtype=np.int64, count=len(candidates)))
+        return self.view.ids_of(
+            np.fromiter((c.row for c in candidates), dtype=np.int64, count=len(candidates))
+        )
 
     def describe(self) -> dict[str, Any]:
         return {"names": self.names, "declaration": self.declaration.to_json()}

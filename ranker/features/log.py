@@ -113,7 +113,9 @@ def read_feature_log(path: Path) -> Iterator[LoggedRequest]:
                 )
                 candidates = record["candidates"]
                 names = record["names"]
-                features = np.asarray(record["features"], dtype=np.float64).reshape(len(candidates), len(names))
+                features = np.asarray(record["features"], dtype=np.float64).reshape(
+                    len(candidates), len(names)
+                )
             except (KeyError, TypeError, ValueError) as error:
                 raise ValueError(f"{path}:{number}: not a feature log line ({error})") from None
             known = {"request_id", "time", "query", "user_id", "location", "names", "candidates", "features"}

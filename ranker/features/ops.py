@@ -28,7 +28,9 @@ FARTHEST_KM = float(np.pi * EARTH_RADIUS_KM)  # half the circumference: "as far 
 class Request:
     """One request's candidates and memoised IO values."""
 
-    def __init__(self, view: CollectionView, context: RankingContext, candidates: Sequence[Scoreable]) -> None:
+    def __init__(
+        self, view: CollectionView, context: RankingContext, candidates: Sequence[Scoreable]
+    ) -> None:
         self.view = view
         self.collection = view.collection
         self.context = context
@@ -38,6 +40,13 @@ class Request:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    @property
+    def branches_present(self) -> set[str]:
+        """The branches that found at least one of the candidates."""
+        if ("branches_present", None) not in self._memo:
+            self._memo[("branches_present", None)] = {name for c in self.candidates for name in c.ranks}
+        return self._memo[("branches_present", None)]
 
     def get(self, op: str, arg: str | None = None) -> Any:
         key = (op, arg)
@@ -146,15 +155,23 @@ IO_OPS: dict[str, IoOp] = {
     "branch_scores": IoOp(_provenance("branch_scores")),
     "fused_score": IoOp(lambda req, _: np.array([c.fused_score for c in req.candidates], dtype=np.float64)),
     "column": IoOp(
-        lambda req, name: np.asarray(_column_values(req.view, name)[req.rows], dtype=np.float64), _check_column
+        lambda req, name: np.asarray(_column_values(req.view, name)[req.rows], dtype=np.float64),
+        _check_column,
     ),
     "keyword_codes": IoOp(
         lambda req, name: np.asarray(req.collection.keywords.fields[name].codes[req.rows], dtype=np.int64),
         _check_keyword_codes,
     ),
     "item_lengths": IoOp(lambda req, _: req.view.item_lengths(req.rows)),
+    "field_terms": IoOp(
+        lambda req, name: req.view.field_terms(req.rows, name or ""),
+        lambda view, name: (
+            None if view.has_field(name or "") else f"stored items have no text field {name!r}"
+        ),
+    ),
     "user_history": IoOp(
-        _user_history, lambda view, _: None if view.collection.behaviour else "the collection has no behaviour"
+        _user_history,
+        lambda view, _: None if view.collection.behaviour else "the collection has no behaviour",
     ),
     "item2vec": IoOp(
         lambda req, _: _item2vec(req.view),
@@ -194,6 +211,13 @@ def _terms(req: Request) -> list[str]:
     return list(req.get("query_terms").get(req.view.primary_analyzer, []))
 
 
+def _field_bm25(req: Request, params: Params) -> np.ndarray:
+    """BM25 of one field (unboosted), the query analysed by that field's analyzer."""
+    bm25_field = req.get("bm25_field", params["field"])
+    tokens = req.get("query_terms").get(bm25_field.analyzer, [])
+    return bm25_field.index.score_rows(tokens, req.rows).astype(np.float64)
+
+
 def _overlap(req: Request, _: Params) -> np.ndarray:
     """Share of the distinct query terms (primary analyzer) present in the item, in any field of it."""
     terms = list(dict.fromkeys(_terms(req)))
@@ -205,6 +229,24 @@ def _overlap(req: Request, _: Params) -> np.ndarray:
         for f in fields:
             present[i] |= f.index.score_rows([term], req.rows) > 0
     return present.mean(axis=0)
+
+
+def _field_overlap(req: Request, params: Params) -> np.ndarray:
+    """Share of the distinct query terms (primary analyzer) found in a stored text field of the item."""
+    terms = set(_terms(req))
+    if not terms:
+        return np.zeros(len(req))
+    return np.array([len(terms & item) / len(terms) for item in req.get("field_terms", params["field"])])
+
+
+def _prf_cosine(req: Request, params: Params) -> np.ndarray:
+    """Cosine between the item and the centroid of the first `top` candidates in the merged order
+    (pseudo-relevance feedback: agreement with what the branches jointly rank highest)."""
+    vectors = req.get("item_vectors", params["space"])
+    if not len(vectors):
+        return np.zeros(0)
+    centroid = _unit(vectors[: int(params["top"])].mean(axis=0))
+    return (vectors @ centroid).astype(np.float64)
 
 
 def _category_preference(req: Request, params: Params) -> np.ndarray:
@@ -246,23 +288,31 @@ def _geo_distance(req: Request, params: Params) -> np.ndarray:
     return np.where(np.isnan(distance), float(params["missing"]), distance)
 
 
+def _item_length(req: Request, params: Params) -> np.ndarray:
+    """Item terms (primary analyzer); `relative`: divided by the primary field's mean document length."""
+    lengths = req.get("item_lengths")
+    if not params["relative"]:
+        return lengths
+    return lengths / max(float(req.collection.inverted.fields[0].index.params["avg_doc_len"]), 1e-9)
+
+
 def _filled(values: np.ndarray, missing: float) -> np.ndarray:
     return np.where(np.isnan(values), float(missing), values)
 
 
 CALC_OPS: dict[str, CalcOp] = {
     "bm25": CalcOp(
-        lambda req, p: req.collection.inverted.score_rows(req.get("query_terms"), req.rows).astype(np.float64),
+        lambda req, p: req.collection.inverted.score_rows(req.get("query_terms"), req.rows).astype(
+            np.float64
+        ),
         lambda p: [Need("query_terms")],
         doc="Boosted multi-field BM25 of the query for the candidate.",
     ),
     "field_bm25": CalcOp(
-        lambda req, p: req.get("bm25_field", p["field"])
-        .index.score_rows(req.get("query_terms").get(req.get("bm25_field", p["field"]).analyzer, []), req.rows)
-        .astype(np.float64),
+        _field_bm25,
         lambda p: [Need("query_terms"), Need("bm25_field", p["field"])],
         {"field": REQUIRED},
-        "BM25 of one field (unboosted).",
+        str(_field_bm25.__doc__),
     ),
     "cosine": CalcOp(
         lambda req, p: (req.get("item_vectors", p["space"]) @ req.get("query_vector", p["space"])).astype(
@@ -273,13 +323,28 @@ CALC_OPS: dict[str, CalcOp] = {
         "Cosine between the query and item vectors of a space (dense transformer or word2vec).",
     ),
     "term_overlap": CalcOp(_overlap, lambda p: [Need("query_terms")], doc=str(_overlap.__doc__)),
+    "field_overlap": CalcOp(
+        _field_overlap,
+        lambda p: [Need("query_terms"), Need("field_terms", p["field"])],
+        {"field": REQUIRED},
+        str(_field_overlap.__doc__),
+    ),
+    "prf_cosine": CalcOp(
+        _prf_cosine,
+        lambda p: [Need("item_vectors", p["space"])],
+        {"space": "dense", "top": 5},
+        str(_prf_cosine.__doc__),
+    ),
     "query_length": CalcOp(
         lambda req, p: np.full(len(req), float(len(_terms(req)))),
         lambda p: [Need("query_terms")],
         doc="Query terms (primary analyzer), the same for every candidate.",
     ),
     "item_length": CalcOp(
-        lambda req, p: req.get("item_lengths"), lambda p: [Need("item_lengths")], doc="Item terms."
+        _item_length,
+        lambda p: [Need("item_lengths")],
+        {"relative": False},
+        str(_item_length.__doc__),
     ),
     "branch_rank": CalcOp(
         lambda req, p: _filled(req.get("branch_ranks", p["branch"]), p["missing"]),
@@ -304,7 +369,9 @@ CALC_OPS: dict[str, CalcOp] = {
         lambda p: [],
         doc="Number of branches that found the candidate.",
     ),
-    "fused": CalcOp(lambda req, p: req.get("fused_score"), lambda p: [Need("fused_score")], doc="Fused score."),
+    "fused": CalcOp(
+        lambda req, p: req.get("fused_score"), lambda p: [Need("fused_score")], doc="Fused score."
+    ),
     "column": CalcOp(
         lambda req, p: _filled(req.get("column", p["name"]), p["missing"]),
         lambda p: [Need("column", p["name"])],

