@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import AppMetrics, DefaultCollection, NamedCollection
-from api.schemas import RecommendRequest, SearchHit, SearchResponse
+from api.routes.search import respond
+from api.schemas import RecommendRequest, SearchResponse
 from retrieval.service import CollectionService
 
 router = APIRouter(tags=["recommend"])
@@ -24,17 +25,7 @@ def recommend_for(
         filters=request.filters,
         exclude_seen=request.exclude_seen,
     )
-    result = service.search(query)
-    metrics.observe_answer(service.collection.name, result)
-    return SearchResponse(
-        results=[SearchHit(id=h.id, score=h.score, title=h.title, branches=h.branches) for h in result.hits],
-        collection=service.collection.name,
-        index_version=result.version,
-        scorer=result.scorer,
-        degraded=result.degraded,
-        took_ms=round(result.took_ms, 3),
-        explain=None,
-    )
+    return respond(service, query, metrics, explain=False)
 
 
 @router.post("/recommend", response_model=SearchResponse, summary="Recommend from the default collection")

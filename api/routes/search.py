@@ -7,6 +7,7 @@ from fastapi.exceptions import RequestValidationError
 
 from api.deps import AppMetrics, DefaultCollection, NamedCollection
 from api.schemas import BranchCandidate, SearchHit, SearchRequest, SearchResponse
+from retrieval.candidates import SearchQuery
 from retrieval.service import CollectionService
 
 router = APIRouter(tags=["search"])
@@ -27,7 +28,14 @@ def answer(request: SearchRequest, service: CollectionService, metrics: AppMetri
         user_id=request.user_id,
         branches=request.branches,
     )
-    result = service.search(query, explain=request.explain)
+    return respond(service, query, metrics, explain=request.explain)
+
+
+def respond(
+    service: CollectionService, query: SearchQuery, metrics: AppMetrics, *, explain: bool
+) -> SearchResponse:
+    """Run `query`, record its branch metrics, and shape the answer (shared by search and recommend)."""
+    result = service.search(query, explain=explain)
     metrics.observe_answer(service.collection.name, result)
     return SearchResponse(
         results=[SearchHit(id=h.id, score=h.score, title=h.title, branches=h.branches) for h in result.hits],
@@ -38,9 +46,7 @@ def answer(request: SearchRequest, service: CollectionService, metrics: AppMetri
         took_ms=round(result.took_ms, 3),
         explain=None
         if result.explain is None
-        else {
-            name: [BranchCandidate(**c) for c in candidates] for name, candidates in result.explain.items()
-        },
+        else {name: [BranchCandidate(**c) for c in found] for name, found in result.explain.items()},
     )
 
 
