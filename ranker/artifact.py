@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from indexer.artifact import ArtifactError, read_manifest, write_manifest
 from indexer.versions import VersionStore, resolve_artifact
 from ranker.features.declarations import FeatureDeclaration
-from ranker.models import MODELS, RankingModel
+from ranker.models import MODELS, RankingModel, model_class
 
 RANKER_KIND = "ranker"
 RANKER_FORMAT = 1
@@ -106,7 +106,7 @@ def read_ranker(path: Path) -> RankerArtifact:
         declaration = FeatureDeclaration.model_validate(params["features"])
     except (KeyError, ValidationError) as error:
         raise ArtifactError(f"{directory}: the feature declaration cannot be read: {error}") from None
-    model = MODELS[kind].load(directory / MODEL_DIR)
+    model: RankingModel = model_class(kind).load(directory / MODEL_DIR)
     if model.n_features != len(declaration.names):
         raise ArtifactError(
             f"{directory}: the model takes {model.n_features} features, the declaration has "

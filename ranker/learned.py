@@ -5,6 +5,12 @@ computed on this collection (and, given the pipeline's branch names, that every 
 returns a `LearnedScorer`. Anything incompatible is refused at load with an `ArtifactError` (bad artifact)
 or `UnsatisfiableDeclaration` (a `ValueError`: the collection lacks what a feature needs), never per
 request. The scorer returns one score per candidate, in the order given: it never drops or reorders.
+
+Coverage: a model ranks the requests of its training regime, those on which every branch a feature is
+gated on ran (`FeatureDeclaration.gates`, e.g. the dense branch). Any other request (the dense branch gated
+off for a CJK query, failed or late) keeps the fusion order: the scorer returns the fused scores, logs no
+features and `explain` marks it `_fusion_fallback`. A model trained on English requests has never seen a
+Chinese lexical-only request ranked, and the fusion order is the safe answer there.
 """
 
 from __future__ import annotations
@@ -49,9 +55,15 @@ class LearnedScorer:
     def features(self, context: RankingContext, candidates: Sequence[Scoreable]) -> np.ndarray:
         return self.extractor.extract(context, candidates)
 
+    def covers(self, candidates: Sequence[Scoreable]) -> bool:
+        """Whether the model ranks this request; if not, it keeps the fusion order."""
+        return self.extractor.covers(candidates)
+
     def score(self, context: RankingContext, candidates: Sequence[Scoreable]) -> np.ndarray:
         if not candidates:
             return np.zeros(0, dtype=np.float64)
+        if not self.extractor.covers(candidates):
+            return _fused(candidates)
         matrix = self.extractor.extract(context, candidates)
         scores = np.asarray(self.model.predict(matrix), dtype=np.float64)
         if self.logger is not None:
@@ -71,12 +83,18 @@ class LearnedScorer:
         """Per candidate (in the order given) its feature values by name, plus `_score`: the model's score."""
         if not candidates:
             return []
+        if not self.extractor.covers(candidates):
+            return [{"_fusion_fallback": 1.0, "_score": score} for score in _fused(candidates).tolist()]
         matrix = self.extractor.extract(context, candidates)
         scores = self.model.predict(matrix)
         rows = self.extractor.as_dicts(matrix)
         for row, score in zip(rows, scores.tolist(), strict=True):
             row["_score"] = score
         return rows
+
+
+def _fused(candidates: Sequence[Scoreable]) -> np.ndarray:
+    return np.fromiter((c.fused_score for c in candidates), dtype=np.float64, count=len(candidates))
 
 
 def load_ranker(

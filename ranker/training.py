@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ranker.features.extract import FeatureExtractor
-from ranker.models import Groups, RankingModel, mean_ndcg, model_class
+from ranker.models import Groups, LambdaMart, RankingModel, mean_ndcg, model_class
 from ranker.scoring import FusionScorer, RankingContext, Scoreable
 
 MODEL_KINDS = ("lambdamart", "listwise_mlp")
@@ -53,7 +53,7 @@ class CandidateRecorder:
 
     def take(self) -> tuple[RankingContext | None, list[Scoreable]]:
         """The last request's context and candidates (None and [] when nothing was scored), then forget it."""
-        last = getattr(self._local, "last", (None, []))
+        last: tuple[RankingContext | None, list[Scoreable]] = getattr(self._local, "last", (None, []))
         self._local.last = (None, [])
         return last
 
@@ -195,9 +195,8 @@ def train_rankers(
         metrics[kind] = model.fit(train, valid, seed=seed)
         models[kind] = model
     best = max(kinds, key=lambda k: (metrics[k][SELECTION_METRIC], -list(kinds).index(k)))
-    importance = {}
-    if names is not None and "lambdamart" in models:
-        importance = models["lambdamart"].feature_importance(list(names))
+    trees = models.get("lambdamart")
+    importance = trees.feature_importance(list(names)) if isinstance(trees, LambdaMart) and names else {}
     return TrainingResult(best, models, metrics, importance)
 
 
@@ -214,9 +213,8 @@ def fusion_metrics(train: Groups, valid: Groups) -> dict[str, float]:
     """nDCG@10 of the candidates in the order the pipeline merged them (what fusion alone returns)."""
 
     def merged_order(groups: Groups) -> np.ndarray:
-        return np.concatenate(
-            [-np.arange(s.stop - s.start, dtype=np.float64) for s in groups.slices()] or [[]]
-        )
+        parts = [-np.arange(s.stop - s.start, dtype=np.float64) for s in groups.slices()]
+        return np.concatenate(parts) if parts else np.zeros(0)
 
     return {
         "train_ndcg@10": mean_ndcg(train, merged_order(train)),

@@ -99,10 +99,13 @@ def _train_search(
     branches = [source.name for source in service.pipeline.sources]
     train_keys, valid_keys = split_keys([q for q in judged if q in texts], valid_fraction, seed)
     collect = partial(collect_search_examples, run, extractor.ids_of, texts, judged, progress=progress)
-    train_examples, valid_examples = (
-        collect(keys=train_keys, dropout=dropout_keys(train_keys, dropout, seed)),
-        collect(keys=valid_keys),
-    )
+    train_examples = collect(keys=train_keys, dropout=dropout_keys(train_keys, dropout, seed))
+    valid_examples = collect(keys=valid_keys)
+    # Served requests outside the model's regime (a gated branch found nothing) keep the fusion order, so
+    # validation leaves them out; training keeps its dropout lists without such a branch (on SciFact train
+    # they raise validation nDCG@10 from 0.805 to 0.822).
+    uncovered = sum(not extractor.covers(e.candidates) for e in valid_examples)
+    valid_examples = [e for e in valid_examples if extractor.covers(e.candidates)]
     train, valid = featurize(extractor, train_examples), featurize(extractor, valid_examples)
     result = train_rankers(train, valid, seed=seed, kinds=kinds or MODEL_KINDS, names=extractor.names)
     recalled = sum(bool(e.labels.any()) for e in valid_examples)
@@ -113,7 +116,8 @@ def _train_search(
         "valid_queries_with_relevant_in_recall": recalled, "seed": seed, "valid_fraction": valid_fraction,
         "branch_depth": depth, "branch_dropout": dropout, "pipeline_branches": branches,
         "candidates": int(len(train.labels) + len(valid.labels)), "feature_importance": result.importance,
-        "fusion": fusion_metrics(train, valid),
+        "fusion": fusion_metrics(train, valid), "gates": extractor.declaration.gates,
+        "valid_queries_served_by_fusion": uncovered,
     }  # fmt: skip
     version, path = write_ranker(
         out, result.model, extractor.declaration, metrics=result.metrics, training=training
@@ -122,7 +126,8 @@ def _train_search(
     typer.echo(
         f"{len(train_keys)} training queries ({len(train)} lists with branch dropout), "
         f"{len(valid)} validation queries; {len(valid) - recalled} of those have no relevant document "
-        "in recall and count as 0 in nDCG@10"
+        f"in recall and count as 0 in nDCG@10; {uncovered} lack a branch the features are gated on "
+        f"({', '.join(extractor.declaration.gates) or 'none'}), keep the fusion order and are left out"
     )
     typer.echo(metrics_table({"fusion (no ranker)": training["fusion"], **result.metrics}, result.best))
     typer.echo(f"kept {result.best}: ranker version {version} at {path}")

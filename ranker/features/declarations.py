@@ -144,6 +144,11 @@ class FeatureDeclaration(BaseModel):
     def branches(self) -> list[str]:
         return sorted({b for f in self.features for b in f.branches})
 
+    @property
+    def gates(self) -> list[str]:
+        """Branches some feature is gated on; a model covers the requests on which all of them ran."""
+        return sorted({f.gate for f in self.features if f.gate is not None})
+
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 

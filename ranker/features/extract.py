@@ -59,6 +59,11 @@ class FeatureExtractor:
         self.names = declaration.names
         self._features = [_Compiled(spec) for spec in declaration.features]
 
+    def covers(self, candidates: Sequence[Scoreable]) -> bool:
+        """Whether every branch a feature is gated on found some candidate (the model's training regime)."""
+        found = {name for c in candidates for name in c.ranks}
+        return all(branch in found for branch in self.declaration.gates)
+
     def extract(self, context: RankingContext, candidates: Sequence[Scoreable]) -> np.ndarray:
         """(len(candidates), len(names)) float64; row i belongs to candidates[i]."""
         request = Request(self.view, context, candidates)

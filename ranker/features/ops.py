@@ -112,6 +112,13 @@ def _column_values(view: CollectionView, name: str | None) -> np.ndarray | None:
     return view.collection.columns.get(name or "")
 
 
+def _column(req: Request, name: str | None) -> np.ndarray:
+    values = _column_values(req.view, name)
+    if values is None:
+        raise ValueError(f"no numeric column {name!r}")
+    return np.asarray(values[req.rows], dtype=np.float64)
+
+
 def _check_column(view: CollectionView, name: str | None) -> str | None:
     if _column_values(view, name) is None:
         return f"no numeric column {name!r}; the collection has {sorted(view.collection.columns)}"
@@ -154,10 +161,7 @@ IO_OPS: dict[str, IoOp] = {
     "branch_ranks": IoOp(_provenance("ranks")),
     "branch_scores": IoOp(_provenance("branch_scores")),
     "fused_score": IoOp(lambda req, _: np.array([c.fused_score for c in req.candidates], dtype=np.float64)),
-    "column": IoOp(
-        lambda req, name: np.asarray(_column_values(req.view, name)[req.rows], dtype=np.float64),
-        _check_column,
-    ),
+    "column": IoOp(_column, _check_column),
     "keyword_codes": IoOp(
         lambda req, name: np.asarray(req.collection.keywords.fields[name].codes[req.rows], dtype=np.int64),
         _check_keyword_codes,
@@ -259,8 +263,8 @@ def _category_preference(req: Request, params: Params) -> np.ndarray:
     all_codes = all_codes[all_codes >= 0]
     if not all_codes.size:
         return np.zeros(len(req))
-    share = np.bincount(all_codes, minlength=int(max(all_codes.max(), codes.max(initial=0))) + 1)
-    share = share / len(history)
+    counts = np.bincount(all_codes, minlength=int(max(all_codes.max(), codes.max(initial=0))) + 1)
+    share = counts / len(history)
     return np.where(codes >= 0, share[np.maximum(codes, 0)], 0.0)
 
 

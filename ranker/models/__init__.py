@@ -6,10 +6,10 @@ from ranker.models.base import Groups, RankingModel, mean_ndcg, ndcg_of_scores
 from ranker.models.lambdamart import LambdaMart
 from ranker.models.listwise_mlp import ListwiseMlp
 
-MODELS: dict[str, type] = {LambdaMart.kind: LambdaMart, ListwiseMlp.kind: ListwiseMlp}
+MODELS: dict[str, type[RankingModel]] = {LambdaMart.kind: LambdaMart, ListwiseMlp.kind: ListwiseMlp}
 
 
-def model_class(kind: str) -> type:
+def model_class(kind: str) -> type[RankingModel]:
     if kind not in MODELS:
         raise ValueError(f"unknown ranking model {kind!r}; choose one of {sorted(MODELS)}")
     return MODELS[kind]

@@ -9,6 +9,7 @@ seed (`deterministic`, row-wise histograms). Saved as LightGBM's text model plus
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -53,7 +54,9 @@ class LambdaMart:
         params = {**self.params, "seed": seed}
         train_set = lgb.Dataset(train.features, train.labels, group=train.sizes, free_raw_data=False)
         valid_set = lgb.Dataset(valid.features, valid.labels, group=valid.sizes, reference=train_set)
-        callbacks = [lgb.early_stopping(self.patience, first_metric_only=True, verbose=False)]
+        callbacks: list[Callable[..., Any]] = [
+            lgb.early_stopping(self.patience, first_metric_only=True, verbose=False)
+        ]
         self.booster = lgb.train(
             params, train_set, self.rounds, valid_sets=[valid_set], valid_names=["valid"], callbacks=callbacks
         )

@@ -91,7 +91,7 @@ class ListwiseMlp:
         optimiser = torch.optim.Adam(self.net.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
         x, target, mask = _padded(train, self.mean, self.std)
         useful = torch.nonzero(target.sum(dim=1) > 0).flatten()
-        best = (-1.0, 0, None)
+        best: tuple[float, int, dict[str, Any]] = (-1.0, 0, {})
         for epoch in range(cfg["epochs"]):
             self.net.train()
             order = useful[torch.randperm(len(useful), generator=generator)]
@@ -147,7 +147,8 @@ class ListwiseMlp:
 
         directory = Path(directory)
         config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
-        model = cls(**{k: tuple(v) if k == "hidden" else v for k, v in config.items() if k in _KNOBS})
+        knobs: dict[str, Any] = {k: v for k, v in config.items() if k in _KNOBS}
+        model = cls(**{**knobs, "hidden": tuple(config["hidden"])})
         model.mean = np.asarray(config["mean"], dtype=np.float64)
         model.std = np.asarray(config["std"], dtype=np.float64)
         model.net = _network(config["n_features"], tuple(config["hidden"]), config["dropout"])

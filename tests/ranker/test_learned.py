@@ -1,0 +1,169 @@
+"""The learned ranker end to end on a SciFact slice: train, serve, log, and the online/offline guarantee.
+
+Features logged online by the serving scorer are recomputed offline by the training code path on a freshly
+loaded collection; they must agree to 1e-6 (Augur's consistency guarantee).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from api.cli import app
+from indexer.artifact import ArtifactError
+from indexer.versions import resolve_artifact
+from ranker.artifact import read_ranker
+from ranker.features import FeatureExtractor, FeatureLogger, UnsatisfiableDeclaration, read_feature_log
+from ranker.learned import load_ranker
+from ranker.training import CandidateRecorder, collect_search_examples
+from retrieval.candidates import SearchQuery
+from retrieval.evaluation import read_qrels, read_queries
+from retrieval.service import CollectionService
+from tests.conftest import SCIFACT
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def slice_judgments(scifact_slice_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SciFact train judgments whose documents are inside the slice (31 queries)."""
+    from indexer.build import read_ids
+
+    inside = set(read_ids(resolve_artifact(scifact_slice_root)))
+    lines = (SCIFACT / "qrels" / "train.tsv").read_text().splitlines()
+    kept = [line for line in lines[1:] if line.split("\t")[1] in inside]
+    path = tmp_path_factory.mktemp("judgments") / "train.tsv"
+    path.write_text("\n".join([lines[0], *kept]) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(
+    scifact_slice_root: Path, slice_judgments: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple:
+    out = tmp_path_factory.mktemp("rankers") / "scifact"
+    args = ["train-ranker", "--index", str(scifact_slice_root), "--queries", str(SCIFACT / "queries.jsonl")]
+    args += ["--qrels", str(slice_judgments), "--out", str(out), "--no-progress"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+@pytest.fixture(scope="module")
+def texts(slice_judgments: Path) -> dict[str, str]:
+    queries = read_queries(SCIFACT / "queries.jsonl")
+    return {qid: queries[qid] for qid in sorted(read_qrels(slice_judgments))[:6]}
+
+
+def test_training_writes_a_versioned_ranker_with_both_models_measured(trained: tuple) -> None:
+    out, output = trained
+    assert "| lambdamart |" in output and "| listwise_mlp |" in output and "kept " in output
+    manifest = json.loads((resolve_artifact(out) / "manifest.json").read_text())
+    params = manifest["params"]
+    assert manifest["kind"] == "ranker" and params["model_type"] in {"lambdamart", "listwise_mlp"}
+    assert set(params["metrics"]) == {"lambdamart", "listwise_mlp"}
+    assert all(0.0 <= m["valid_ndcg@10"] <= 1.0 for m in params["metrics"].values())
+    best = max(params["metrics"], key=lambda kind: params["metrics"][kind]["valid_ndcg@10"])
+    assert (
+        params["metrics"][best]["valid_ndcg@10"] == params["metrics"][params["model_type"]]["valid_ndcg@10"]
+    )
+    assert params["training"]["branch_depth"] == 100 and params["training"]["train_queries"] == 25
+    assert params["feature_names"] == [f["name"] for f in params["features"]["features"]]
+
+
+def test_online_features_equal_offline_recomputation(
+    scifact_slice_root: Path, trained: tuple, texts: dict[str, str], slice_judgments: Path, tmp_path: Path
+) -> None:
+    out, _ = trained
+    online = CollectionService.open(scifact_slice_root)
+    branches = [source.name for source in online.pipeline.sources]
+    log = tmp_path / "features.jsonl"
+    online.pipeline.scorer = load_ranker(out, online.collection, branches=branches, logger=FeatureLogger(log))
+    for text in texts.values():
+        answer = online.search(text, 10)
+        assert answer.scorer == online.pipeline.scorer.name and len(answer.hits) == 10
+        scores = [hit.score for hit in answer.hits]
+        assert scores == sorted(scores, reverse=True)
+    logged = {r.context.text: r for r in read_feature_log(log)}
+    assert sorted(logged) == sorted(texts.values())
+
+    recorder = CandidateRecorder()  # the training job's code path, on a freshly loaded collection
+    offline = CollectionService.open(scifact_slice_root, scorer=recorder)
+    extractor = FeatureExtractor(read_ranker(out).declaration, offline.collection, branches=branches)
+
+    def run(text: str, only: frozenset[str] | None) -> tuple:
+        offline.run(SearchQuery(text=text, k=10, branches=only))
+        return recorder.take()
+
+    examples = collect_search_examples(
+        run, extractor.ids_of, texts, read_qrels(slice_judgments), progress=False
+    )
+    assert len(examples) == len(texts)
+    for example in examples:
+        record = logged[example.context.text]
+        assert extractor.ids_of(example.candidates) == record.ids
+        recomputed = extractor.extract(example.context, example.candidates)
+        np.testing.assert_allclose(recomputed, record.features, rtol=0, atol=1e-6)
+        from_log = extractor.extract(record.context, record.candidates(extractor.view))
+        np.testing.assert_allclose(from_log, record.features, rtol=0, atol=1e-6)
+    online.close()
+    offline.close()
+
+
+def test_scorer_scores_every_candidate_in_place_and_explains(
+    scifact_slice_root: Path, trained: tuple
+) -> None:
+    out, _ = trained
+    recorder = CandidateRecorder()
+    service = CollectionService.open(scifact_slice_root, scorer=recorder)
+    scorer = load_ranker(out, service.collection)
+    service.run("vitamin D and bone density", 10)
+    context, candidates = recorder.take()
+    order = [c.row for c in candidates]
+    scores = scorer.score(context, candidates)
+    assert scores.shape == (len(candidates),) and np.isfinite(scores).all()
+    assert [c.row for c in candidates] == order  # nothing dropped or moved
+    explained = scorer.explain(context, candidates)
+    assert list(explained[0])[:-1] == scorer.feature_names
+    np.testing.assert_allclose([row["_score"] for row in explained], scores)
+    lexical = [
+        dataclasses.replace(c, ranks={k: v for k, v in c.ranks.items() if k != "dense"}) for c in candidates
+    ]
+    lexical = [c for c in lexical if c.ranks]
+    assert not scorer.covers(lexical)  # outside the model's regime: the fusion order is kept
+    np.testing.assert_array_equal(scorer.score(context, lexical), [c.fused_score for c in lexical])
+    assert all(row["_fusion_fallback"] == 1.0 for row in scorer.explain(context, lexical))
+    service.close()
+
+
+def test_incompatible_rankers_are_refused_at_load(
+    scifact_slice_root: Path, trained: tuple, tmp_path: Path
+) -> None:
+    out, _ = trained
+    service = CollectionService.open(scifact_slice_root)
+    with pytest.raises(UnsatisfiableDeclaration, match="no recall branch 'dense'"):
+        load_ranker(out, service.collection, branches=["bm25"])
+    with pytest.raises(ArtifactError, match="holds a 'collection' artifact, expected 'ranker'"):
+        load_ranker(scifact_slice_root, service.collection)
+    copy = tmp_path / "copy"
+    shutil.copytree(resolve_artifact(out), copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["params"]["model_type"] = "transformer"
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="unknown model type 'transformer'"):
+        load_ranker(copy, service.collection)
+    service.close()
+
+
+def test_behaviour_mode_is_refused_until_recommendation_exists(
+    scifact_slice_root: Path, tmp_path: Path
+) -> None:
+    args = ["train-ranker", "--index", str(scifact_slice_root), "--behaviour", str(tmp_path / "events.csv")]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "recommendation pipeline" in result.output
