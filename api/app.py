@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from api.errors import install_error_handlers
 from api.metrics import install_metrics
 from api.routes import admin, collections, operations, recommend, search
-from retrieval.registry import CollectionRegistry
+from retrieval.registry import CollectionRegistry, service_opener
 
 
 def collection_roots(indexes: list[Path] | dict[str, Path]) -> dict[str, Path]:
@@ -34,15 +34,25 @@ def create_app(
     registry: CollectionRegistry | None = None,
     admin_token: str | None = None,
     watch_interval_s: float | None = None,
+    rankers: dict[str, Path] | None = None,
+    feature_log: Path | None = None,
 ) -> FastAPI:
-    """An app serving the collections under `indexes` (the first is the default) or an opened `registry`."""
+    """An app serving the collections under `indexes` (the first is the default) or an opened `registry`.
+
+    `rankers`: collection name -> ranker root scoring that collection's merged candidates (the others use
+    the fusion order); `feature_log`: where the rankers log the features of each request they score.
+    """
     roots = collection_roots([indexes] if isinstance(indexes, Path | str) else indexes)
+    if unknown := sorted(set(rankers or {}) - set(roots)):
+        raise ValueError(f"a ranker is given for unknown collection(s) {unknown}; collections: {list(roots)}")
     token = admin_token if admin_token is not None else os.environ.get(admin.TOKEN_ENV) or None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = registry is None
-        app.state.registry = registry or CollectionRegistry(roots)
+        app.state.registry = registry or CollectionRegistry(
+            roots, opener=service_opener(rankers, feature_log)
+        )
         if owned:
             app.state.registry.load()
         if watch_interval_s:

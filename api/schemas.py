@@ -74,6 +74,10 @@ class SearchHit(BaseModel):
     branches: dict[str, int] = Field(
         ..., description="Recall branches that found the item, with its 1-based rank."
     )
+    features: dict[str, float] | None = Field(
+        default=None,
+        description="With explain and a learned ranker: the item's ranking features and `_score`.",
+    )
 
 
 class BranchCandidate(BaseModel):
@@ -86,9 +90,12 @@ class SearchResponse(BaseModel):
     results: list[SearchHit]
     collection: str = Field(..., description="Collection that answered.")
     index_version: str = Field(..., description="Version of the index that answered.")
-    scorer: str = Field(..., description="What ordered the results: 'fusion' or a ranker's name.")
+    scorer: str = Field(..., description="What ordered the results: 'fusion' or a ranker's model type.")
+    scorer_version: str = Field("", description="Version of the ranker that scored (a ranker artifact's).")
     degraded: list[str] = Field(
-        default_factory=list, description="Branches left out of this answer (failed or late)."
+        default_factory=list,
+        description="Branches left out of this answer (failed or late); 'ranker' when the ranker failed and "
+        "the fusion order answered.",
     )
     took_ms: float
     explain: dict[str, list[BranchCandidate]] | None = Field(

@@ -1,7 +1,8 @@
 """The search pipeline: gate and run the recall branches in parallel, merge them, score, truncate.
 
 Every branch is fail-open: one that raises or misses its deadline is left out of that answer and named in
-`degraded`, and the request still succeeds with what the other branches found.
+`degraded`, and the request still succeeds with what the other branches found. The scorer is fail-open too:
+when a learned ranker raises, the answer keeps the fusion order and names `ranker` in `degraded`.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class SearchOutcome:
     scorer: str
     took_ms: float
     branch_ms: dict[str, float] = field(default_factory=dict)
+    scorer_version: str = ""
+    features: list[dict[str, float]] | None = None  # with explain and a learned ranker: per candidate
 
 
 def _timed(source: CandidateSource, query: SearchQuery, limit: int) -> tuple[BranchResult, float]:
@@ -136,16 +139,34 @@ class SearchPipeline:
             )
         return self.fuse(list(results.values()), weights=self.config.weights)
 
-    def search(self, query: SearchQuery, *, limit: int | None = None) -> SearchOutcome:
+    def search(self, query: SearchQuery, *, limit: int | None = None, explain: bool = False) -> SearchOutcome:
+        """Recall, merge, score and keep the best `query.k`; with `explain`, also each kept candidate's
+        ranking features (computed over the whole merged list, as the scorer saw it)."""
         start = time.perf_counter()
         results, degraded, latency = self.recall(query, max(limit or self.config.branch_limit, query.k))
         # Branches that cannot pre-filter are filtered here, so a filter holds whatever found the item.
         candidates = [c for c in self.merge(results) if query.admits(c.row)]
+        scorer, features = self.scorer, None
         if candidates:
-            scores = self.scorer.score(RankingContext.of(query), candidates)
+            context = RankingContext.of(query)
+            try:
+                scores = scorer.score(context, candidates)
+                if explain and hasattr(scorer, "explain"):
+                    features = scorer.explain(context, candidates)
+            except Exception as error:  # a broken ranker must not fail the request: keep the fusion order
+                log.warning("scorer %s failed, keeping the fusion order: %r", scorer.name, error)
+                degraded.append("ranker")
+                scorer, features = _FUSION, None
+                scores = scorer.score(context, candidates)
             for candidate, score in zip(candidates, scores.tolist(), strict=True):
                 candidate.score = score
-            order = np.argsort(-np.asarray(scores), kind="stable")
-            candidates = [candidates[i] for i in order[: query.k]]
+            order = np.argsort(-np.asarray(scores), kind="stable")[: query.k]
+            candidates = [candidates[i] for i in order]
+            features = None if features is None else [features[i] for i in order]
         took_ms = (time.perf_counter() - start) * 1000
-        return SearchOutcome(candidates, results, degraded, self.scorer.name, took_ms, latency)
+        return SearchOutcome(
+            candidates, results, degraded, scorer.name, took_ms, latency, scorer.version, features
+        )
+
+
+_FUSION = FusionScorer()

@@ -22,10 +22,21 @@ log = logging.getLogger(__name__)
 RETIRE_AFTER_S = 60.0
 
 
-def _open_service(root: Path, name: str, previous: CollectionService | None) -> CollectionService:
-    """Open a collection's current version, reusing the previous version's loaded encoder when it fits."""
-    encoder = previous.collection.encoder if previous is not None else None
-    return CollectionService.open(root, name=name, encoder=encoder)
+def service_opener(
+    rankers: dict[str, Path] | None = None, feature_log: Path | None = None
+) -> Callable[[Path, str, CollectionService | None], CollectionService]:
+    """Opens a collection's current version (with its ranker, if one is named for it), reusing the previous
+    version's loaded encoder when it fits. A ranker root is read again at each reload, so a newly trained
+    ranker version is picked up with the next collection version."""
+
+    def open_service(root: Path, name: str, previous: CollectionService | None) -> CollectionService:
+        encoder = previous.collection.encoder if previous is not None else None
+        ranker = (rankers or {}).get(name)
+        return CollectionService.open(
+            root, name=name, encoder=encoder, ranker=ranker, feature_log=feature_log if ranker else None
+        )
+
+    return open_service
 
 
 class UnknownCollectionError(LookupError):
@@ -52,7 +63,7 @@ class CollectionRegistry:
         if not roots:
             raise ValueError("a service needs at least one collection (--index ROOT)")
         self.roots = dict(roots)
-        self._open = opener or _open_service
+        self._open = opener or service_opener()
         self._retire_after_s = retire_after_s
         self._lock = threading.Lock()
         self._services: dict[str, CollectionService] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,12 +10,14 @@ from pathlib import Path
 import numpy as np
 
 from indexer.encoder import TextEncoder
-from ranker.scoring import Scorer
+from ranker.scoring import FusionScorer, Scorer
 from retrieval.branches import all_sources
 from retrieval.candidates import SearchQuery
 from retrieval.collection import Collection
 from retrieval.geo import haversine_km
 from retrieval.pipeline import PipelineConfig, SearchOutcome, SearchPipeline
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +26,7 @@ class Hit:
     score: float
     title: str
     branches: dict[str, int]
+    features: dict[str, float] | None = None  # with explain and a learned ranker
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +39,20 @@ class SearchAnswer:
     branch_ms: dict[str, float] = field(default_factory=dict)
     branch_counts: dict[str, int] = field(default_factory=dict)
     explain: dict[str, list[dict]] | None = None
+    scorer_version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RankerStatus:
+    """What scores a collection's candidates: the learned ranker asked for, or fusion and why."""
+
+    scorer: str
+    version: str
+    path: str | None = None
+    error: str | None = None  # set when a ranker was asked for and refused: the fusion order serves
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"scorer": self.scorer, "version": self.version, "path": self.path, "error": self.error}
 
 
 class RequestError(ValueError):
@@ -56,9 +74,12 @@ FilterValue = str | list[str]
 class CollectionService:
     """Answers searches for one collection."""
 
-    def __init__(self, collection: Collection, pipeline: SearchPipeline) -> None:
+    def __init__(
+        self, collection: Collection, pipeline: SearchPipeline, ranker: RankerStatus | None = None
+    ) -> None:
         self.collection = collection
         self.pipeline = pipeline
+        self.ranker = ranker or RankerStatus(pipeline.scorer.name, pipeline.scorer.version)
 
     @classmethod
     def open(
@@ -69,11 +90,23 @@ class CollectionService:
         scorer: Scorer | None = None,
         config: PipelineConfig | None = None,
         encoder: TextEncoder | None = None,
+        ranker: Path | None = None,
+        feature_log: Path | None = None,
     ) -> CollectionService:
-        """Load `root`'s current version, reusing `encoder` when the version was built with its kind."""
+        """Load `root`'s current version, reusing `encoder` when the version was built with its kind.
+
+        `ranker`: a ranker root or version to score the merged candidates with. One this collection cannot
+        serve (unreadable, or features the collection cannot compute) is refused here, with the reason in
+        `service.ranker.error`, and the fusion order serves instead. `feature_log`: a JSON-lines file the
+        ranker appends each scored request's features to.
+        """
         collection = Collection.load(root, name=name, encoder=encoder)
         collection.encoder.encode(["warm-up"])  # load the model now, not inside the first request's deadline
-        return cls(collection, SearchPipeline(all_sources(collection), scorer=scorer, config=config))
+        sources = all_sources(collection)
+        status = None
+        if ranker is not None and scorer is None:
+            scorer, status = _learned_scorer(ranker, collection, [s.name for s in sources], feature_log)
+        return cls(collection, SearchPipeline(sources, scorer=scorer, config=config), status)
 
     @property
     def version(self) -> str:
@@ -172,12 +205,15 @@ class CollectionService:
 
     def search(self, query: SearchQuery | str, k: int = 10, *, explain: bool = False) -> SearchAnswer:
         query = query if isinstance(query, SearchQuery) else SearchQuery(text=query, k=k)
-        outcome = self.run(query)
+        outcome = self.pipeline.search(query, explain=explain)
         ids = self.collection.external_ids_of([c.row for c in outcome.candidates])
         stored = self.collection.docstore.get_many(ids)
+        features: list[dict[str, float] | None] = [None] * len(ids)
+        if outcome.features is not None:
+            features = list(outcome.features)
         hits = [
-            Hit(id=doc_id, score=c.score, title=(doc or {}).get("title", ""), branches=dict(c.ranks))
-            for doc_id, doc, c in zip(ids, stored, outcome.candidates, strict=True)
+            Hit(doc_id, c.score, (doc or {}).get("title", ""), dict(c.ranks), f)
+            for doc_id, doc, c, f in zip(ids, stored, outcome.candidates, features, strict=True)
         ]
         return SearchAnswer(
             hits,
@@ -188,6 +224,7 @@ class CollectionService:
             branch_ms=outcome.branch_ms,
             branch_counts={name: len(result) for name, result in outcome.branches.items()},
             explain=self._explain(outcome) if explain else None,
+            scorer_version=outcome.scorer_version,
         )
 
     def _explain(self, outcome: SearchOutcome) -> dict[str, list[dict]]:
@@ -228,3 +265,23 @@ class CollectionService:
 
     def close(self) -> None:
         self.collection.close()
+
+
+def _learned_scorer(
+    path: Path, collection: Collection, branches: list[str], feature_log: Path | None
+) -> tuple[Scorer | None, RankerStatus]:
+    """The ranker at `path` for `collection`, or (None: fusion, the reason) when it cannot serve it."""
+    from indexer.artifact import ArtifactError
+    from ranker.features import FeatureLogger
+    from ranker.learned import load_ranker
+
+    try:
+        logger = FeatureLogger(feature_log) if feature_log is not None else None
+        scorer = load_ranker(path, collection, branches=branches, logger=logger)
+    except (ArtifactError, ValueError, OSError) as error:
+        log.error(
+            "ranker %s refused for collection %s, serving the fusion order: %s", path, collection.name, error
+        )
+        fusion = FusionScorer()
+        return None, RankerStatus(fusion.name, fusion.version, str(path), f"ranker refused: {error}")
+    return scorer, RankerStatus(scorer.name, scorer.version, str(path))

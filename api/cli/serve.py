@@ -32,6 +32,16 @@ def serve(
     watch: Annotated[
         float | None, typer.Option(help="Poll for newly published versions every this many seconds.")
     ] = None,
+    ranker: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Ranker root scoring every collection's candidates, or NAME=DIR for one collection; "
+            "repeatable. A ranker a collection cannot serve is refused at load (see /readyz)."
+        ),
+    ] = None,
+    feature_log: Annotated[
+        Path | None, typer.Option(help="Append the features each ranker computes, per request, to this file.")
+    ] = None,
 ) -> None:
     """Serve indices over HTTP (OpenAPI docs at /docs). The first index is the default collection."""
     import uvicorn
@@ -48,7 +58,21 @@ def serve(
             roots = collection_roots([root for _, root in specs])
         for root in roots.values():
             resolve_artifact(root)
+        rankers = _rankers(ranker or [], list(roots))
+        app = create_app(roots, watch_interval_s=watch, rankers=rankers, feature_log=feature_log)
     except (ArtifactError, ValueError) as error:
         fail(str(error))
     logging.basicConfig(level=logging.INFO)
-    uvicorn.run(create_app(roots, watch_interval_s=watch), host=host, port=port)
+    uvicorn.run(app, host=host, port=port)
+
+
+def _rankers(specs: list[str], names: list[str]) -> dict[str, Path]:
+    """Collection name -> ranker root: a bare DIR applies to every collection, NAME=DIR to one."""
+    rankers: dict[str, Path] = {}
+    for spec in specs:
+        name, path = _parse(spec)
+        if name is not None and name not in names:
+            raise ValueError(f"--ranker {spec}: no collection {name!r}; collections: {names}")
+        for each in [name] if name is not None else names:
+            rankers[each] = path
+    return rankers

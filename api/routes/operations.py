@@ -20,10 +20,14 @@ def healthz(service: DefaultCollection) -> Health:
 
 @router.get("/readyz", summary="Ready when every collection's artifacts are loaded")
 def readyz(request: Request) -> JSONResponse:
+    """200 once every collection is loaded. `scorers` says what orders each collection's results; a ranker
+    that was asked for but refused at load shows its `error`, and that collection serves the fusion order."""
     registry = getattr(request.app.state, "registry", None)
-    loaded = {name: service.version for name, service in registry.items()} if registry else {}
+    services = registry.items() if registry else []
+    loaded = {name: service.version for name, service in services}
     ready = registry is not None and len(loaded) == len(registry.names)
-    body = {"ready": ready, "collections": loaded}
+    scorers = {name: service.ranker.as_dict() for name, service in services}
+    body = {"ready": ready, "collections": loaded, "scorers": scorers}
     return JSONResponse(status_code=200 if ready else 503, content=body)
 
 

@@ -38,10 +38,14 @@ def respond(
     result = service.search(query, explain=explain)
     metrics.observe_answer(service.collection.name, result)
     return SearchResponse(
-        results=[SearchHit(id=h.id, score=h.score, title=h.title, branches=h.branches) for h in result.hits],
+        results=[
+            SearchHit(id=h.id, score=h.score, title=h.title, branches=h.branches, features=h.features)
+            for h in result.hits
+        ],
         collection=service.collection.name,
         index_version=result.version,
         scorer=result.scorer,
+        scorer_version=result.scorer_version,
         degraded=result.degraded,
         took_ms=round(result.took_ms, 3),
         explain=None

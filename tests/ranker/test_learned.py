@@ -13,9 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from api.app import create_app
 from api.cli import app
+from api.cli.serve import _rankers
 from indexer.artifact import ArtifactError
 from indexer.versions import resolve_artifact
 from ranker.artifact import read_ranker
@@ -110,7 +113,7 @@ def test_online_features_equal_offline_recomputation(
         assert extractor.ids_of(example.candidates) == record.ids
         recomputed = extractor.extract(example.context, example.candidates)
         np.testing.assert_allclose(recomputed, record.features, rtol=0, atol=1e-6)
-        from_log = extractor.extract(record.context, record.candidates(extractor.view))
+        from_log = extractor.extract(record.context_in(extractor.view), record.candidates(extractor.view))
         np.testing.assert_allclose(from_log, record.features, rtol=0, atol=1e-6)
     online.close()
     offline.close()
@@ -161,9 +164,74 @@ def test_incompatible_rankers_are_refused_at_load(
     service.close()
 
 
-def test_behaviour_mode_is_refused_until_recommendation_exists(
-    scifact_slice_root: Path, tmp_path: Path
+def test_served_ranker_scores_names_its_version_explains_and_logs(
+    scifact_slice_root: Path, trained: tuple, tmp_path: Path
 ) -> None:
-    args = ["train-ranker", "--index", str(scifact_slice_root), "--behaviour", str(tmp_path / "events.csv")]
-    result = runner.invoke(app, [*args, "--out", str(tmp_path / "out")])
-    assert result.exit_code == 2 and "recommendation pipeline" in result.output
+    out, _ = trained
+    artifact = read_ranker(out)
+    name = scifact_slice_root.resolve().name
+    log = tmp_path / "served.jsonl"
+    with TestClient(create_app(scifact_slice_root, rankers={name: out}, feature_log=log)) as client:
+        ready = client.get("/readyz").json()
+        assert ready["scorers"][name] == {
+            "scorer": artifact.model_type, "version": artifact.version, "path": str(out), "error": None
+        }  # fmt: skip
+        body = client.post(
+            "/search", json={"query": "vitamin D and bone density", "k": 5, "explain": True}
+        ).json()
+    assert body["scorer"] == artifact.model_type and body["scorer_version"] == artifact.version
+    assert body["degraded"] == [] and len(body["results"]) == 5
+    for hit in body["results"]:
+        assert list(hit["features"]) == [*artifact.declaration.names, "_score"]
+        assert hit["features"]["_score"] == pytest.approx(hit["score"])
+    (logged,) = list(read_feature_log(log))
+    assert logged.meta["ranker_version"] == artifact.version
+    assert logged.ids[:5] != [] and {h["id"] for h in body["results"]} <= set(logged.ids)
+
+
+def test_a_ranker_the_collection_cannot_serve_is_refused_and_fusion_serves(
+    scifact_slice_root: Path, trained: tuple, tmp_path: Path
+) -> None:
+    out, _ = trained
+    copy = tmp_path / "needs-price"
+    shutil.copytree(resolve_artifact(out), copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    features = manifest["params"]["features"]["features"]
+    features[0] = {"name": "price", "calc": "column", "params": {"name": "price"}}
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    name = scifact_slice_root.resolve().name
+    with TestClient(create_app(scifact_slice_root, rankers={name: copy})) as client:
+        ready = client.get("/readyz")
+        body = client.post("/search", json={"query": "vitamin D and bone density", "k": 5}).json()
+    assert ready.status_code == 200
+    status = ready.json()["scorers"][name]
+    assert status["scorer"] == "fusion" and "no numeric column 'price'" in status["error"]
+    assert body["scorer"] == "fusion" and len(body["results"]) == 5
+
+
+def test_a_ranker_failing_in_a_request_degrades_to_the_fusion_order(
+    scifact_slice_root: Path, trained: tuple
+) -> None:
+    out, _ = trained
+    fusion = CollectionService.open(scifact_slice_root)
+    ranked = CollectionService.open(scifact_slice_root, ranker=out)
+    assert ranked.ranker.error is None and ranked.ranker.scorer == read_ranker(out).model_type
+
+    def broken(features: np.ndarray) -> np.ndarray:
+        raise RuntimeError("model file went missing")
+
+    ranked.pipeline.scorer.model.predict = broken  # type: ignore[attr-defined]
+    answer = ranked.search("vitamin D and bone density", 10)
+    expected = fusion.search("vitamin D and bone density", 10)
+    assert answer.scorer == "fusion" and answer.degraded == ["ranker"]
+    assert [h.id for h in answer.hits] == [h.id for h in expected.hits]
+    fusion.close()
+    ranked.close()
+
+
+def test_serve_names_rankers_per_collection_or_for_all() -> None:
+    names = ["scifact", "movies"]
+    assert _rankers(["r/a"], names) == {"scifact": Path("r/a"), "movies": Path("r/a")}
+    assert _rankers(["r/a", "movies=r/b"], names) == {"scifact": Path("r/a"), "movies": Path("r/b")}
+    with pytest.raises(ValueError, match="no collection 'cities'"):
+        _rankers(["cities=r/c"], names)
