@@ -74,6 +74,10 @@ class KeywordField:
             return np.zeros(0, dtype=np.int32)
         return np.asarray(self._rows[self._offsets[code] : self._offsets[code + 1]])
 
+    def postings(self) -> tuple[np.ndarray, np.ndarray]:
+        """(offsets, rows): value i's sorted rows are rows[offsets[i]:offsets[i + 1]]."""
+        return np.asarray(self._offsets, dtype=np.int64), np.asarray(self._rows, dtype=np.int64)
+
     def mask(self, values: Iterable[str]) -> np.ndarray:
         """Boolean mask over rows: True where the row holds any of `values`."""
         if isinstance(values, str):

@@ -73,6 +73,7 @@ class LearnedScorer:
                 candidates,
                 self.extractor.names,
                 matrix,
+                items=self.extractor.view.ids_of(np.asarray(context.items, dtype=np.int64)),
                 ranker=self.name,
                 ranker_version=self.version,
                 collection_version=self.collection_version,

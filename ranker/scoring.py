@@ -23,6 +23,7 @@ class RankingContext:
     user_id: str | None = None
     location: tuple[float, float] | None = None  # (lat, lon) in degrees
     request_id: str | None = None
+    items: tuple[int, ...] = ()  # rows of the items a recommendation request names, newest last
     query_vectors: dict[str, np.ndarray] | None = field(default=None, compare=False, repr=False)
     """Query embeddings the recall branches already computed, by space ("dense", "word2vec")."""
 
@@ -35,6 +36,7 @@ class RankingContext:
             user_id=getattr(request, "user_id", None),
             location=(float(location[0]), float(location[1])) if location is not None else None,
             request_id=getattr(request, "request_id", None),
+            items=tuple(int(row) for row in getattr(request, "recent_rows", ())),
             query_vectors=getattr(request, "query_vectors", None),
         )
 

@@ -125,6 +125,26 @@ def _example(
     )
 
 
+def collect_recommend_examples(
+    run: Callable[[str], tuple[RankingContext | None, Sequence[Scoreable]]],
+    ids_of: Callable[[Sequence[Scoreable]], list[str]],
+    held_out: Mapping[str, Sequence[str]],
+    *,
+    keys: Iterable[str] | None = None,
+    progress: bool = True,
+) -> list[RankingExample]:
+    """One example per user (of `keys`, default all of `held_out`): the candidates `run(user)` recommends,
+    labelled 1 where the candidate is one of the user's held-out items."""
+    examples = []
+    users = [u for u in (held_out if keys is None else keys) if u in held_out]
+    for user in tqdm(users, "users", disable=not progress, unit="user"):
+        context, candidates = run(user)
+        judgments = dict.fromkeys(held_out[user], 1)
+        context = context or RankingContext(text="", user_id=user)
+        examples.append(search_example(user, context, candidates, ids_of(candidates), judgments))
+    return examples
+
+
 def dropout_keys(keys: Iterable[str], fraction: float, seed: int) -> list[str]:
     """Branch dropout: a seeded `fraction` of `keys` to run again with each branch left out in turn.
 

@@ -28,6 +28,17 @@ def evaluate_rec(
     workdir: Annotated[
         Path | None, typer.Option(help="Where to rebuild (default: a temporary folder).")
     ] = None,
+    ranker: Annotated[
+        Path | None,
+        typer.Option(help="Also rank with this ranker (trained without the held-out events)."),
+    ] = None,
+    train_ranker: Annotated[
+        bool,
+        typer.Option(
+            help="Also train a ranker on the history alone (labels: each user's last history events) "
+            "and compare it with the fusion order."
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
@@ -35,12 +46,15 @@ def evaluate_rec(
     from indexer.artifact import ArtifactError
     from retrieval.evaluation.holdout import evaluate_holdout
 
+    if ranker is not None and train_ranker:
+        fail("give --ranker or --train-ranker, not both")
     if holdout != "last":
         fail(f"--holdout {holdout!r} is not supported; choose 'last'")
     try:
         with tempfile.TemporaryDirectory(prefix="searchrec-evalrec-") as scratch:
             report = evaluate_holdout(
-                index, behaviour, workdir or Path(scratch), k=k, progress=progress,
+                index, behaviour, workdir or Path(scratch), k=k, ranker=ranker, train_ranker=train_ranker,
+                progress=progress,
                 log=lambda m: typer.echo(m, err=True),
             )  # fmt: skip
     except (ValueError, FileNotFoundError, ArtifactError) as error:
@@ -50,6 +64,7 @@ def evaluate_rec(
         return
     names = list(next(iter(report.metrics.values())))
     typer.echo(f"{report.users} users, last event held out, {report.history_events} history events")
-    typer.echo(f"{'run':<12}" + "".join(f"{m:>14}" for m in names))
+    width = max(12, *(len(run) + 2 for run in report.metrics))
+    typer.echo(f"{'run':<{width}}" + "".join(f"{m:>14}" for m in names))
     for run, values in report.metrics.items():
-        typer.echo(f"{run:<12}" + "".join(f"{values[m]:>14.4f}" for m in names))
+        typer.echo(f"{run:<{width}}" + "".join(f"{values[m]:>14.4f}" for m in names))

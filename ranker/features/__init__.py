@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from ranker.features.collection import CollectionView, FeatureCollection
 from ranker.features.declarations import FeatureDeclaration, FeatureSpec, UnsatisfiableDeclaration
-from ranker.features.defaults import default_search_declaration
+from ranker.features.defaults import default_recommend_declaration, default_search_declaration
 from ranker.features.extract import FeatureExtractor
 from ranker.features.log import FeatureLogger, LoggedRequest, read_feature_log
 
@@ -35,6 +35,7 @@ __all__ = [
     "FeatureSpec",
     "LoggedRequest",
     "UnsatisfiableDeclaration",
+    "default_recommend_declaration",
     "default_search_declaration",
     "read_feature_log",
 ]

@@ -82,6 +82,8 @@ class CollectionView:
         self._local = threading.local()
         self._field_terms: dict[str, OrderedDict[int, frozenset[str]]] = {}
         self._lock = threading.Lock()
+        self._keyword_matrices: dict[str, Any] = {}
+        self._item_times: tuple[np.ndarray, np.ndarray] | None = None
         fields = getattr(collection.inverted, "fields", [])
         self.primary_analyzer: str = fields[0].analyzer if fields else "english"
         self.text_sources: tuple[str, ...] = tuple(fields[0].sources) if fields else ()
@@ -130,6 +132,33 @@ class CollectionView:
             self._lengths[rows[todo]] = fresh
             known[todo] = fresh
         return known.astype(np.float64)
+
+    def keyword_matrix(self, name: str) -> Any:
+        """Rows x values of keyword field `name` as a CSR 0/1 matrix (built once, from the postings)."""
+        with self._lock:
+            if name not in self._keyword_matrices:
+                from scipy.sparse import csr_matrix
+
+                keyword = self.collection.keywords.fields[name]
+                offsets, rows = keyword.postings()
+                codes = np.repeat(np.arange(len(keyword.values)), np.diff(offsets))
+                shape = (len(self.collection), len(keyword.values))
+                self._keyword_matrices[name] = csr_matrix((np.ones(len(rows)), (rows, codes)), shape=shape)
+            return self._keyword_matrices[name]
+
+    def item_event_times(self) -> tuple[np.ndarray, np.ndarray]:
+        """(indptr, times): the behaviour log's event times (epoch seconds) per item row, sorted, as CSR;
+        built once from the per-user arrays."""
+        with self._lock:
+            if self._item_times is None:
+                behaviour = self.collection.behaviour
+                rows = np.asarray(behaviour.rows, dtype=np.int64)
+                times = np.asarray(behaviour.timestamps, dtype=np.int64)
+                order = np.lexsort((times, rows))
+                indptr = np.zeros(len(self.collection) + 1, dtype=np.int64)
+                np.cumsum(np.bincount(rows, minlength=len(self.collection)), out=indptr[1:])
+                self._item_times = (indptr, times[order])
+            return self._item_times
 
     def has_field(self, name: str) -> bool:
         """Whether stored records carry text field `name` (judged on the first record)."""

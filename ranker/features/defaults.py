@@ -58,5 +58,55 @@ DEFAULT_SEARCH: list[dict[str, Any]] = [
 ]
 
 
+# Next-item recommendation (`/recommend`): where the behaviour branches placed the item and how sure they
+# were (within the request), how popular it is (overall and around the user's newest event), how far its
+# audience's time is from the user's, and how it matches the user's history (tags, item2vec, overall and
+# over the newest items). Everything a collection may lack is optional.
+BEHAVIOUR_BRANCHES = ("covisit", "item2item", "user_pref", "popular")
+DEFAULT_RECOMMEND: list[dict[str, Any]] = [
+    *(
+        feature
+        for branch in BEHAVIOUR_BRANCHES
+        for feature in (
+            {
+                "name": f"rank_{branch}",
+                "calc": "branch_rank",
+                "params": {"branch": branch},
+                "transforms": ["log1p"],
+                "optional": True,
+            },
+            {
+                "name": f"{branch}_z",
+                "calc": "branch_score",
+                "params": {"branch": branch},
+                "transforms": ["zscore"],
+                "optional": True,
+            },
+        )
+    ),
+    {"name": "branches", "calc": "branch_count"},
+    {"name": "fused_ratio", "calc": "fused", "transforms": ["max_ratio"]},
+    {"name": "popularity", "calc": "popularity", "transforms": ["log1p"], "optional": True},
+    {"name": "popularity_z", "calc": "popularity", "transforms": ["log1p", "zscore"], "optional": True},
+    {"name": "history_len", "calc": "history_length", "transforms": ["log1p"], "optional": True},
+    {"name": "tag_pref", "calc": "tag_preference", "params": {"field": "tags"}, "optional": True},
+    {"name": "category_pref", "calc": "category_preference", "optional": True},
+    {"name": "item2vec_all", "calc": "item2vec_affinity", "optional": True},
+    {"name": "item2vec_last5", "calc": "item2vec_affinity", "params": {"last": 5}, "optional": True},
+    {"name": "time_gap", "calc": "time_gap", "transforms": ["log1p"], "optional": True},
+    {"name": "events_near_30d", "calc": "events_near", "transforms": ["log1p"], "optional": True},
+    {
+        "name": "events_near_30d_z",
+        "calc": "events_near",
+        "transforms": ["log1p", "zscore"],
+        "optional": True,
+    },
+]
+
+
 def default_search_declaration() -> FeatureDeclaration:
     return FeatureDeclaration.model_validate({"features": DEFAULT_SEARCH})
+
+
+def default_recommend_declaration() -> FeatureDeclaration:
+    return FeatureDeclaration.model_validate({"features": DEFAULT_RECOMMEND})

@@ -1,13 +1,15 @@
 """Feature logging: what the serving ranker computed, one JSON line per request, and reading it back.
 
-A line holds the request id, the query context, the collection and ranker versions, the feature names, and
-per candidate its external id, provenance (per-branch rank and score, fused score) and feature values. That
-is enough to rebuild the request offline (`LoggedRequest.candidates`) and recompute its features with the
-training code path, which is how online/offline consistency is checked, and to train on served traffic.
+A line holds the request id, the query context (with the ids of a recommendation request's items), the
+collection and ranker versions, the feature names, and per candidate its external id, provenance (per-branch
+rank and score, fused score) and feature values. That is enough to rebuild the request offline
+(`LoggedRequest.context_in`, `LoggedRequest.candidates`) and recompute its features with the training code
+path, which is how online/offline consistency is checked, and to train on served traffic.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -42,6 +44,13 @@ class LoggedRequest:
     names: list[str]
     features: np.ndarray
     meta: dict[str, Any]
+    items: list[str] = field(default_factory=list)  # ids of the items a recommendation request named
+
+    def context_in(self, view: CollectionView) -> RankingContext:
+        """The request's context, its named items turned into rows of `view`'s collection."""
+        if not self.items:
+            return self.context
+        return dataclasses.replace(self.context, items=tuple(view.rows_of(self.items).tolist()))
 
     def candidates(self, view: CollectionView) -> list[LoggedCandidate]:
         """The request's candidates as the scorer saw them (rows looked up from the external ids)."""
@@ -67,9 +76,12 @@ class FeatureLogger:
         candidates: Sequence[Scoreable],
         names: Sequence[str],
         features: np.ndarray,
+        *,
+        items: Sequence[str] = (),
         **meta: Any,
     ) -> str:
-        """Write one request; return its request id (the context's, or a new one)."""
+        """Write one request; return its request id (the context's, or a new one). `items`: the ids of
+        the context's items (a recommendation request's own list)."""
         request_id = context.request_id or uuid.uuid4().hex
         record = {
             "request_id": request_id,
@@ -77,6 +89,7 @@ class FeatureLogger:
             "query": context.text,
             "user_id": context.user_id,
             "location": list(context.location) if context.location is not None else None,
+            "items": list(items),
             **meta,
             "names": list(names),
             "candidates": [
@@ -118,7 +131,8 @@ def read_feature_log(path: Path) -> Iterator[LoggedRequest]:
                 )
             except (KeyError, TypeError, ValueError) as error:
                 raise ValueError(f"{path}:{number}: not a feature log line ({error})") from None
-            known = {"request_id", "time", "query", "user_id", "location", "names", "candidates", "features"}
+            known = {"request_id", "time", "query", "user_id", "location", "items", "names"}
+            known |= {"candidates", "features"}
             yield LoggedRequest(
                 request_id=record["request_id"],
                 context=context,
@@ -127,4 +141,5 @@ def read_feature_log(path: Path) -> Iterator[LoggedRequest]:
                 names=names,
                 features=features,
                 meta={k: v for k, v in record.items() if k not in known},
+                items=list(record.get("items") or []),
             )

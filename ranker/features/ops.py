@@ -135,10 +135,23 @@ def _check_keyword_codes(view: CollectionView, name: str | None) -> str | None:
 
 
 def _user_history(req: Request, _: str | None) -> np.ndarray:
+    """Rows of the request's items when it names some, else the user's history; oldest first (as the
+    behaviour branches read it)."""
+    if req.context.items:
+        return np.asarray(req.context.items, dtype=np.int64)
     behaviour, user = req.collection.behaviour, req.context.user_id
     if behaviour is None or user is None:
         return np.zeros(0, dtype=np.int64)
     return np.asarray(behaviour.history(user)[0], dtype=np.int64)
+
+
+def _user_time(req: Request, _: str | None) -> float:
+    """Time (epoch seconds) of the user's newest event: "now" for that user; NaN without a history."""
+    behaviour, user = req.collection.behaviour, req.context.user_id
+    if behaviour is None or user is None:
+        return float("nan")
+    times = behaviour.history(user)[1]
+    return float(np.max(times)) if len(times) else float("nan")
 
 
 def _check_field(view: CollectionView, name: str | None) -> str | None:
@@ -175,6 +188,21 @@ IO_OPS: dict[str, IoOp] = {
     ),
     "user_history": IoOp(
         _user_history,
+        lambda view, _: None if view.collection.behaviour else "the collection has no behaviour",
+    ),
+    "keyword_matrix": IoOp(
+        lambda req, name: req.view.keyword_matrix(name or ""),
+        lambda view, name: (
+            None
+            if name in view.collection.keywords.fields
+            else f"no keyword field {name!r}; the collection has {sorted(view.collection.keywords.fields)}"
+        ),
+    ),
+    "user_time": IoOp(
+        _user_time, lambda view, _: None if view.collection.behaviour else "the collection has no behaviour"
+    ),
+    "item_event_times": IoOp(
+        lambda req, _: req.view.item_event_times(),
         lambda view, _: None if view.collection.behaviour else "the collection has no behaviour",
     ),
     "item2vec": IoOp(
@@ -268,13 +296,58 @@ def _category_preference(req: Request, params: Params) -> np.ndarray:
     return np.where(codes >= 0, share[np.maximum(codes, 0)], 0.0)
 
 
-def _item2vec_affinity(req: Request, _: Params) -> np.ndarray:
-    """Cosine between the candidate's item2vec vector and the mean of the user's history vectors."""
+def _tag_preference(req: Request, params: Params) -> np.ndarray:
+    """Mean, over the candidate's values of a (multi-valued) keyword field, of the share of the user's
+    history items holding that value (0 without history or values)."""
+    history, matrix = req.get("user_history"), req.get("keyword_matrix", params["field"])
+    if not history.size:
+        return np.zeros(len(req))
+    profile = np.asarray(matrix[history].sum(axis=0)).ravel() / len(history)
+    candidates = matrix[req.rows]
+    held = np.asarray(candidates.sum(axis=1)).ravel()
+    total = np.asarray(candidates @ profile).ravel()
+    return np.divide(total, held, out=np.zeros(len(req)), where=held > 0)
+
+
+def _item2vec_affinity(req: Request, params: Params) -> np.ndarray:
+    """Cosine between the candidate's item2vec vector and the mean of the user's history vectors (the
+    newest `last` of them; 0: all)."""
     history, vectors = req.get("user_history"), req.get("item2vec")
+    if params["last"] > 0:
+        history = history[-int(params["last"]) :]
     if not history.size:
         return np.zeros(len(req))
     profile = _unit(np.asarray(vectors[history], dtype=np.float32).mean(axis=0))
     return np.asarray(vectors[req.rows], dtype=np.float32) @ profile
+
+
+SECONDS_PER_DAY = 86_400.0
+
+
+def _time_gap(req: Request, params: Params) -> np.ndarray:
+    """Days between the user's newest event and the middle (median) of the item's events: how far the
+    item's audience is from the user's moment. `missing` without a user history or item events."""
+    now = req.get("user_time")
+    indptr, times = req.get("item_event_times")
+    starts, stops = indptr[req.rows], indptr[req.rows + 1]
+    middle = times[np.minimum((starts + stops) // 2, len(times) - 1)] if len(times) else np.zeros(len(req))
+    gap = np.abs(middle.astype(np.float64) - now) / SECONDS_PER_DAY
+    return np.where((stops > starts) & ~np.isnan(gap), gap, float(params["missing"]))
+
+
+def _events_near(req: Request, params: Params) -> np.ndarray:
+    """Events on the item within `days` of the user's newest event (its popularity at the user's moment);
+    0 without a user history."""
+    now = req.get("user_time")
+    if np.isnan(now):
+        return np.zeros(len(req))
+    indptr, times = req.get("item_event_times")
+    window = float(params["days"]) * SECONDS_PER_DAY
+    out = np.empty(len(req))
+    for i, row in enumerate(req.rows.tolist()):
+        span = times[indptr[row] : indptr[row + 1]]
+        out[i] = np.searchsorted(span, now + window, "right") - np.searchsorted(span, now - window, "left")
+    return out
 
 
 def haversine_km(lat1: float, lon1: float, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
@@ -403,6 +476,30 @@ CALC_OPS: dict[str, CalcOp] = {
     "item2vec_affinity": CalcOp(
         _item2vec_affinity,
         lambda p: [Need("user_history"), Need("item2vec")],
-        doc=str(_item2vec_affinity.__doc__),
+        {"last": 0},
+        str(_item2vec_affinity.__doc__),
+    ),
+    "tag_preference": CalcOp(
+        _tag_preference,
+        lambda p: [Need("user_history"), Need("keyword_matrix", p["field"])],
+        {"field": "tags"},
+        str(_tag_preference.__doc__),
+    ),
+    "time_gap": CalcOp(
+        _time_gap,
+        lambda p: [Need("user_time"), Need("item_event_times")],
+        {"missing": 36_500.0},
+        str(_time_gap.__doc__),
+    ),
+    "events_near": CalcOp(
+        _events_near,
+        lambda p: [Need("user_time"), Need("item_event_times")],
+        {"days": 30.0},
+        str(_events_near.__doc__),
+    ),
+    "history_length": CalcOp(
+        lambda req, p: np.full(len(req), float(len(req.get("user_history")))),
+        lambda p: [Need("user_history")],
+        doc="Items in the user's history (or the request's items), the same for every candidate.",
     ),
 }

@@ -33,10 +33,13 @@ class HoldoutReport:
     metrics: dict[str, dict[str, float]]  # run name -> metric -> value
 
 
-def split_events(events_path: Path, config: BuildConfig) -> LeaveLastOutSplit:
+def split_events(events_path: Path, config: BuildConfig, n: int = 1) -> LeaveLastOutSplit:
     events = read_events(events_path, config.events)
     triples = zip(events.user_ids.tolist(), events.item_ids.tolist(), events.timestamps.tolist(), strict=True)
-    return leave_last_out(triples)
+    return leave_last_out(triples, n)
+
+
+HISTORY_FILE = "history.csv"
 
 
 def _write_history(split: LeaveLastOutSplit, path: Path) -> None:
@@ -46,24 +49,25 @@ def _write_history(split: LeaveLastOutSplit, path: Path) -> None:
         writer.writerows((user, item, int(ts)) for user, item, ts in split.history)
 
 
-def evaluate_holdout(
+def rebuild_on_history(
     root: Path,
     events_path: Path,
     workdir: Path,
     *,
-    k: int = 10,
+    hold_out: int = 1,
     progress: bool = True,
     log: Callable[[str], None] = lambda _: None,
-) -> HoldoutReport:
-    """Rebuild `root`'s collection (same corpus and configuration) on history only, then evaluate."""
+) -> tuple[Path, LeaveLastOutSplit]:
+    """Rebuild `root`'s collection (same corpus and configuration) on `events_path` without each user's
+    last `hold_out` events; return the rebuilt root (under `workdir`, beside `history.csv`) and the split."""
     manifest = read_manifest(resolve_artifact(root), kind=COLLECTION_KIND)
     config = BuildConfig.model_validate(manifest["params"]["config"])
     corpus = Path(manifest["params"]["corpus"])
-    split = split_events(events_path, config)
+    split = split_events(events_path, config, hold_out)
     if not split.held_out:
         raise ValueError(f"{events_path}: no user has two or more events, so nothing can be held out")
     workdir.mkdir(parents=True, exist_ok=True)
-    history = workdir / "history.csv"
+    history = workdir / HISTORY_FILE
     _write_history(split, history)
     rebuilt = workdir / "index"
     history_config = config.model_copy(update={"events": EventSchema(), "keep_versions": 1})
@@ -76,20 +80,66 @@ def evaluate_holdout(
         encoder=encoder_for(config, Path(root)),
         progress=progress,
     )
+    return rebuilt, split
+
+
+def recommend_all(
+    service: CollectionService, users: list[str], k: int, progress: bool
+) -> dict[str, list[str]]:
+    """Each user's `/recommend` list (ids), from the service's pipeline and scorer."""
+    return {
+        user: [hit.id for hit in service.search(service.recommendation(k, user_id=user)).hits]
+        for user in tqdm(users, f"users ({service.ranker.scorer})", disable=not progress, unit="user")
+    }
+
+
+def evaluate_holdout(
+    root: Path,
+    events_path: Path,
+    workdir: Path,
+    *,
+    k: int = 10,
+    ranker: Path | None = None,
+    train_ranker: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = lambda _: None,
+) -> HoldoutReport:
+    """Rebuild `root`'s collection on history only, then evaluate the fusion order and the baselines.
+
+    `ranker`: also evaluate this ranker on the rebuilt collection (it must not have been trained on the
+    held-out events). `train_ranker`: train one for the comparison on the history alone (its own training
+    labels are each user's last events of that history, `retrieval.training.train_recommend_ranker`).
+    """
+    rebuilt, split = rebuild_on_history(root, events_path, workdir, progress=progress, log=log)
+    users = sorted(split.held_out)
     service = CollectionService.open(rebuilt)
     try:
-        users = sorted(split.held_out)
-        ours = {
-            user: [hit.id for hit in service.search(service.recommendation(k, user_id=user)).hits]
-            for user in tqdm(users, "users", disable=not progress, unit="user")
-        }
+        runs = {"searchrec": recommend_all(service, users, k, progress)}
     finally:
         service.close()
+    if train_ranker:
+        from retrieval.training import TARGET_EVENTS, train_recommend_ranker
+
+        log(f"training a ranker on the history (labels: each user's last {TARGET_EVENTS} history events)")
+        trained = train_recommend_ranker(
+            rebuilt, workdir / HISTORY_FILE, workdir / "ranker", workdir / "ranker-training",
+            progress=progress, log=log,
+        )  # fmt: skip
+        ranker = trained.path
+    if ranker is not None:
+        service = CollectionService.open(rebuilt, ranker=ranker)
+        try:
+            if service.ranker.error:
+                raise ValueError(service.ranker.error)
+            runs[f"searchrec+{service.ranker.scorer}"] = recommend_all(service, users, k, progress)
+        finally:
+            service.close()
     data = InteractionMatrix.from_events(split.history)
     catalogue = len(data.items)
     metrics = {
         name: evaluate_recommendations(fn(data, users, k), split.held_out, k, catalogue)
         for name, fn in BASELINES.items()
     }
-    metrics["searchrec"] = evaluate_recommendations(ours, split.held_out, k, catalogue)
+    for name, run in runs.items():
+        metrics[name] = evaluate_recommendations(run, split.held_out, k, catalogue)
     return HoldoutReport(users=len(users), history_events=len(split.history), metrics=metrics)

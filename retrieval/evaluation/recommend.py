@@ -52,26 +52,34 @@ def read_events_csv(
 
 @dataclass(frozen=True, slots=True)
 class LeaveLastOutSplit:
-    """History events (everything but each evaluated user's last event) and the held-out item per user."""
+    """History events (everything but each evaluated user's last events), the held-out last item per user,
+    and all the user's held-out items, oldest first (`targets`; just the last item when one is held out)."""
 
     history: list[Event]
     held_out: dict[str, str]
+    targets: dict[str, list[str]]
 
 
-def leave_last_out(events: Iterable[Event]) -> LeaveLastOutSplit:
-    """Hold out each user's last event (by timestamp, then item id); users with < 2 events keep all."""
+def leave_last_out(events: Iterable[Event], n: int = 1) -> LeaveLastOutSplit:
+    """Hold out each user's last `n` events (by timestamp, then item id), always keeping one in the history:
+    users with < 2 events keep all."""
+    if n < 1:
+        raise ValueError(f"hold out at least one event per user, got {n}")
     by_user: dict[str, list[Event]] = defaultdict(list)
     for event in events:
         by_user[event[0]].append(event)
     history: list[Event] = []
     held_out: dict[str, str] = {}
+    targets: dict[str, list[str]] = {}
     for user in sorted(by_user):
         ordered = sorted(by_user[user], key=lambda event: (event[2], event[1]))
         if len(ordered) >= 2:
-            held_out[user] = ordered[-1][1]
-            ordered = ordered[:-1]
+            kept = max(1, len(ordered) - n)
+            targets[user] = [item for _, item, _ in ordered[kept:]]
+            held_out[user] = targets[user][-1]
+            ordered = ordered[:kept]
         history.extend(ordered)
-    return LeaveLastOutSplit(history=history, held_out=held_out)
+    return LeaveLastOutSplit(history=history, held_out=held_out, targets=targets)
 
 
 @dataclass(frozen=True, slots=True)

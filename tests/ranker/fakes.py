@@ -24,6 +24,17 @@ IDS = [f"d{i}" for i in range(len(DOCS))]
 LAT = np.array([48.8566, 51.5074, np.nan, 40.7128, 35.6762, 52.52])
 LON = np.array([2.3522, -0.1278, np.nan, -74.0060, 139.6503, 13.405])
 CATEGORY_CODES = np.array([0, 1, 0, 2, 1, -1], dtype=np.int32)  # values: health, cardio, sleep
+DAY = 86_400
+TAGS = [["bone", "vitamin"], ["heart"], ["bone"], ["sleep"], ["liver"], ["bone", "space"]]
+
+
+def tags_field() -> SimpleNamespace:
+    """A multi-valued keyword field over TAGS with the postings interface of `indexer.keywords`."""
+    values = sorted({tag for tags in TAGS for tag in tags})
+    rows = [[row for row, tags in enumerate(TAGS) if value in tags] for value in values]
+    offsets = np.cumsum([0, *map(len, rows)]).astype(np.int64)
+    flat = np.array([r for group in rows for r in group], dtype=np.int64)
+    return SimpleNamespace(values=values, codes=None, postings=lambda: (offsets, flat))
 
 
 class FakeEncoder:
@@ -81,9 +92,13 @@ def fake_collection(*, behaviour: bool = True) -> FakeCollection:
     vectors.add(encoder.encode([f"{d['title']} {d['text']}" for d in DOCS]))
     encoder.calls = 0
     history = np.array([0, 2, 3], dtype=np.int64)
+    times = history * DAY * 10  # u1 saw rows 0, 2, 3 on days 0, 20 and 30
     user = SimpleNamespace(
-        history=lambda user_id: (history, history, history) if user_id == "u1" else (np.zeros(0),) * 3,
+        history=lambda user_id: (history, times, history) if user_id == "u1" else (np.zeros(0),) * 3,
         item_vectors=np.eye(len(DOCS), 4, dtype=np.float32),
+        # the whole log: row 0 on days 0 and 30, row 2 on day 20, row 3 on day 30, row 1 on day 100
+        rows=np.array([0, 2, 3, 0, 1], dtype=np.int32),
+        timestamps=np.array([0, 20, 30, 30, 100], dtype=np.int64) * DAY,
     )
     return FakeCollection(
         ids=list(IDS),
@@ -92,7 +107,9 @@ def fake_collection(*, behaviour: bool = True) -> FakeCollection:
         docstore=FakeDocstore(),
         encoder=encoder,
         behaviour=user if behaviour else None,
-        keywords=SimpleNamespace(fields={"category": SimpleNamespace(codes=CATEGORY_CODES)}),
+        keywords=SimpleNamespace(
+            fields={"category": SimpleNamespace(codes=CATEGORY_CODES), "tags": tags_field()}
+        ),
         columns={"lat": LAT, "lon": LON, "popularity": np.array([5.0, 1.0, np.nan, 0.0, 2.0, 3.0])},
     )
 

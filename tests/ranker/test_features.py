@@ -177,6 +177,43 @@ def test_context_features() -> None:
     assert column(decl, collection, anonymous, "affinity").tolist() == [0.0] * 4
 
 
+def test_history_features_read_the_users_history_or_the_requests_items() -> None:
+    collection = fake_collection()
+    decl = declaration(
+        {"name": "tags", "calc": "tag_preference"},
+        {"name": "n", "calc": "history_length"},
+        {"name": "all", "calc": "item2vec_affinity"},
+        {"name": "last2", "calc": "item2vec_affinity", "params": {"last": 2}},
+    )
+    user = RankingContext(text="", user_id="u1")  # history rows 0, 2, 3: tags bone x2, vitamin, sleep
+    # candidates 0 {bone, vitamin}, 5 {bone, space}, 2 {bone}, 1 {heart}: mean share of their tags
+    np.testing.assert_allclose(column(decl, collection, user, "tags"), [0.5, 1 / 3, 2 / 3, 0.0])
+    assert column(decl, collection, user, "n").tolist() == [3.0] * 4
+    # item vectors are one-hot (row 5 all zero); profile of rows 0, 2, 3 vs of the newest two, 2 and 3
+    np.testing.assert_allclose(column(decl, collection, user, "all"), [3**-0.5, 0, 3**-0.5, 0], atol=1e-6)
+    np.testing.assert_allclose(column(decl, collection, user, "last2"), [0, 0, 2**-0.5, 0], atol=1e-6)
+    named = RankingContext(text="", user_id="u1", items=(1,))  # a request's own items come first
+    np.testing.assert_allclose(column(decl, collection, named, "tags"), [0.0, 0.0, 0.0, 1.0])
+    assert column(decl, collection, named, "n").tolist() == [1.0] * 4
+    nobody = RankingContext(text="")
+    assert column(decl, collection, nobody, "tags").tolist() == [0.0] * 4
+
+
+def test_time_features_compare_the_items_audience_with_the_users_moment() -> None:
+    collection = fake_collection()
+    decl = declaration(
+        {"name": "gap", "calc": "time_gap"},
+        {"name": "near", "calc": "events_near", "params": {"days": 15}},
+    )
+    user = RankingContext(text="", user_id="u1")  # newest event on day 30
+    # candidates 0 (events days 0, 30: median 30), 5 (none), 2 (day 20), 1 (day 100)
+    np.testing.assert_allclose(column(decl, collection, user, "gap"), [0.0, 36_500.0, 10.0, 70.0])
+    np.testing.assert_allclose(column(decl, collection, user, "near"), [1.0, 0.0, 1.0, 0.0])  # days 15..45
+    nobody = RankingContext(text="")
+    assert column(decl, collection, nobody, "gap").tolist() == [36_500.0] * 4
+    assert column(decl, collection, nobody, "near").tolist() == [0.0] * 4
+
+
 def test_unsatisfiable_declarations_are_refused_with_reasons() -> None:
     collection = fake_collection(behaviour=False)
     decl = declaration(

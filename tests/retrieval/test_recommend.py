@@ -38,6 +38,22 @@ def test_leave_last_out() -> None:
     assert leave_last_out(list(reversed(EVENTS))) == split  # input order never matters
 
 
+def test_leave_last_n_out_keeps_one_history_event_per_user() -> None:
+    split = leave_last_out(EVENTS, n=2)
+    assert split.targets == {"u1": ["i2", "i3"], "u2": ["i3", "i2"], "u3": ["i3"], "u5": ["i4", "i1"]}
+    assert split.held_out == {"u1": "i3", "u2": "i2", "u3": "i3", "u5": "i1"}  # still the last one
+    assert [(u, i) for u, i, _ in split.history] == [
+        ("u1", "i1"),
+        ("u2", "i1"),
+        ("u3", "i2"),
+        ("u4", "i4"),
+        ("u5", "i2"),
+    ]
+    assert leave_last_out(EVENTS).targets == {u: [i] for u, i in split.held_out.items()}
+    with pytest.raises(ValueError, match="at least one event"):
+        leave_last_out(EVENTS, n=0)
+
+
 def test_popularity_baseline() -> None:
     split = leave_last_out(EVENTS)
     data = InteractionMatrix.from_events(split.history)
