@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from api.cli.common import fail
+from api.schemas import MAX_K
 
 SEARCH_METRICS = [
     "ndcg@10", "ndcg@100", "recall@10", "recall@100", "recall@1000",
@@ -47,6 +48,16 @@ def evaluate(
     report: Annotated[
         Path | None, typer.Option(help="Write report.html, figures and metrics.json here.")
     ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(help="Evaluate a running service: POST each query to URL/search (see --collection)."),
+    ] = None,
+    collection: Annotated[
+        str | None, typer.Option(help="With --url: search this collection instead of the default one.")
+    ] = None,
+    ranker: Annotated[
+        Path | None, typer.Option(help="Score the merged candidates with this ranker (root or version).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar over queries.")] = True,
 ) -> None:
@@ -58,27 +69,34 @@ def evaluate(
         qrels = qrels or data / "qrels" / f"{split}.tsv"
     if qrels is None:
         fail("give --qrels, or --data with a BEIR folder")
-    modes = [m for m in (index, run, compare) if m is not None]
+    modes = [m for m in (index, run, compare, url) if m is not None]
     if len(modes) != 1:
         fail(
-            "give exactly one of --index (run the pipeline), --run (a run file) or --compare (two run files)"
+            "give exactly one of --index (run the pipeline), --url (a running service), --run (a run file) "
+            "or --compare (two run files)"
         )
+    if collection is not None and url is None:
+        fail("--collection goes with --url")
     try:
         if compare is not None:
             _compare(compare, qrels, as_json)
         elif run is not None:
             _evaluate_file(run, qrels, as_json)
+        elif url is not None:
+            if queries is None:
+                fail("--url needs --queries (or --data)")
+            _evaluate_url(url, collection, queries, qrels, min(k, MAX_K), write_run, as_json, progress)
         else:
             if index is None or queries is None:
                 fail("--index needs --queries (or --data)")
-            _evaluate_index(index, queries, qrels, k, write_run, report, as_json, progress)
+            _evaluate_index(index, queries, qrels, k, write_run, report, as_json, progress, ranker)
     except (ValueError, FileNotFoundError, ArtifactError) as error:
         fail(str(error))
 
 
 def _evaluate_index(
     index: Path, queries: Path, qrels_path: Path, k: int, write_run: Path | None, report: Path | None,
-    as_json: bool, progress: bool,
+    as_json: bool, progress: bool, ranker: Path | None,
 ) -> None:  # fmt: skip
     from retrieval.evaluation import check_qrels_match_queries, read_qrels, read_queries, unique_contribution
     from retrieval.evaluation import write_run as write_trec_run
@@ -90,7 +108,9 @@ def _evaluate_index(
     texts = read_queries(queries)
     check_qrels_match_queries(judged, texts, qrels_path, queries)
     asked = {qid: texts[qid] for qid in judged if qid in texts}
-    service = CollectionService.open(index, config=PipelineConfig(branch_limit=k))
+    service = CollectionService.open(index, config=PipelineConfig(branch_limit=k), ranker=ranker)
+    if service.ranker.error:
+        fail(service.ranker.error)
     runs = run_queries(service, asked, k=k, progress=progress)
     named = {"merged": runs.merged, **dict(sorted(runs.branches.items()))}
     table = _means(named, judged)
@@ -102,18 +122,68 @@ def _evaluate_index(
 
         write_report(report, runs.branches, runs.merged, judged, metrics=SEARCH_METRICS, unique_k=min(k, 100))
     summary = {"queries": len(asked), "version": service.version, "k": k, "metrics": table}
+    summary["scorer"] = service.ranker.as_dict()
     summary["unique_relevant_top100"] = unique
     summary["degraded"] = dict(runs.degraded)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
-    typer.echo(f"{len(asked)} queries, index version {service.version}, depth {k}")
+    scorer = service.ranker
+    typer.echo(
+        f"{len(asked)} queries, index version {service.version}, depth {k}, merged order by "
+        f"{scorer.scorer}" + (f" (ranker {scorer.version})" if scorer.path else "")
+    )
     typer.echo(_table(table))
     typer.echo(
         "relevant found only by this branch (top 100): " + ", ".join(f"{b} {n}" for b, n in unique.items())
     )
     if report is not None:
         typer.echo(f"report written to {report / 'report.html'}")
+
+
+def _evaluate_url(
+    url: str, collection: str | None, queries: Path, qrels_path: Path, k: int, write_run: Path | None,
+    as_json: bool, progress: bool,
+) -> None:  # fmt: skip
+    """The merged ranking exactly as `POST /search` returns it, evaluated like an in-process run."""
+    import urllib.error
+    import urllib.request
+
+    from tqdm import tqdm
+
+    from retrieval.evaluation import check_qrels_match_queries, read_qrels, read_queries
+    from retrieval.evaluation import write_run as write_trec_run
+
+    judged, texts = read_qrels(qrels_path), read_queries(queries)
+    check_qrels_match_queries(judged, texts, qrels_path, queries)
+    endpoint = url.rstrip("/") + (f"/collections/{collection}/search" if collection else "/search")
+    merged: dict[str, list[str]] = {}
+    answered_by: set[tuple[str, str, str]] = set()
+    asked = [qid for qid in judged if qid in texts]
+    for qid in tqdm(asked, "queries", disable=not progress, unit="q"):
+        body = json.dumps({"query": texts[qid], "k": k}).encode()
+        request = urllib.request.Request(endpoint, body, {"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                answer = json.load(response)
+        except urllib.error.HTTPError as error:
+            raise ValueError(
+                f"{endpoint} answered {error.code} for query {qid}: {error.read().decode()}"
+            ) from None
+        except urllib.error.URLError as error:
+            raise ValueError(f"cannot reach {endpoint}: {error.reason}") from None
+        merged[qid] = [hit["id"] for hit in answer["results"]]
+        answered_by.add((answer["index_version"], answer["scorer"], answer.get("scorer_version", "")))
+    table = _means({"merged": merged}, judged)
+    if write_run is not None:
+        write_trec_run(write_run, merged, tag="searchrec-http")
+    served = [{"index_version": v, "scorer": s, "scorer_version": r} for v, s, r in sorted(answered_by)]
+    if as_json:
+        typer.echo(json.dumps({"queries": len(asked), "url": endpoint, "k": k, "served_by": served,
+                               "metrics": table}, indent=2))  # fmt: skip
+        return
+    typer.echo(f"{len(asked)} queries through {endpoint}, depth {k}; answered by {served}")
+    typer.echo(_table(table))
 
 
 def _evaluate_file(run_path: Path, qrels_path: Path, as_json: bool) -> None:

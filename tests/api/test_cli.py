@@ -135,3 +135,42 @@ def test_written_run_evaluates_to_the_same_numbers_and_compares(
     test = json.loads(compared.stdout)["tests"]["ndcg@10"]
     assert test["delta"] < 0
     assert test["p_value"] < 0.05
+
+
+def test_eval_over_http_equals_the_in_process_pipeline(scifact_slice_root: Path, tmp_path: Path) -> None:
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from api.app import create_app
+
+    qrels = tmp_path / "qrels.tsv"
+    _slice_qrels(scifact_slice_root, qrels)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(scifact_slice_root), port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:  # startup, not a timing assumption: the loop waits as long as it takes
+            assert thread.is_alive(), "the server failed to start"
+            time.sleep(0.05)
+        common = ["eval", "--queries", str(SCIFACT / "queries.jsonl"), "--qrels", str(qrels), "--k", "100"]
+        over_http = runner.invoke(
+            app, [*common, "--url", f"http://127.0.0.1:{port}", "--json", "--no-progress"]
+        )
+        in_process = runner.invoke(
+            app, [*common, "--index", str(scifact_slice_root), "--json", "--no-progress"]
+        )
+        missing = runner.invoke(app, [*common, "--url", f"http://127.0.0.1:{port}", "--collection", "nope"])
+    finally:
+        server.should_exit = True
+        thread.join()
+    assert over_http.exit_code == 0, over_http.output
+    http_report, local_report = json.loads(over_http.stdout), json.loads(in_process.stdout)
+    assert http_report["served_by"][0]["scorer"] == "fusion"
+    assert http_report["metrics"]["merged"] == local_report["metrics"]["merged"]
+    assert missing.exit_code == 2 and "answered 404" in missing.output
