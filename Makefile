@@ -4,10 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 INDEXES := indexes
+RANKERS := rankers
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install demo index test check bench clean
+.PHONY: install demo index rankers test check bench clean
 
 install: $(STAMP)
 
@@ -34,9 +35,20 @@ $(INDEXES)/cities/CURRENT: | $(STAMP)
 	$(BIN)/searchrec build --corpus $(INDEXES)/inputs/cities.jsonl --config data/configs/cities.toml \
 		--out $(INDEXES)/cities
 
-demo: install index
+# Learned rankers: SciFact's on its train queries only, MovieLens's on the behaviour log.
+rankers: $(RANKERS)/scifact/CURRENT $(RANKERS)/movies/CURRENT
+
+$(RANKERS)/scifact/CURRENT: $(INDEXES)/scifact/CURRENT
+	$(BIN)/searchrec train-ranker --index $(INDEXES)/scifact --queries data/scifact/queries.jsonl \
+		--qrels data/scifact/qrels/train.tsv --out $(RANKERS)/scifact
+
+$(RANKERS)/movies/CURRENT: $(INDEXES)/movies/CURRENT
+	$(BIN)/searchrec train-ranker --index $(INDEXES)/movies --behaviour data/movielens/ratings.csv \
+		--out $(RANKERS)/movies
+
+demo: install index rankers
 	$(BIN)/searchrec serve --index $(INDEXES)/scifact --index $(INDEXES)/movies --index $(INDEXES)/cities \
-		--host $(HOST) --port $(PORT)
+		--ranker scifact=$(RANKERS)/scifact --ranker movies=$(RANKERS)/movies --host $(HOST) --port $(PORT)
 
 test: install
 	$(BIN)/python -m pytest
@@ -52,4 +64,4 @@ bench: install index
 	$(BIN)/python bench/run_all.py --out bench/out/latest.md
 
 clean:
-	rm -rf $(INDEXES) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(INDEXES) $(RANKERS) .pytest_cache .ruff_cache .mypy_cache
