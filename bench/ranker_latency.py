@@ -1,13 +1,14 @@
-"""Latency of the learned ranker: scoring 100 candidates (features + model), for both model types.
+"""Latency of the learned rankers: scoring 100 merged candidates, as the service does it.
 
-Trains LambdaMART and the list-wise MLP on `--train` SciFact train queries run through the service's
-pipeline (the same code as `searchrec train-ranker`), then scores the first 100 merged candidates of
-`--requests` SciFact test queries. Each request is timed three ways: features with empty per-row caches
-(first time the items are seen, the query embedded by the scorer), features again (warm caches, query
-embedded), features with the query embedding handed over by the branch (`RankingContext.query_vectors`),
-and the model's predict alone. Prints markdown tables (p50/p99 in milliseconds) and the machine.
+Loads the ranker artifacts `make rankers` trains (SciFact search, MovieLens recommendation) and the
+collections they serve. For each request it takes the first 100 merged candidates the pipeline hands its
+scorer, then times `LearnedScorer.score` (features + model, what a request pays): on first sight of the
+items (empty per-row caches), warm, and split into features and model. The search requests carry the query
+embedding the dense branch computed (as served); a row without it shows what encoding the query again
+costs. Last, the whole in-process `/search` pipeline with and without the ranker. Prints markdown tables
+(milliseconds) and the machine.
 
-Usage: .venv/bin/python bench/ranker_latency.py [--index indexes/scifact] [--train 300] [--requests 300]
+Usage: .venv/bin/python bench/ranker_latency.py [--requests 300]
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 
@@ -26,16 +27,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ranker.features import CollectionView, FeatureExtractor, default_search_declaration
-from ranker.features.declarations import resolve
-from ranker.training import CandidateRecorder, collect_search_examples, featurize, split_keys, train_rankers
+from ranker.learned import LearnedScorer, load_ranker
+from ranker.scoring import RankingContext, Scoreable
+from ranker.training import CandidateRecorder
 from retrieval.candidates import SearchQuery
 from retrieval.evaluation import read_qrels, read_queries
-from retrieval.pipeline import PipelineConfig
 from retrieval.service import CollectionService
 
 ROOT = Path(__file__).resolve().parents[1]
 CANDIDATES = 100
+Request = tuple[RankingContext, Sequence[Scoreable]]
 
 
 def machine() -> str:
@@ -54,81 +55,90 @@ def machine() -> str:
     )
 
 
-def percentiles(samples: list[float]) -> str:
-    ms = np.asarray(samples) * 1000
-    return f"{np.percentile(ms, 50):.2f} | {np.percentile(ms, 99):.2f}"
+def row(label: str, seconds: list[float]) -> str:
+    ms = np.asarray(seconds) * 1000
+    return f"| {label} | {np.percentile(ms, 50):.2f} | {np.percentile(ms, 99):.2f} |"
 
 
-def timed(call: Callable, *args: object) -> tuple[float, object]:
+def timed(call: Callable, *args: object) -> float:
     start = time.perf_counter()
-    out = call(*args)
-    return time.perf_counter() - start, out
+    call(*args)
+    return time.perf_counter() - start
+
+
+def recorded(service: CollectionService, queries: list[SearchQuery]) -> list[Request]:
+    """The context and first 100 merged candidates each query hands the scorer."""
+    recorder = CandidateRecorder()
+    service.pipeline.scorer = recorder
+    requests = []
+    for query in queries:
+        service.run(query)
+        context, candidates = recorder.take()
+        if context is not None and len(candidates) >= CANDIDATES:
+            requests.append((context, candidates[:CANDIDATES]))
+    return requests
+
+
+def time_scorer(path: Path, service: CollectionService, requests: list[Request], title: str) -> None:
+    branches = [source.name for source in service.pipeline.sources]
+    fresh: LearnedScorer = load_ranker(path, service.collection, branches=branches)
+    cold = [timed(fresh.score, context, candidates) for context, candidates in requests]
+    warm = [timed(fresh.score, context, candidates) for context, candidates in requests]
+    features = [timed(fresh.features, context, candidates) for context, candidates in requests]
+    matrices = [fresh.features(context, candidates) for context, candidates in requests]
+    model = [timed(fresh.model.predict, matrix) for matrix in matrices]
+    print(f"### {title}: {fresh.name} ranker {fresh.version}, {len(fresh.feature_names)} features\n")
+    print(f"{len(requests)} requests of {CANDIDATES} candidates; milliseconds per request.\n")
+    print("| scoring 100 candidates | p50 | p99 |\n| --- | --- | --- |")
+    print(row("score (features + model), first sight of the items", cold))
+    print(row("score (features + model), warm", warm))
+    print(row("features alone, warm", features))
+    print(row("model alone", model))
+    if any(context.query_vectors for context, _ in requests):
+        bare = [(dataclasses.replace(c, query_vectors=None), cands) for c, cands in requests]
+        print(row("score, warm, query encoded again by the scorer", [timed(fresh.score, *r) for r in bare]))
+    print()
+
+
+def pipeline_latency(index: Path, ranker: Path, queries: list[SearchQuery]) -> None:
+    """The whole in-process pipeline (recall, merge, score) per request, with and without the ranker."""
+    print("### The whole `/search` pipeline in process (SciFact test queries)\n")
+    print("| scorer | p50 | p99 |\n| --- | --- | --- |")
+    for label, path in (("fusion", None), ("learned ranker", ranker)):
+        service = CollectionService.open(index, ranker=path)
+        for query in queries[:20]:
+            service.run(dataclasses.replace(query, query_vectors={}))  # warm the caches
+        took = [service.run(dataclasses.replace(q, query_vectors={})).took_ms / 1000 for q in queries]
+        print(row(label, took))
+        service.close()
+    print()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index", type=Path, default=ROOT / "indexes" / "scifact")
+    parser.add_argument("--ranker", type=Path, default=ROOT / "rankers" / "scifact")
     parser.add_argument("--data", type=Path, default=ROOT / "data" / "scifact")
-    parser.add_argument("--train", type=int, default=300, help="Training queries (SciFact train).")
-    parser.add_argument("--requests", type=int, default=300, help="Timed requests (SciFact test queries).")
+    parser.add_argument("--movies", type=Path, default=ROOT / "indexes" / "movies")
+    parser.add_argument("--movies-ranker", type=Path, default=ROOT / "rankers" / "movies")
+    parser.add_argument("--requests", type=int, default=300)
     args = parser.parse_args()
 
-    recorder = CandidateRecorder()
-    service = CollectionService.open(args.index, scorer=recorder, config=PipelineConfig(branch_limit=100))
-    branches = [s.name for s in service.pipeline.sources]
-    view = CollectionView(service.collection)
-    extractor = FeatureExtractor(
-        resolve(default_search_declaration(), view, branches), view, branches=branches
-    )
-
-    def run(text: str, only: frozenset[str] | None) -> tuple:
-        service.run(SearchQuery(text=text, k=10, branches=only))
-        return recorder.take()
-
     texts = read_queries(args.data / "queries.jsonl")
-    judged = read_qrels(args.data / "qrels" / "train.tsv")
-    keys = sorted(q for q in judged if q in texts)[: args.train]
-    train_keys, valid_keys = split_keys(keys, 0.2, seed=0)
-    collect = collect_search_examples
-    train = featurize(
-        extractor, collect(run, extractor.ids_of, texts, judged, keys=train_keys, progress=False)
-    )
-    valid = featurize(
-        extractor, collect(run, extractor.ids_of, texts, judged, keys=valid_keys, progress=False)
-    )
-    models = train_rankers(train, valid, seed=0).models
-
-    tests = read_qrels(args.data / "qrels" / "test.tsv")
-    requests = []
-    for qid in sorted(tests)[: args.requests]:
-        context, candidates = run(texts[qid], None)
-        requests.append((context, candidates[:CANDIDATES]))
-    cold, warm, handed, predict = [], [], [], {kind: [] for kind in models}
-    fresh = FeatureExtractor(extractor.declaration, CollectionView(service.collection), branches=branches)
-    for context, candidates in requests:
-        cold.append(timed(fresh.extract, context, candidates)[0])
-        seconds, matrix = timed(fresh.extract, context, candidates)
-        warm.append(seconds)
-        vector = service.collection.encoder.encode([context.text])[0]
-        given = dataclasses.replace(context, query_vectors={"dense": vector})
-        handed.append(timed(fresh.extract, given, candidates)[0])
-        for kind, model in models.items():
-            predict[kind].append(timed(model.predict, matrix)[0])
-
-    print(f"Scoring {CANDIDATES} candidates of {len(requests)} SciFact test requests with")
-    print(f"{len(extractor.names)} features ({args.train} training queries); milliseconds per request.\n")
-    print("| step | p50 | p99 |\n| --- | --- | --- |")
-    print(f"| features, first sight of the items (query embedded by the scorer) | {percentiles(cold)} |")
-    print(f"| features, warm caches (query embedded by the scorer) | {percentiles(warm)} |")
-    print(f"| features, warm caches, query embedding handed over | {percentiles(handed)} |")
-    for kind, samples in predict.items():
-        print(f"| {kind} predict | {percentiles(samples)} |")
-    print("\n| model | features + model, warm caches, query embedded: p50 | p99 |\n| --- | --- | --- |")
-    for kind, samples in predict.items():
-        total = [a + b for a, b in zip(warm, samples, strict=True)]
-        print(f"| {kind} | {percentiles(total)} |")
-    print(f"\nMachine: {machine()}")
+    tests = sorted(read_qrels(args.data / "qrels" / "test.tsv"))[: args.requests]
+    queries = [SearchQuery(text=texts[qid], k=10) for qid in tests]
+    service = CollectionService.open(args.index)
+    time_scorer(args.ranker, service, recorded(service, queries), "Search, SciFact test queries")
     service.close()
+
+    movies = CollectionService.open(args.movies)
+    users = sorted(movies.collection.behaviour.users)[: args.requests]
+    asks = [movies.recommendation(10, user_id=user) for user in users]
+    time_scorer(args.movies_ranker, movies, recorded(movies, asks), "Recommendation, MovieLens users")
+    movies.close()
+
+    pipeline_latency(args.index, args.ranker, queries)
+    print(f"Machine: {machine()}")
 
 
 if __name__ == "__main__":

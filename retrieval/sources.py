@@ -53,6 +53,7 @@ class DenseSource:
 
     def fetch(self, query: SearchQuery, limit: int) -> BranchResult:
         vector = self.collection.encoder.encode([query.text])
+        query.query_vectors["dense"] = vector[0]
         rows, scores = self.collection.vectors.search(
             vector, min(limit, len(self.collection)), allowed=query.allowed
         )
