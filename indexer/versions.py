@@ -4,11 +4,14 @@ Layout of a root::
 
     ROOT/versions/<version>/manifest.json ...   one directory per finished build, never changed once published
     ROOT/versions/.staging-<version>/           a build in progress (debris if the build died)
+    ROOT/versions/.retired-<version>/           a pruned version being deleted (debris if that died)
     ROOT/CURRENT                                the published version's name, replaced atomically
 
 A build writes into a staging directory, renames it into `versions/` when complete, and only then replaces
 `CURRENT` (write to a temporary file, fsync, `os.replace`). A build that fails or is killed at any moment
 therefore leaves `CURRENT` and every published version untouched; the next build removes the debris.
+Pruning renames an old version out of the published set before deleting it, so a prune that dies midway
+never leaves a half-deleted version that looks published.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from indexer.artifact import MANIFEST, ArtifactError
 
 CURRENT = "CURRENT"
 STAGING_PREFIX = ".staging-"
+RETIRED_PREFIX = ".retired-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +46,7 @@ def version_name(sequence: int) -> str:
 
 
 def _sequence(name: str) -> int:
-    head = name.removeprefix(STAGING_PREFIX).split("-", 1)[0]
+    head = name.removeprefix(STAGING_PREFIX).removeprefix(RETIRED_PREFIX).split("-", 1)[0]
     return int(head[1:]) if head.startswith("v") and head[1:].isdigit() else 0
 
 
@@ -120,11 +124,13 @@ class VersionStore:
             yield
 
     def clean_debris(self) -> list[str]:
-        """Remove staging directories of builds that died (call only while holding the build lock)."""
+        """Remove staging directories of builds that died and versions whose pruning died (call only while
+        holding the build lock)."""
         removed = []
-        for path in self.versions_dir.glob(f"{STAGING_PREFIX}*") if self.versions_dir.is_dir() else []:
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path.name)
+        for prefix in (STAGING_PREFIX, RETIRED_PREFIX):
+            for path in self.versions_dir.glob(f"{prefix}*") if self.versions_dir.is_dir() else []:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path.name)
         for tmp in self.root.glob(f".{CURRENT}.*.tmp"):
             tmp.unlink(missing_ok=True)
         return removed
@@ -137,7 +143,10 @@ class VersionStore:
         surplus = max(0, len(versions) + 1 - keep)
         doomed = versions[:surplus]
         for version in doomed:
-            shutil.rmtree(version.path)
+            retired = self.versions_dir / f"{RETIRED_PREFIX}{version.name}"
+            version.path.rename(retired)  # atomic: the version stops being published before any file goes
+            _fsync_dir(self.versions_dir)
+            shutil.rmtree(retired)
         return [v.name for v in doomed]
 
     @contextmanager

@@ -14,7 +14,7 @@ import indexer.inverted.build as build_module
 import indexer.inverted.index as inverted_module
 import indexer.inverted.maxscore as maxscore_module
 from indexer.analysis import make_analyzer
-from indexer.inverted import FieldedIndex, InvertedIndex
+from indexer.inverted import InvertedIndex
 
 SCIFACT = Path(__file__).resolve().parents[2] / "data" / "scifact"
 
@@ -238,36 +238,6 @@ def test_matches_returns_every_scoring_row() -> None:
     full = index.score_rows(["dog", "friends", "zebra"], np.arange(len(HAND_CORPUS)))
     assert rows.tolist() == np.flatnonzero(full).tolist() == [1, 2, 3, 5]
     np.testing.assert_array_equal(scores, full[rows])
-
-
-def test_fielded_index_combines_boosted_fields(tmp_path: Path) -> None:
-    titles = _zipf_corpus(400, 300, seed=4)
-    bodies = _zipf_corpus(400, 300, seed=5)
-    docs = [{"title": t, "body": b} for t, b in zip(titles, bodies, strict=True)]
-    docs[7].pop("title")  # a missing field is an empty field
-    fielded = FieldedIndex.build(docs, boosts={"title": 2.0, "body": 0.5})
-    title_index = InvertedIndex.build([d.get("title", []) for d in docs])
-    body_index = InvertedIndex.build(bodies)
-    assert fielded.params["fields"]["title"]["boost"] == 2.0 and len(fielded) == 400
-    allowed = np.random.default_rng(6).random(400) < 0.5
-    everything = np.arange(400)
-    for query in [["w0", "w3"], ["w10", "w10", "w77"], ["w250"], ["missing"]]:
-        expected = np.float32(2.0) * title_index.score_rows(query, everything)
-        expected += np.float32(0.5) * body_index.score_rows(query, everything)
-        np.testing.assert_array_equal(fielded.score_rows(query, everything), expected)
-        for mask in (None, allowed):
-            rows, scores = fielded.search(query, 10, allowed=mask)
-            cand = np.flatnonzero((expected > 0) & (True if mask is None else mask))
-            order = np.lexsort((cand, -expected[cand]))[:10]
-            np.testing.assert_array_equal(rows, cand[order])
-            np.testing.assert_array_equal(scores, expected[cand][order])
-    written = fielded.save(tmp_path / "fielded")
-    assert "title/vocab.json" in written and "fields.json" in written
-    loaded = FieldedIndex.load(tmp_path / "fielded")
-    for got, want in zip(loaded.search(["w0", "w3"], 5), fielded.search(["w0", "w3"], 5), strict=True):
-        np.testing.assert_array_equal(got, want)
-    with pytest.raises(ValueError, match="boost"):
-        FieldedIndex.build(docs, boosts={"title": -1.0})
 
 
 def test_concurrent_searches_match_sequential(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+import indexer.versions as versions_module
 from indexer.artifact import ArtifactError, read_manifest, write_manifest
 from indexer.versions import STAGING_PREFIX, VersionStore, resolve_artifact
 
@@ -60,6 +61,27 @@ def test_prune_keeps_the_newest_and_rollback_republishes(tmp_path: Path) -> None
     assert store.current_name() == names[1]
     with pytest.raises(ArtifactError, match="known versions"):
         store.publish("no-such-version")
+
+
+def test_a_prune_that_dies_midway_leaves_no_half_deleted_published_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = VersionStore(tmp_path)
+    names = [_build(store, str(i), keep=5) for i in range(3)]
+
+    def dies(path: Path, *args: object, **kwargs: object) -> None:
+        (Path(path) / "data.txt").unlink()  # half of the files are gone when the process dies
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(versions_module.shutil, "rmtree", dies)
+    with pytest.raises(KeyboardInterrupt):
+        store.prune(keep=2)
+    monkeypatch.undo()
+    assert [v.name for v in store.published()] == names[1:]  # the half-deleted one is not published
+    assert store.current_name() == names[2]
+    _build(store, "next", keep=5)  # the next build removes the debris
+    assert not list(store.versions_dir.glob(".*"))
+    assert [v.name for v in store.published()][:2] == names[1:]
 
 
 def test_root_without_a_published_version_is_a_clear_error(tmp_path: Path) -> None:
