@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -65,6 +65,27 @@ class SearchOutcome:
     features: list[dict[str, float]] | None = None  # with explain and a learned ranker: per candidate
 
 
+def _wait_each(running: dict[str, Future], deadlines: dict[str, float]) -> set[str]:
+    """Wait until every branch is done or past its own deadline; return the names of those left running.
+
+    The request never waits for a branch beyond that branch's deadline, so one slow branch with a short
+    deadline costs its deadline, not the longest deadline of the others.
+    """
+    start = time.perf_counter()
+    pending, late = dict(running), set()
+    while pending:
+        elapsed = time.perf_counter() - start
+        for name in [n for n, f in pending.items() if f.done()]:
+            del pending[name]
+        for name in [n for n in pending if deadlines[n] <= elapsed]:
+            late.add(name)
+            del pending[name]
+        if pending:
+            next_deadline = min(deadlines[n] for n in pending)
+            wait(pending.values(), timeout=next_deadline - elapsed, return_when=FIRST_COMPLETED)
+    return late
+
+
 def _timed(source: CandidateSource, query: SearchQuery, limit: int) -> tuple[BranchResult, float]:
     start = time.perf_counter()
     result = source.fetch(query, limit)
@@ -109,10 +130,10 @@ class SearchPipeline:
             for source in sources
         }
         deadlines = {name: self.config.deadline(name) for name in running}
-        done, _ = wait(running.values(), timeout=max(deadlines.values(), default=0.0))
+        late = _wait_each(running, deadlines)
         results, degraded, latency = {}, [], {}
         for name, future in running.items():
-            if future not in done:
+            if name in late:
                 log.warning("branch %s missed its %.2fs deadline", name, deadlines[name])
                 degraded.append(name)
             elif (error := future.exception()) is not None:
@@ -120,7 +141,7 @@ class SearchPipeline:
                 degraded.append(name)
             else:
                 result, took_ms = future.result()
-                if took_ms > deadlines[name] * 1000:  # finished, but after its own (shorter) deadline
+                if took_ms > deadlines[name] * 1000:  # done by the time it was looked at, but late
                     log.warning(
                         "branch %s took %.0f ms, past its %.2fs deadline", name, took_ms, deadlines[name]
                     )

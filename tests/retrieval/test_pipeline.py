@@ -78,3 +78,29 @@ def test_per_branch_quota_and_deadline() -> None:
     assert len(outcome.branches["bm25"]) == 2  # its quota, not the default depth of 100
     assert outcome.degraded == ["dense"]  # done within the overall wait, but past its own 50 ms deadline
     assert [c.row for c in outcome.candidates] == [1, 2]
+
+
+class HeldSource(FixedSource):
+    """Holds its thread until released (or 10 s pass); records whether it finished."""
+
+    def __init__(self, name: str, rows: list[int]) -> None:
+        super().__init__(name, rows)
+        self.release, self.finished = threading.Event(), threading.Event()
+
+    def fetch(self, query: SearchQuery, limit: int) -> BranchResult:
+        self.release.wait(timeout=10)
+        self.finished.set()
+        return super().fetch(query, limit)
+
+
+def test_a_late_branch_costs_its_own_deadline_not_the_longest() -> None:
+    held = HeldSource("dense", [9])
+    config = PipelineConfig(timeouts={"dense": 0.05}, timeout_s=60.0)
+    try:
+        outcome = SearchPipeline([FixedSource("bm25", [1, 2]), held], config=config).search(SearchQuery("q"))
+        # The answer came while the held branch was still running: the pipeline stopped waiting for it at
+        # its own 50 ms deadline instead of at the 60 s the other branch was allowed.
+        assert not held.finished.is_set()
+    finally:
+        held.release.set()
+    assert outcome.degraded == ["dense"] and [c.row for c in outcome.candidates] == [1, 2]
