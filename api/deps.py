@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 
 from api.metrics import Metrics
 from retrieval.registry import CollectionRegistry
@@ -27,7 +28,22 @@ def metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
+def request_id(
+    x_request_id: Annotated[
+        str | None,
+        Header(
+            max_length=128,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Your id for this request (printable ASCII, at most 128); one is made up otherwise. "
+            "The response and the ranker's feature log carry it.",
+        ),
+    ] = None,
+) -> str:
+    return x_request_id or uuid.uuid4().hex
+
+
 Registry = Annotated[CollectionRegistry, Depends(registry)]
 DefaultCollection = Annotated[CollectionService, Depends(default_collection)]
 NamedCollection = Annotated[CollectionService, Depends(named_collection)]
 AppMetrics = Annotated[Metrics, Depends(metrics)]
+RequestId = Annotated[str, Depends(request_id)]

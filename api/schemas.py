@@ -65,6 +65,9 @@ class RecommendRequest(BaseModel):
         default_factory=dict, description="Keyword filters: field -> value or list of values (any of them)."
     )
     exclude_seen: bool = Field(True, description="Leave out items the user (or `items`) already has.")
+    explain: bool = Field(
+        False, description="Include every branch's own candidates and, with a ranker, each hit's features."
+    )
 
 
 class SearchHit(BaseModel):
@@ -87,6 +90,7 @@ class BranchCandidate(BaseModel):
 
 
 class SearchResponse(BaseModel):
+    request_id: str = Field(..., description="The X-Request-ID header's value, or an id made up for it.")
     results: list[SearchHit]
     collection: str = Field(..., description="Collection that answered.")
     index_version: str = Field(..., description="Version of the index that answered.")

@@ -20,6 +20,7 @@ class SearchQuery:
     allowed: np.ndarray | None = field(default=None, compare=False)
     branches: frozenset[str] | None = None
     recent_rows: tuple[int, ...] = ()
+    request_id: str | None = None  # the caller's id for the request; the ranker's feature log carries it
     # Query embeddings a branch computed, by space ("dense"), so the ranker reuses them instead of encoding
     # the text again. Written by the branch's thread before its result is handed back.
     query_vectors: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import AppMetrics, DefaultCollection, NamedCollection
+from api.deps import AppMetrics, DefaultCollection, NamedCollection, RequestId
 from api.routes.search import respond
 from api.schemas import RecommendRequest, SearchResponse
 from retrieval.service import CollectionService
@@ -13,7 +13,7 @@ router = APIRouter(tags=["recommend"])
 
 
 def recommend_for(
-    request: RecommendRequest, service: CollectionService, metrics: AppMetrics
+    request: RecommendRequest, service: CollectionService, metrics: AppMetrics, request_id: str
 ) -> SearchResponse:
     """Recall from behaviour (item-to-item, preferences), location and popularity; merge, score, best `k`."""
     query = service.recommendation(
@@ -25,18 +25,20 @@ def recommend_for(
         filters=request.filters,
         exclude_seen=request.exclude_seen,
     )
-    return respond(service, query, metrics, explain=False)
+    return respond(service, query, metrics, explain=request.explain, request_id=request_id)
 
 
 @router.post("/recommend", response_model=SearchResponse, summary="Recommend from the default collection")
-def recommend(request: RecommendRequest, service: DefaultCollection, metrics: AppMetrics) -> SearchResponse:
-    return recommend_for(request, service, metrics)
+def recommend(
+    request: RecommendRequest, service: DefaultCollection, metrics: AppMetrics, request_id: RequestId
+) -> SearchResponse:
+    return recommend_for(request, service, metrics, request_id)
 
 
 @router.post(
     "/collections/{name}/recommend", response_model=SearchResponse, summary="Recommend from one collection"
 )
 def recommend_collection(
-    request: RecommendRequest, service: NamedCollection, metrics: AppMetrics
+    request: RecommendRequest, service: NamedCollection, metrics: AppMetrics, request_id: RequestId
 ) -> SearchResponse:
-    return recommend_for(request, service, metrics)
+    return recommend_for(request, service, metrics, request_id)

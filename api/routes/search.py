@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from fastapi import APIRouter
 from fastapi.exceptions import RequestValidationError
 
-from api.deps import AppMetrics, DefaultCollection, NamedCollection
+from api.deps import AppMetrics, DefaultCollection, NamedCollection, RequestId
 from api.schemas import BranchCandidate, SearchHit, SearchRequest, SearchResponse
 from retrieval.candidates import SearchQuery
 from retrieval.service import CollectionService
@@ -13,7 +15,9 @@ from retrieval.service import CollectionService
 router = APIRouter(tags=["search"])
 
 
-def answer(request: SearchRequest, service: CollectionService, metrics: AppMetrics) -> SearchResponse:
+def answer(
+    request: SearchRequest, service: CollectionService, metrics: AppMetrics, request_id: str
+) -> SearchResponse:
     """Recall with the selected branches, merge with provenance, score, and return the best `k`."""
     if not request.query.strip():
         raise RequestValidationError(
@@ -28,16 +32,17 @@ def answer(request: SearchRequest, service: CollectionService, metrics: AppMetri
         user_id=request.user_id,
         branches=request.branches,
     )
-    return respond(service, query, metrics, explain=request.explain)
+    return respond(service, query, metrics, explain=request.explain, request_id=request_id)
 
 
 def respond(
-    service: CollectionService, query: SearchQuery, metrics: AppMetrics, *, explain: bool
+    service: CollectionService, query: SearchQuery, metrics: AppMetrics, *, explain: bool, request_id: str
 ) -> SearchResponse:
     """Run `query`, record its branch metrics, and shape the answer (shared by search and recommend)."""
-    result = service.search(query, explain=explain)
+    result = service.search(dataclasses.replace(query, request_id=request_id), explain=explain)
     metrics.observe_answer(service.collection.name, result)
     return SearchResponse(
+        request_id=request_id,
         results=[
             SearchHit(id=h.id, score=h.score, title=h.title, branches=h.branches, features=h.features)
             for h in result.hits
@@ -55,12 +60,14 @@ def respond(
 
 
 @router.post("/search", response_model=SearchResponse, summary="Search the default collection")
-def search(request: SearchRequest, service: DefaultCollection, metrics: AppMetrics) -> SearchResponse:
-    return answer(request, service, metrics)
+def search(
+    request: SearchRequest, service: DefaultCollection, metrics: AppMetrics, request_id: RequestId
+) -> SearchResponse:
+    return answer(request, service, metrics, request_id)
 
 
 @router.post("/collections/{name}/search", response_model=SearchResponse, summary="Search one collection")
 def search_collection(
-    request: SearchRequest, service: NamedCollection, metrics: AppMetrics
+    request: SearchRequest, service: NamedCollection, metrics: AppMetrics, request_id: RequestId
 ) -> SearchResponse:
-    return answer(request, service, metrics)
+    return answer(request, service, metrics, request_id)

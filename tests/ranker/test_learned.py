@@ -177,14 +177,21 @@ def test_served_ranker_scores_names_its_version_explains_and_logs(
             "scorer": artifact.model_type, "version": artifact.version, "path": str(out), "error": None
         }  # fmt: skip
         body = client.post(
-            "/search", json={"query": "vitamin D and bone density", "k": 5, "explain": True}
+            "/search",
+            json={"query": "vitamin D and bone density", "k": 5, "explain": True},
+            headers={"X-Request-ID": "trace-42"},
         ).json()
+        anonymous = client.post("/search", json={"query": "statins", "k": 3}).json()
+        bad = client.post("/search", json={"query": "statins"}, headers={"X-Request-ID": "x" * 200})
     assert body["scorer"] == artifact.model_type and body["scorer_version"] == artifact.version
     assert body["degraded"] == [] and len(body["results"]) == 5
     for hit in body["results"]:
         assert list(hit["features"]) == [*artifact.declaration.names, "_score"]
         assert hit["features"]["_score"] == pytest.approx(hit["score"])
-    (logged,) = list(read_feature_log(log))
+    assert body["request_id"] == "trace-42" and len(anonymous["request_id"]) == 32
+    assert bad.status_code == 422 and "x-request-id" in bad.text.lower()
+    logged, other = list(read_feature_log(log))
+    assert logged.request_id == "trace-42" and other.request_id == anonymous["request_id"]
     assert logged.meta["ranker_version"] == artifact.version
     assert logged.ids[:5] != [] and {h["id"] for h in body["results"]} <= set(logged.ids)
 

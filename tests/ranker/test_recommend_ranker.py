@@ -110,6 +110,22 @@ def test_recommend_features_logged_online_equal_offline(
     fresh.close()
 
 
+def test_recommend_explains_each_hits_features_over_http(movies: tuple[Path, Path], ranker: tuple) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    root, _ = movies
+    out, _ = ranker
+    with TestClient(create_app({"movies": root}, rankers={"movies": out})) as client:
+        body = client.post("/recommend", json={"user_id": "7", "k": 5, "explain": True}).json()
+    assert body["scorer"] == read_ranker(out).model_type and len(body["results"]) == 5
+    names = read_ranker(out).declaration.names
+    for hit in body["results"]:
+        assert list(hit["features"]) == [*names, "_score"]
+        assert hit["features"]["_score"] == pytest.approx(hit["score"])
+
+
 def test_eval_rec_compares_the_ranker_with_fusion_on_held_out_events(
     movies: tuple[Path, Path], tmp_path: Path
 ) -> None:
