@@ -63,6 +63,11 @@ def rebuild_on_history(
     manifest = read_manifest(resolve_artifact(root), kind=COLLECTION_KIND)
     config = BuildConfig.model_validate(manifest["params"]["config"])
     corpus = Path(manifest["params"]["corpus"])
+    if not corpus.exists():
+        raise FileNotFoundError(
+            f"{root} was built from {corpus}, which is not there (a relative path is taken from where the "
+            "build ran); a rebuild on the history needs the same corpus"
+        )
     split = split_events(events_path, config, hold_out)
     if not split.held_out:
         raise ValueError(f"{events_path}: no user has two or more events, so nothing can be held out")

@@ -142,3 +142,19 @@ def test_eval_rec_compares_the_ranker_with_fusion_on_held_out_events(
     # the ranker was trained on the history alone: its labels are the second-to-last events
     params = json.loads((resolve_artifact(tmp_path / "ranker") / "manifest.json").read_text())["params"]
     assert params["training"]["behaviour"] == str(tmp_path / "history.csv")
+
+
+def test_a_rebuild_without_its_corpus_is_a_clear_error(movies: tuple[Path, Path], tmp_path: Path) -> None:
+    import shutil
+
+    root, events = movies
+    moved = tmp_path / "index"
+    shutil.copytree(root, moved)
+    manifest_path = resolve_artifact(moved) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["params"]["corpus"] = str(tmp_path / "gone.jsonl")
+    manifest_path.write_text(json.dumps(manifest))
+    args = ["train-ranker", "--index", str(moved), "--behaviour", str(events), "--out", str(tmp_path / "r")]
+    result = runner.invoke(app, [*args, "--no-progress"])
+    assert result.exit_code == 2 and "gone.jsonl, which is not there" in result.output
+    assert not (tmp_path / "r").exists()
