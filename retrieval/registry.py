@@ -2,7 +2,8 @@
 
 A request takes a reference to a collection's service once, at its start, and keeps using it. Reload opens the
 new version beside the old one, swaps the reference under a lock, and closes the old one only after a grace
-period, so requests in flight finish on the version they started with and none fails.
+period, so requests in flight finish on the version they started with and none fails. A collection served
+with a ranker also reloads when the ranker's root publishes a new version (a retrained ranker).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class Reloaded:
     name: str
     old_version: str
     new_version: str
+    old_ranker: str = ""
+    new_ranker: str = ""
 
 
 class CollectionRegistry:
@@ -92,7 +95,8 @@ class CollectionRegistry:
         return [(name, self._services[name]) for name in self.names if name in self._services]
 
     def reload(self, name: str | None = None) -> list[Reloaded]:
-        """Switch each named (or every) collection whose root published a new version; return the switches."""
+        """Switch each named (or every) collection whose root, or whose ranker's root, published a new
+        version; return the switches."""
         names = [name] if name is not None else self.names
         switched = []
         for each in names:
@@ -102,14 +106,19 @@ class CollectionRegistry:
                 continue  # pinned to one version directory: nothing to reload
             current = VersionStore(root).current_name()
             old = self._services[each]
-            if current is None or current == old.version:
+            if (current is None or current == old.version) and not old.ranker.stale():
                 continue
             fresh = self._open(root, each, old)
             with self._lock:
                 self._services[each] = fresh
             self._retire(old)
-            switched.append(Reloaded(each, old.version, fresh.version))
-            log.info("collection %s: switched from %s to %s", each, old.version, fresh.version)
+            switched.append(
+                Reloaded(each, old.version, fresh.version, old.ranker.version, fresh.ranker.version)
+            )
+            log.info(
+                "collection %s: switched from %s to %s (ranker %s to %s)",
+                each, old.version, fresh.version, old.ranker.version, fresh.ranker.version,
+            )  # fmt: skip
         return switched
 
     def _retire(self, service: CollectionService) -> None:

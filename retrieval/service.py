@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer.encoder import TextEncoder
+from indexer.versions import VersionStore
 from ranker.scoring import FusionScorer, Scorer
 from retrieval.branches import all_sources
 from retrieval.candidates import SearchQuery
@@ -50,9 +51,16 @@ class RankerStatus:
     version: str
     path: str | None = None
     error: str | None = None  # set when a ranker was asked for and refused: the fusion order serves
+    published: str | None = None  # the ranker root's published version when it was loaded
 
     def as_dict(self) -> dict[str, str | None]:
         return {"scorer": self.scorer, "version": self.version, "path": self.path, "error": self.error}
+
+    def stale(self) -> bool:
+        """Whether the ranker root has published another version since this one was loaded."""
+        if self.path is None or self.published is None:
+            return False
+        return VersionStore(Path(self.path)).current_name() not in (None, self.published)
 
 
 class RequestError(ValueError):
@@ -275,6 +283,7 @@ def _learned_scorer(
     from ranker.features import FeatureLogger
     from ranker.learned import load_ranker
 
+    published = VersionStore(path).current_name()  # read first: a later publish shows up as stale
     try:
         logger = FeatureLogger(feature_log) if feature_log is not None else None
         scorer = load_ranker(path, collection, branches=branches, logger=logger)
@@ -283,5 +292,6 @@ def _learned_scorer(
             "ranker %s refused for collection %s, serving the fusion order: %s", path, collection.name, error
         )
         fusion = FusionScorer()
-        return None, RankerStatus(fusion.name, fusion.version, str(path), f"ranker refused: {error}")
-    return scorer, RankerStatus(scorer.name, scorer.version, str(path))
+        refused = f"ranker refused: {error}"
+        return None, RankerStatus(fusion.name, fusion.version, str(path), refused, published)
+    return scorer, RankerStatus(scorer.name, scorer.version, str(path), published=published)

@@ -29,6 +29,15 @@ def reload(
 ) -> ReloadResult:
     switched = registry.reload(collection)
     return ReloadResult(
-        switched=[{"collection": r.name, "from": r.old_version, "to": r.new_version} for r in switched],
+        switched=[
+            {
+                "collection": r.name,
+                "from": r.old_version,
+                "to": r.new_version,
+                "ranker_from": r.old_ranker,
+                "ranker_to": r.new_ranker,
+            }
+            for r in switched
+        ],
         versions={name: service.version for name, service in registry.items()},
     )

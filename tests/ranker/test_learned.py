@@ -242,3 +242,31 @@ def test_serve_names_rankers_per_collection_or_for_all() -> None:
     assert _rankers(["r/a", "movies=r/b"], names) == {"scifact": Path("r/a"), "movies": Path("r/b")}
     with pytest.raises(ValueError, match="no collection 'cities'"):
         _rankers(["cities=r/c"], names)
+
+
+def test_reload_picks_up_a_newly_published_ranker(
+    scifact_slice_root: Path, trained: tuple, tmp_path: Path
+) -> None:
+    from ranker.artifact import write_ranker
+    from retrieval.registry import CollectionRegistry, service_opener
+
+    out, _ = trained
+    rankers = tmp_path / "rankers"
+    shutil.copytree(out, rankers)
+    registry = CollectionRegistry(
+        {"scifact": scifact_slice_root}, opener=service_opener({"scifact": rankers})
+    )
+    registry.load()
+    before = registry.get("scifact").ranker.version
+    assert registry.reload() == []  # nothing new
+    artifact = read_ranker(rankers)
+    retrained, _ = write_ranker(
+        rankers, artifact.model, artifact.declaration, metrics={}, training={"note": "retrained"}
+    )
+    (switched,) = registry.reload()
+    assert (switched.old_ranker, switched.new_ranker) == (before, retrained) != (before, before)
+    assert switched.old_version == switched.new_version  # the collection itself did not change
+    answer = registry.get("scifact").search("vitamin D and bone density", 5)
+    assert answer.scorer_version == retrained
+    assert registry.reload() == []
+    registry.close()
