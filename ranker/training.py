@@ -177,11 +177,6 @@ def split_keys(keys: Iterable[str], valid_fraction: float, seed: int) -> tuple[l
     return sorted(shuffled[n_valid:]), sorted(shuffled[:n_valid])
 
 
-def subset(examples: Sequence[RankingExample], keys: Iterable[str]) -> list[RankingExample]:
-    wanted = set(keys)
-    return [e for e in examples if e.key in wanted]
-
-
 @dataclass
 class TrainingResult:
     best: str

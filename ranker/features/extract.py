@@ -11,7 +11,6 @@ off, failed or missed its deadline): every candidate gets the declared `gated_va
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 import numpy as np
 
@@ -83,6 +82,3 @@ class FeatureExtractor:
         return self.view.ids_of(
             np.fromiter((c.row for c in candidates), dtype=np.int64, count=len(candidates))
         )
-
-    def describe(self) -> dict[str, Any]:
-        return {"names": self.names, "declaration": self.declaration.to_json()}
