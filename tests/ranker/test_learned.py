@@ -270,3 +270,29 @@ def test_reload_picks_up_a_newly_published_ranker(
     assert answer.scorer_version == retrained
     assert registry.reload() == []
     registry.close()
+
+
+def test_a_declaration_file_chooses_the_features_and_model(
+    scifact_slice_root: Path, slice_judgments: Path, tmp_path: Path
+) -> None:
+    declaration = tmp_path / "features.toml"
+    declaration.write_text(
+        '[[features]]\nname = "bm25_ratio"\ncalc = "bm25"\ntransforms = ["max_ratio"]\n\n'
+        '[[features]]\nname = "dense_z"\ncalc = "cosine"\ntransforms = ["zscore"]\ngate = "dense"\n\n'
+        '[[features]]\nname = "price"\ncalc = "column"\nparams = { name = "price" }\noptional = true\n'
+    )
+    out = tmp_path / "ranker"
+    args = ["train-ranker", "--index", str(scifact_slice_root), "--queries", str(SCIFACT / "queries.jsonl")]
+    args += ["--qrels", str(slice_judgments), "--out", str(out), "--features", str(declaration)]
+    result = runner.invoke(app, [*args, "--model", "lambdamart", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    artifact = read_ranker(out)
+    assert artifact.declaration.names == [
+        "bm25_ratio",
+        "dense_z",
+    ]  # the optional one it cannot compute: dropped
+    assert artifact.model_type == "lambdamart" and "listwise_mlp" not in result.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[features]]\nname = "x"\ncalc = "telepathy"\n')
+    refused = runner.invoke(app, [*args[:-1], str(bad), "--no-progress"])
+    assert refused.exit_code == 2 and "unknown calc op 'telepathy'" in refused.output
