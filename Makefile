@@ -59,7 +59,7 @@ check: install
 	$(BIN)/mypy
 
 # Writes bench/out/latest.md; BENCHMARKS.md holds the curated tables with the machine they ran on.
-bench: install index
+bench: install index rankers
 	mkdir -p bench/out
 	$(BIN)/python bench/run_all.py --out bench/out/latest.md
 
