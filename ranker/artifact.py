@@ -86,6 +86,11 @@ class RankerArtifact:
     def model_type(self) -> str:
         return str(self.manifest["params"]["model_type"])
 
+    @property
+    def task(self) -> str:
+        """What the ranker was trained for: "search" (requests with text) or "recommend" (without)."""
+        return str(self.manifest["params"].get("training", {}).get("task", "search"))
+
 
 def read_ranker(path: Path) -> RankerArtifact:
     """Load and check a ranker (root or version directory)."""

@@ -6,10 +6,12 @@ returns a `LearnedScorer`. Anything incompatible is refused at load with an `Art
 or `UnsatisfiableDeclaration` (a `ValueError`: the collection lacks what a feature needs), never per
 request. The scorer returns one score per candidate, in the order given: it never drops or reorders.
 
-Coverage: a model ranks the requests of its training regime, those on which every branch a feature is
-gated on ran (`FeatureDeclaration.gates`, e.g. the dense branch). Any other request (the dense branch gated
-off for a CJK query, failed or late) keeps the fusion order: the scorer returns the fused scores, logs no
-features and `explain` marks it `_fusion_fallback`. A model trained on English requests has never seen a
+Coverage: a model ranks the requests of its training regime (`LearnedScorer.applies`): those of its task
+(a search ranker ranks requests with text, a recommendation ranker requests without) on which every branch
+a feature is gated on ran (`FeatureDeclaration.gates`, e.g. the dense branch). Any other request (a search
+on a collection served with a recommendation ranker; the dense branch gated off for a CJK query, failed or
+late) keeps the fusion order: the pipeline then scores it with fusion and says so, and a direct `score`
+call returns the fused scores and logs nothing. A model trained on English requests has never seen a
 Chinese lexical-only request ranked, and the fusion order is the safe answer there.
 """
 
@@ -38,6 +40,7 @@ class LearnedScorer:
         *,
         name: str,
         version: str,
+        task: str = "search",
         logger: FeatureLogger | None = None,
         collection_version: str | None = None,
     ) -> None:
@@ -45,6 +48,7 @@ class LearnedScorer:
         self.model = model
         self.name = name
         self.version = version
+        self.task = task
         self.logger = logger
         self.collection_version = collection_version
 
@@ -55,14 +59,16 @@ class LearnedScorer:
     def features(self, context: RankingContext, candidates: Sequence[Scoreable]) -> np.ndarray:
         return self.extractor.extract(context, candidates)
 
-    def covers(self, candidates: Sequence[Scoreable]) -> bool:
-        """Whether the model ranks this request; if not, it keeps the fusion order."""
-        return self.extractor.covers(candidates)
+    def applies(self, context: RankingContext, candidates: Sequence[Scoreable]) -> bool:
+        """Whether the model ranks this request (its task, its gated branches present); if not, the request
+        keeps the fusion order."""
+        is_search = bool(context.text.strip())
+        return is_search == (self.task == "search") and self.extractor.covers(candidates)
 
     def score(self, context: RankingContext, candidates: Sequence[Scoreable]) -> np.ndarray:
         if not candidates:
             return np.zeros(0, dtype=np.float64)
-        if not self.extractor.covers(candidates):
+        if not self.applies(context, candidates):
             return _fused(candidates)
         matrix = self.extractor.extract(context, candidates)
         scores = np.asarray(self.model.predict(matrix), dtype=np.float64)
@@ -84,7 +90,7 @@ class LearnedScorer:
         """Per candidate (in the order given) its feature values by name, plus `_score`: the model's score."""
         if not candidates:
             return []
-        if not self.extractor.covers(candidates):
+        if not self.applies(context, candidates):
             return [{"_fusion_fallback": 1.0, "_score": score} for score in _fused(candidates).tolist()]
         matrix = self.extractor.extract(context, candidates)
         scores = self.model.predict(matrix)
@@ -121,6 +127,7 @@ def load_ranker(
         artifact.model,
         name=artifact.model_type,
         version=artifact.version,
+        task=artifact.task,
         logger=logger,
         collection_version=collection_version,
     )

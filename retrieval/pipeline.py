@@ -171,6 +171,9 @@ class SearchPipeline:
         if candidates:
             context = RankingContext.of(query)
             try:
+                applies = getattr(scorer, "applies", None)
+                if applies is not None and not applies(context, candidates):
+                    scorer = _FUSION  # outside the ranker's regime: the fusion order, and the answer says so
                 scores = scorer.score(context, candidates)
                 if explain and hasattr(scorer, "explain"):
                     features = scorer.explain(context, candidates)

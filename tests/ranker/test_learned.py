@@ -139,7 +139,9 @@ def test_scorer_scores_every_candidate_in_place_and_explains(
         dataclasses.replace(c, ranks={k: v for k, v in c.ranks.items() if k != "dense"}) for c in candidates
     ]
     lexical = [c for c in lexical if c.ranks]
-    assert not scorer.covers(lexical)  # outside the model's regime: the fusion order is kept
+    assert scorer.applies(context, candidates) and scorer.task == "search"
+    assert not scorer.applies(context, lexical)  # outside the model's regime: the fusion order is kept
+    assert not scorer.applies(dataclasses.replace(context, text=""), candidates)  # not a search
     np.testing.assert_array_equal(scorer.score(context, lexical), [c.fused_score for c in lexical])
     assert all(row["_fusion_fallback"] == 1.0 for row in scorer.explain(context, lexical))
     service.close()

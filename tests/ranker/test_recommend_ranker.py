@@ -95,6 +95,8 @@ def test_recommend_features_logged_online_equal_offline(
         assert answer.scorer == read_ranker(out).model_type and len(answer.hits) == 10
         seen = set(service.collection.external_ids_of(service.collection.behaviour.history(user)[0].tolist()))
         assert not seen & {hit.id for hit in answer.hits}
+    searched = service.search("toy story", 5)  # a text search is not what this ranker learned
+    assert searched.scorer == "fusion" and len(searched.hits) == 5
     named = service.collection.external_ids_of([3, 9, 27])
     answer = service.search(service.recommendation(10, items=named))  # no user: the request's own items
     assert len(answer.hits) == 10 and not set(named) & {hit.id for hit in answer.hits}
