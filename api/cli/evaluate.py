@@ -148,6 +148,7 @@ def _evaluate_url(
     """The merged ranking exactly as `POST /search` returns it, evaluated like an in-process run."""
     import urllib.error
     import urllib.request
+    from collections import Counter
 
     from tqdm import tqdm
 
@@ -158,7 +159,7 @@ def _evaluate_url(
     check_qrels_match_queries(judged, texts, qrels_path, queries)
     endpoint = url.rstrip("/") + (f"/collections/{collection}/search" if collection else "/search")
     merged: dict[str, list[str]] = {}
-    answered_by: set[tuple[str, str, str]] = set()
+    answered_by: Counter[tuple[str, str, str]] = Counter()
     asked = [qid for qid in judged if qid in texts]
     for qid in tqdm(asked, "queries", disable=not progress, unit="q"):
         body = json.dumps({"query": texts[qid], "k": k}).encode()
@@ -173,11 +174,14 @@ def _evaluate_url(
         except urllib.error.URLError as error:
             raise ValueError(f"cannot reach {endpoint}: {error.reason}") from None
         merged[qid] = [hit["id"] for hit in answer["results"]]
-        answered_by.add((answer["index_version"], answer["scorer"], answer.get("scorer_version", "")))
+        answered_by[(answer["index_version"], answer["scorer"], answer.get("scorer_version", ""))] += 1
     table = _means({"merged": merged}, judged)
     if write_run is not None:
         write_trec_run(write_run, merged, tag="searchrec-http")
-    served = [{"index_version": v, "scorer": s, "scorer_version": r} for v, s, r in sorted(answered_by)]
+    served = [
+        {"index_version": v, "scorer": s, "scorer_version": r, "queries": n}
+        for (v, s, r), n in sorted(answered_by.items())
+    ]
     if as_json:
         typer.echo(json.dumps({"queries": len(asked), "url": endpoint, "k": k, "served_by": served,
                                "metrics": table}, indent=2))  # fmt: skip
