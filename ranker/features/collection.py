@@ -84,6 +84,7 @@ class CollectionView:
         self._lock = threading.Lock()
         self._keyword_matrices: dict[str, Any] = {}
         self._item_times: tuple[np.ndarray, np.ndarray] | None = None
+        self._vectors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         fields = getattr(collection.inverted, "fields", [])
         self.primary_analyzer: str = fields[0].analyzer if fields else "english"
         self.text_sources: tuple[str, ...] = tuple(fields[0].sources) if fields else ()
@@ -159,6 +160,29 @@ class CollectionView:
                 np.cumsum(np.bincount(rows, minlength=len(self.collection)), out=indptr[1:])
                 self._item_times = (indptr, times[order])
             return self._item_times
+
+    def vectors(self, space: str, index: Any, rows: np.ndarray) -> np.ndarray:
+        """Stored vectors of `rows` in a vector index, cached per row: reading them back from an ANN index
+        (hnswlib copies item by item) costs more than the rest of a request's features.
+
+        The cache is a zero-filled (n, dim) array, which the OS backs with memory only for the rows written,
+        so it grows with the items requests actually touch.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        with self._lock:
+            if space not in self._vectors:
+                dim = int(index.dim)
+                self._vectors[space] = (
+                    np.zeros((len(self.collection), dim), dtype=np.float32),
+                    np.zeros(len(self.collection), dtype=bool),
+                )
+            cache, known = self._vectors[space]
+        todo = rows[~known[rows]]
+        if todo.size:
+            todo = np.unique(todo)
+            cache[todo] = stored_vectors(index, todo)
+            known[todo] = True  # after the vectors: a reader never sees a row marked before it is written
+        return cache[rows]
 
     def has_field(self, name: str) -> bool:
         """Whether stored records carry text field `name` (judged on the first record)."""

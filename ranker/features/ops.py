@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ranker.features.collection import CollectionView, stored_vectors, vectors_available
+from ranker.features.collection import CollectionView, vectors_available
 from ranker.scoring import RankingContext, Scoreable
 
 SPACES = ("dense", "word2vec")
@@ -94,7 +94,7 @@ def _query_vector(req: Request, space: str | None) -> np.ndarray:
 
 
 def _item_vectors(req: Request, space: str | None) -> np.ndarray:
-    vectors = stored_vectors(_vector_index(req.view, space), req.rows)
+    vectors = req.view.vectors(space or "", _vector_index(req.view, space), req.rows)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
 
