@@ -61,13 +61,36 @@ class LoggedRequest:
         ]
 
 
-class FeatureLogger:
-    """Appends one JSON line per scored request to `path`; safe to share between request threads."""
+MAX_BYTES = 256 * 1024 * 1024
+BACKUPS = 5
 
-    def __init__(self, path: Path) -> None:
+
+class FeatureLogger:
+    """Appends one JSON line per scored request to `path`; safe to share between request threads.
+
+    When the file would grow past `max_bytes` it is rotated first (`path` -> `path.1` -> ... ->
+    `path.<backups>`, the oldest dropped), so a long-running service keeps a bounded amount of log.
+    """
+
+    def __init__(self, path: Path, *, max_bytes: int = MAX_BYTES, backups: int = BACKUPS) -> None:
+        if max_bytes < 1 or backups < 0:
+            raise ValueError(
+                f"max_bytes must be positive and backups not negative, got {max_bytes}, {backups}"
+            )
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.max_bytes, self.backups = max_bytes, backups
         self._lock = threading.Lock()
+
+    def _rotate(self) -> None:
+        for n in range(self.backups - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{n}")
+            if older.exists():
+                older.replace(self.path.with_name(f"{self.path.name}.{n + 1}"))
+        if self.backups:
+            self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+        else:
+            self.path.unlink()
 
     def log(
         self,
@@ -104,8 +127,12 @@ class FeatureLogger:
             "features": features.tolist(),  # float64 -> shortest repr that round-trips exactly
         }
         line = json.dumps(record, ensure_ascii=False, allow_nan=True) + "\n"
-        with self._lock, self.path.open("a", encoding="utf-8") as handle:
-            handle.write(line)
+        size = len(line.encode("utf-8"))
+        with self._lock:
+            if self.path.exists() and self.path.stat().st_size + size > self.max_bytes:
+                self._rotate()
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(line)
         return request_id
 
 

@@ -287,3 +287,24 @@ def test_feature_log_round_trips_exactly(tmp_path: Path) -> None:
     logger.path.write_text("not json\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"features\.jsonl:1: not a feature log line"):
         list(read_feature_log(logger.path))
+
+
+def test_feature_log_rotates_and_keeps_a_bounded_number_of_files(tmp_path: Path) -> None:
+    collection = fake_collection()
+    extractor = FeatureExtractor(default_search_declaration(), collection)
+    path = tmp_path / "features.jsonl"
+    matrix = extractor.extract(RankingContext(text="bone"), candidates())
+    ids = extractor.ids_of(candidates())
+    probe = FeatureLogger(tmp_path / "probe.jsonl")
+    probe.log(RankingContext(text="bone", request_id="r00"), ids, candidates(), extractor.names, matrix)
+    line_bytes = probe.path.stat().st_size
+    logger = FeatureLogger(path, max_bytes=2 * line_bytes, backups=2)  # two lines per file
+    for i in range(7):
+        context = RankingContext(text="bone", request_id=f"r{i:02d}")
+        logger.log(context, ids, candidates(), extractor.names, matrix)
+    files = sorted(p.name for p in tmp_path.glob("features.jsonl*"))
+    assert files == ["features.jsonl", "features.jsonl.1", "features.jsonl.2"]  # the oldest file dropped
+    read = {f: [r.request_id for r in read_feature_log(tmp_path / f)] for f in files}
+    assert read == {
+        "features.jsonl": ["r06"], "features.jsonl.1": ["r04", "r05"], "features.jsonl.2": ["r02", "r03"]
+    }  # fmt: skip
