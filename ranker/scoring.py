@@ -49,6 +49,10 @@ class Scoreable(Protocol):
 
 
 class Scorer(Protocol):
+    """What the pipeline calls. A scorer may also define `applies(context, candidates) -> bool` (False:
+    the pipeline scores that request with fusion instead, and says so) and `explain(context, candidates)`
+    (per candidate, the values it scored from), as `ranker.learned.LearnedScorer` does."""
+
     name: str
     version: str
 
