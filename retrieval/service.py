@@ -285,6 +285,8 @@ def _learned_scorer(
 
     published = VersionStore(path).current_name()  # read first: a later publish shows up as stale
     try:
+        if not path.exists():
+            raise FileNotFoundError(f"ranker path {path} does not exist")
         logger = FeatureLogger(feature_log) if feature_log is not None else None
         scorer = load_ranker(path, collection, branches=branches, logger=logger)
     except (ArtifactError, ValueError, OSError) as error:

@@ -173,7 +173,7 @@ def problems(spec: FeatureSpec, view: CollectionView, branches: Iterable[str] | 
     reasons = []
     for need in CALC_OPS[spec.calc].needs(spec.resolved_params()):
         reason = IO_OPS[need.op].check(view, need.arg)
-        if reason:
+        if reason and reason not in reasons:
             reasons.append(reason)
     known = None if branches is None else sorted(branches)
     for branch in spec.branches:

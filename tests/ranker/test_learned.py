@@ -216,6 +216,10 @@ def test_a_ranker_the_collection_cannot_serve_is_refused_and_fusion_serves(
     status = ready.json()["scorers"][name]
     assert status["scorer"] == "fusion" and "no numeric column 'price'" in status["error"]
     assert body["scorer"] == "fusion" and len(body["results"]) == 5
+    missing = CollectionService.open(scifact_slice_root, ranker=tmp_path / "no-such-ranker")
+    assert missing.ranker.error is not None and "no-such-ranker does not exist" in missing.ranker.error
+    assert missing.search("statins", 3).scorer == "fusion"
+    missing.close()
 
 
 def test_a_ranker_failing_in_a_request_degrades_to_the_fusion_order(
