@@ -21,10 +21,8 @@ import argparse
 import contextlib
 import ctypes
 import gc
-import importlib.metadata
 import os
 import platform
-import resource
 import shutil
 import sys
 import tempfile
@@ -36,6 +34,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from machine import cpu_model, load_average, peak_rss_gib, usable_cores, versions
 
 from indexer.ann import BACKENDS, make_index
 from indexer.ann.base import exact_search, normalize_rows
@@ -187,7 +187,7 @@ def bench_backend(
 def run_dataset(dataset: str, x: np.ndarray, q: np.ndarray, args: argparse.Namespace) -> list[Row]:
     log(f"{dataset}: {x.shape[0]:,} x {x.shape[1]} vectors, {len(q):,} queries; exact ground truth ...")
     start = time.perf_counter()
-    truth, _ = exact_search(q, K, "cosine", [x])
+    truth, _ = exact_search(q, K, "cosine", np.arange(len(x)), x.__getitem__)
     log(f"  ground truth in {time.perf_counter() - start:.1f}s")
     rows: list[Row] = []
     for name in args.backends:
@@ -197,19 +197,14 @@ def run_dataset(dataset: str, x: np.ndarray, q: np.ndarray, args: argparse.Names
 
 
 def machine_info() -> str:
-    cpuinfo, meminfo = Path("/proc/cpuinfo").read_text(), Path("/proc/meminfo").read_text()
-    cpu = next(
-        (ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines() if ln.startswith("model name")), "?"
-    )
+    meminfo = Path("/proc/meminfo").read_text()
     mem = next((int(ln.split()[1]) / 2**20 for ln in meminfo.splitlines() if ln.startswith("MemTotal")), 0.0)
-    versions = ", ".join(
-        f"{p} {importlib.metadata.version(p)}" for p in ("numpy", "faiss-cpu", "hnswlib", "annoy")
-    )
+    libraries = versions("numpy", "faiss-cpu", "faiss-gpu", "hnswlib", "annoy")
     return (
-        f"- machine: {platform.platform()}, {cpu}, {len(os.sched_getaffinity(0))} usable cores, "
-        f"{mem:.1f} GiB RAM, load average {os.getloadavg()[0]:.1f} at the end, "
-        f"peak RSS of this run {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.1f} GiB\n"
-        f"- python {platform.python_version()}; {versions}; faiss GPU: {gpu_available()}"
+        f"- machine: {platform.platform()}, {cpu_model()}, {usable_cores()} usable cores, "
+        f"{mem:.1f} GiB RAM, load average {load_average()} at the end, "
+        f"peak RSS of this run {peak_rss_gib():.1f} GiB\n"
+        f"- python {platform.python_version()}; {libraries}; faiss GPU: {gpu_available()}"
     )
 
 

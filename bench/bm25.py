@@ -14,9 +14,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
-import platform
-import resource
 import sys
 import tempfile
 import time
@@ -29,6 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import bm25s
+from machine import cpu_model, load_average, peak_rss_gib, usable_cores
 
 from indexer.analysis import make_analyzer
 from indexer.inverted import InvertedIndex
@@ -153,16 +151,6 @@ def bench_corpus(name: str, docs: Tokens, queries: Tokens, args: argparse.Namesp
     return [{**meta, "engine": "searchrec InvertedIndex", **ours_row}, {**meta, "engine": "bm25s", **ref_row}]
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def print_table(rows: list[dict]) -> None:
     head = (
         "| corpus | docs | queries | engine | build s | index MiB | QPS single | QPS batch "
@@ -202,20 +190,12 @@ def main() -> None:
         del docs
     numba = "installed" if _has_numba() else "not installed"
     print(
-        f"machine: {cpu_model()}, {os.cpu_count()} cores; numpy {np.__version__}; "
+        f"machine: {cpu_model()}, {usable_cores()} usable cores; numpy {np.__version__}; "
         f"bm25s {bm25s.__version__} backend=numpy (its default; numba {numba}); single-threaded; k={args.k}"
     )
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    print(f"peak RSS {peak:.2f} GiB; load average {load()}")
+    print(f"peak RSS {peak_rss_gib():.2f} GiB; load average {load_average()}")
     print("QPS = queries / best wall-clock time; CPU-QPS = queries / best process CPU time.\n")
     print_table(rows)
-
-
-def load() -> str:
-    try:
-        return " ".join(f"{x:.1f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
 def _has_numba() -> bool:

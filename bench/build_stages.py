@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
 import tempfile
@@ -31,10 +30,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from machine import cpu_model, load_average, usable_cores
+
 from indexer.build import build_collection
 from indexer.config import BuildConfig
 from indexer.embedding_cache import CachedEncoder
-from indexer.encoder import make_encoder
+from indexer.encoder import index_cache_dir, make_encoder
 from indexer.onnx_encoder import OnnxEncoder, export_int8
 
 SCIFACT = Path(__file__).resolve().parents[1] / "data" / "scifact"
@@ -42,17 +43,14 @@ SCIFACT = Path(__file__).resolve().parents[1] / "data" / "scifact"
 
 def machine_info() -> str:
     cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8")
-    cpu = next(
-        (ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines() if ln.startswith("model name")), "?"
-    )
     flags = next((ln.split(":", 1)[1].split() for ln in cpuinfo.splitlines() if ln.startswith("flags")), [])
     simd = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
     import onnxruntime
     import torch
 
     return (
-        f"- machine: {platform.platform()}, {cpu} ({', '.join(simd) or 'no AVX2'}), "
-        f"{len(os.sched_getaffinity(0))} usable cores, load average {os.getloadavg()[0]:.1f} now "
+        f"- machine: {platform.platform()}, {cpu_model()} ({', '.join(simd) or 'no AVX2'}), "
+        f"{usable_cores()} usable cores, load average {load_average()} now "
         "(other processes on the same cores slow every number down)\n"
         f"- python {platform.python_version()}; "
         f"torch {torch.__version__} ({torch.get_num_threads()} threads); "
@@ -67,7 +65,7 @@ def bench_builds(corpus: Path, batch_size: int, limit: int | None, max_ratio: fl
         root = Path(tmp) / "root"
         reports, encoded = [], []
         for attempt in (1, 2):
-            encoder = make_encoder("torch", cache_dir=root / "cache", batch_size=batch_size)
+            encoder = make_encoder("torch", cache_dir=index_cache_dir(root), batch_size=batch_size)
             start = time.perf_counter()
             report = build_collection(corpus, root, config, encoder=encoder, progress=False)
             total = time.perf_counter() - start

@@ -15,17 +15,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
-from importlib import metadata
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from machine import cpu_model, load_average, usable_cores, versions
 
 from ranker.learned import LearnedScorer, load_ranker
 from ranker.scoring import RankingContext, Scoreable
@@ -37,33 +38,26 @@ from retrieval.service import CollectionService
 ROOT = Path(__file__).resolve().parents[1]
 CANDIDATES = 100
 Request = tuple[RankingContext, Sequence[Scoreable]]
+T = TypeVar("T")
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        names = [
-            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line
-        ]
-        cpu = names[0] if names else cpu
-    versions = ", ".join(f"{name} {metadata.version(name)}" for name in ("numpy", "lightgbm", "torch"))
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (
-        f"{cpu}; {os.cpu_count()} logical cores; Python {platform.python_version()}; {versions}; "
-        f"load average {load} while measuring"
+        f"{cpu_model()}; {usable_cores()} usable cores; Python {platform.python_version()}; "
+        f"{versions('numpy', 'lightgbm', 'torch')}; load average {load_average()} while measuring"
     )
 
 
 def row(label: str, seconds: list[float]) -> str:
-    ms = np.asarray(seconds) * 1000
-    return f"| {label} | {np.percentile(ms, 50):.2f} | {np.percentile(ms, 99):.2f} |"
+    p50, p99 = np.percentile(np.asarray(seconds) * 1000, [50, 99])
+    return f"| {label} | {p50:.2f} | {p99:.2f} |"
 
 
-def timed(call: Callable, *args: object) -> float:
+def timed(call: Callable[..., T], *args: object) -> tuple[float, T]:
+    """Seconds ``call(*args)`` took, and what it returned."""
     start = time.perf_counter()
-    call(*args)
-    return time.perf_counter() - start
+    result = call(*args)
+    return time.perf_counter() - start, result
 
 
 def recorded(service: CollectionService, queries: list[SearchQuery]) -> list[Request]:
@@ -82,21 +76,21 @@ def recorded(service: CollectionService, queries: list[SearchQuery]) -> list[Req
 def time_scorer(path: Path, service: CollectionService, requests: list[Request], title: str) -> None:
     branches = [source.name for source in service.pipeline.sources]
     fresh: LearnedScorer = load_ranker(path, service.collection, branches=branches)
-    cold = [timed(fresh.score, context, candidates) for context, candidates in requests]
-    warm = [timed(fresh.score, context, candidates) for context, candidates in requests]
+    cold = [timed(fresh.score, context, candidates)[0] for context, candidates in requests]
+    warm = [timed(fresh.score, context, candidates)[0] for context, candidates in requests]
     features = [timed(fresh.features, context, candidates) for context, candidates in requests]
-    matrices = [fresh.features(context, candidates) for context, candidates in requests]
-    model = [timed(fresh.model.predict, matrix) for matrix in matrices]
+    model = [timed(fresh.model.predict, matrix)[0] for _, matrix in features]
     print(f"### {title}: {fresh.name} ranker {fresh.version}, {len(fresh.feature_names)} features\n")
     print(f"{len(requests)} requests of {CANDIDATES} candidates; milliseconds per request.\n")
     print("| scoring 100 candidates | p50 | p99 |\n| --- | --- | --- |")
     print(row("score (features + model), first sight of the items", cold))
     print(row("score (features + model), warm", warm))
-    print(row("features alone, warm", features))
+    print(row("features alone, warm", [took for took, _ in features]))
     print(row("model alone", model))
     if any(context.query_vectors for context, _ in requests):
         bare = [(dataclasses.replace(c, query_vectors=None), cands) for c, cands in requests]
-        print(row("score, warm, query encoded again by the scorer", [timed(fresh.score, *r) for r in bare]))
+        again = [timed(fresh.score, *r)[0] for r in bare]
+        print(row("score, warm, query encoded again by the scorer", again))
     print()
 
 

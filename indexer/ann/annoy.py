@@ -27,7 +27,6 @@ class AnnoyIndex(BaseIndex):
     defaults: ClassVar[dict[str, Any]] = {"n_trees": 50, "search_k": -1, "seed": 42, "n_jobs": -1}
     search_param_names: ClassVar[tuple[str, ...]] = ("search_k",)
     supports_incremental_add: ClassVar[bool] = False
-    prefilter: ClassVar[bool] = False
 
     def __init__(self, dim: int, *, metric: str = "cosine", **params: Any) -> None:
         super().__init__(dim, metric=metric, **params)

@@ -101,27 +101,15 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def exact_search(
-    queries: np.ndarray,
-    k: int,
-    metric: str,
-    blocks: list[np.ndarray],
-    allowed: np.ndarray | None = None,
+    queries: np.ndarray, k: int, metric: str, rows: np.ndarray, vectors: Callable[[np.ndarray], np.ndarray]
 ) -> SearchResult:
-    """Brute-force top-k over row blocks (processed in bounded chunks), optionally restricted by a mask."""
+    """Brute-force top-k over ``rows`` (int64 row numbers), scored in chunks of at most 65,536 rows;
+    ``vectors(chunk)`` returns the prepared vectors of a chunk of ``rows``."""
     best_rows, best_scores = padded(len(queries), k)
-    offset = 0
-    for block in blocks:
-        for start in range(0, len(block), _EXACT_BLOCK_ROWS):
-            chunk = block[start : start + _EXACT_BLOCK_ROWS]
-            rows = np.arange(offset + start, offset + start + len(chunk), dtype=np.int64)
-            if allowed is not None:
-                keep = np.flatnonzero(allowed[rows])
-                if keep.size == 0:
-                    continue
-                chunk, rows = chunk[keep], rows[keep]
-            pos, vals = top_k(exact_scores(queries, chunk, metric), k)
-            best_rows, best_scores = _merge(best_rows, best_scores, rows[pos], vals, k)
-        offset += len(block)
+    for start in range(0, len(rows), _EXACT_BLOCK_ROWS):
+        part = rows[start : start + _EXACT_BLOCK_ROWS]
+        pos, vals = top_k(exact_scores(queries, vectors(part), metric), k)
+        best_rows, best_scores = _merge(best_rows, best_scores, part[pos], vals, k)
     return best_rows, best_scores
 
 
@@ -146,16 +134,14 @@ class BaseIndex(ABC):
     search_param_names: ClassVar[tuple[str, ...]] = ()
     supports_incremental_add: ClassVar[bool] = True
     """False when ``add`` is refused once the index was built, searched, saved or loaded."""
-    prefilter: ClassVar[bool] = True
-    """True when ``allowed`` is applied inside the search; False when it is applied after over-fetching."""
     load_overrides: ClassVar[dict[str, Any]] = {}
     """Saved parameters replaced on load (machine-specific choices such as ``use_gpu``)."""
 
     def __init__(self, dim: int, *, metric: str = "cosine", **params: Any) -> None:
-        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim <= 0:
-            raise ValueError(f"dim must be a positive integer, got {dim!r}")
         if metric not in METRICS:
             raise ValueError(f"unknown metric {metric!r}; choose one of {list(METRICS)}")
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim <= 0:
+            raise ValueError(f"dim must be a positive integer, got {dim!r}")
         self._check_param_names(params, tuple(self.defaults))
         self.dim = int(dim)
         self.metric = metric
@@ -222,9 +208,9 @@ class BaseIndex(ABC):
         return [*files, META_FILE]
 
     @classmethod
-    def load(cls, directory: Path) -> Self:
-        """Read an index written by ``save`` of this backend."""
-        meta = read_meta(directory)
+    def load(cls, directory: Path, meta: dict[str, Any] | None = None) -> Self:
+        """Read an index written by ``save`` of this backend (``meta``: its parsed ``index.json``, if any)."""
+        meta = read_meta(directory) if meta is None else meta
         if meta["backend"] != cls.name:
             raise ValueError(f"{directory} holds a {meta['backend']!r} index, not {cls.name!r}")
         index = cls(meta["dim"], metric=meta["metric"], **{**meta["params"], **cls.load_overrides})
@@ -261,19 +247,16 @@ class BaseIndex(ABC):
     def reconstruct(self, rows: np.ndarray) -> np.ndarray:
         """The stored vectors of `rows` (normalised for cosine), e.g. to find items similar to an item."""
         rows = np.asarray(rows, dtype=np.int64)
-        if rows.size and (rows.min() < 0 or rows.max() >= len(self)):
+        if rows.size == 0:
+            return np.empty((0, self.dim), np.float32)
+        if rows.min() < 0 or rows.max() >= len(self):
             raise ValueError(f"rows must be in [0, {len(self)}), got {rows.min()}..{rows.max()}")
         return np.asarray(self._vectors(rows), dtype=np.float32)
 
     def _complete(self, q: np.ndarray, k: int, mask: np.ndarray | None) -> SearchResult:
         """Exact answer for queries whose approximate pass found fewer than ``k`` candidates."""
         rows = np.arange(len(self)) if mask is None else np.flatnonzero(mask)
-        found_rows, found_scores = padded(len(q), k)
-        for start in range(0, len(rows), _EXACT_BLOCK_ROWS):
-            part = rows[start : start + _EXACT_BLOCK_ROWS]
-            pos, vals = top_k(exact_scores(q, self._vectors(part), self.metric), k)
-            found_rows, found_scores = _merge(found_rows, found_scores, part[pos], vals, k)
-        return found_rows, found_scores
+        return exact_search(q, k, self.metric, rows, self._vectors)
 
     # ------------------------------------------------------------------ helpers for subclasses
     def _prepare(self, x: np.ndarray, what: str) -> np.ndarray:

@@ -22,8 +22,6 @@ class ExactIndex(BaseIndex):
     """Exhaustive inner-product / L2 search; ``allowed`` restricts scoring to the allowed rows."""
 
     name: ClassVar[str] = "exact"
-    defaults: ClassVar[dict[str, Any]] = {}
-    search_param_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, dim: int, *, metric: str = "cosine", **params: Any) -> None:
         super().__init__(dim, metric=metric, **params)
@@ -36,7 +34,25 @@ class ExactIndex(BaseIndex):
         self._blocks.append(x)
 
     def _search(self, q: np.ndarray, k: int, mask: np.ndarray | None) -> SearchResult:
-        return exact_search(q, k, self.metric, self._blocks, mask)
+        rows = np.arange(len(self)) if mask is None else np.flatnonzero(mask)
+        return exact_search(q, k, self.metric, rows, self._scan)
+
+    def _scan(self, rows: np.ndarray) -> np.ndarray:
+        """Vectors of ascending ``rows`` read from the blocks without merging them: a view of a block when
+        the rows are consecutive inside it (the unfiltered scan), else a gathered copy."""
+        starts = np.cumsum([0, *(len(b) for b in self._blocks)])
+        first, last = np.searchsorted(starts, rows[[0, -1]], side="right") - 1
+        if first == last:
+            block, lo = self._blocks[first], int(rows[0] - starts[first])
+            if int(rows[-1] - rows[0]) + 1 == len(rows):
+                return block[lo : lo + len(rows)]
+            return block[rows - starts[first]]
+        which = np.searchsorted(starts, rows, side="right") - 1
+        out = np.empty((len(rows), self.dim), dtype=np.float32)
+        for b in range(first, last + 1):
+            sel = which == b
+            out[sel] = self._blocks[b][rows[sel] - starts[b]]
+        return out
 
     def _vectors(self, rows: np.ndarray) -> np.ndarray:
         return self.vectors()[rows]

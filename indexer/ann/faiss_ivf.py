@@ -17,17 +17,16 @@ import math
 from pathlib import Path
 from typing import Any, ClassVar
 
-import faiss as _faiss_module
 import numpy as np
 
-from indexer.ann.base import BaseIndex, SearchResult, padded
+from indexer.ann._faiss import faiss, id_selector, metric_type, read_index, search_result, write_index
+from indexer.ann.base import BaseIndex, SearchResult
 
 INDEX_FILE = "faiss.index"
 GPU_MAX_K = 2048
 _MIN_POINTS_PER_CENTROID = 39
 _GPU_PQ_BYTES = (96, 64, 56, 48, 40, 32, 28, 24, 20, 16, 12, 8, 4, 3, 2, 1)
 _gpu_resources: Any = None
-faiss: Any = _faiss_module  # the bundled stubs miss the GPU API, SearchParameters kwargs and SWIG helpers
 
 
 def gpu_available() -> bool:
@@ -71,7 +70,7 @@ class _FaissIvf(BaseIndex):
         if use_gpu and not gpu_available():
             raise ValueError("use_gpu=True but this faiss build has no GPU support or sees no GPU")
         self._on_gpu = bool(gpu_available() if use_gpu is None else use_gpu)
-        self._metric_type = faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
+        self._metric_type = metric_type(metric)
         self._index: Any = None  # GPU index when self._on_gpu, else CPU
         self._cpu_copy: Any = None
 
@@ -139,8 +138,6 @@ class _FaissIvf(BaseIndex):
     def _search(
         self, q: np.ndarray, k: int, mask: np.ndarray | None, nprobe: int | None = None
     ) -> SearchResult:
-        if self._index is None:
-            return padded(len(q), k)
         nprobe = min(int(nprobe or self._params["nprobe"]), int(self._params["nlist"]))
         if self._on_gpu and mask is None and k <= GPU_MAX_K and nprobe <= GPU_MAX_K:
             self._index.nprobe = nprobe
@@ -149,10 +146,9 @@ class _FaissIvf(BaseIndex):
         else:
             params = faiss.SearchParametersIVF(nprobe=nprobe)
             if mask is not None:
-                params.sel = faiss.IDSelectorBitmap(np.packbits(mask, bitorder="little"))
+                params.sel = id_selector(mask)
             dist, rows = self._cpu().search(q, k, params=params)
-        scores = self._to_scores(dist, "ip" if self.metric == "cosine" else "sq_l2")
-        return rows.astype(np.int64), np.where(rows >= 0, scores, -np.inf).astype(np.float32)
+        return search_result(self, dist, rows)
 
     def _complete(self, q: np.ndarray, k: int, mask: np.ndarray | None) -> SearchResult:
         """Probe every list: all (allowed) rows are scanned, so k results come back."""
@@ -171,13 +167,10 @@ class _FaissIvf(BaseIndex):
             raise ValueError(
                 f"cannot save an empty {self.name!r} index: add vectors first (IVF needs training)"
             )
-        faiss.write_index(self._cpu(), str(directory / INDEX_FILE))
-        return [INDEX_FILE]
+        return write_index(self._cpu(), directory / INDEX_FILE)
 
     def _load_files(self, directory: Path, meta: dict[str, Any]) -> None:
-        index = faiss.read_index(str(directory / INDEX_FILE))
-        if index.d != self.dim:
-            raise ValueError(f"{directory / INDEX_FILE}: dimension {index.d}, index.json says {self.dim}")
+        index = read_index(directory / INDEX_FILE, self.dim)
         self._index = _to_gpu(index, isinstance(index, faiss.IndexIVFPQ)) if self._on_gpu else index
         self._apply_search_params()
 

@@ -68,9 +68,9 @@ class HnswIndex(BaseIndex):
             self._index.set_num_threads(int(self._params["num_threads"]))
 
     def _search(self, q: np.ndarray, k: int, mask: np.ndarray | None) -> SearchResult:
-        if self._index is None:
-            return padded(len(q), k)
-        filt = None if mask is None else mask.tolist().__getitem__
+        assert self._index is not None  # BaseIndex.search never asks an empty index
+        # hnswlib calls the filter once per visited label: index a zero-copy view of the mask (Python bools)
+        filt = None if mask is None else np.ascontiguousarray(mask).data.__getitem__
         threads = int(self._params["num_threads"])
         try:
             labels, dist = self._index.knn_query(q, k=k, num_threads=threads, filter=filt)
@@ -89,8 +89,7 @@ class HnswIndex(BaseIndex):
         return self._to_scores(dist, "one_minus_ip" if self.metric == "cosine" else "sq_l2")
 
     def _vectors(self, rows: np.ndarray) -> np.ndarray:
-        if self._index is None or len(rows) == 0:
-            return np.empty((0, self.dim), dtype=np.float32)
+        assert self._index is not None  # rows are non-empty and in range, so the index holds rows
         return np.asarray(self._index.get_items(rows.astype(np.int64)), dtype=np.float32)
 
     def _save_files(self, directory: Path) -> list[str]:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from indexer.ann.annoy import AnnoyIndex
-from indexer.ann.base import METRICS, BaseIndex, read_meta
+from indexer.ann.base import BaseIndex, read_meta
 from indexer.ann.exact import ExactIndex
 from indexer.ann.faiss_hnsw import FaissHnswIndex
 from indexer.ann.faiss_ivf import IvfFlatIndex, IvfPqIndex
@@ -30,12 +30,10 @@ def _backend(name: str) -> type[BaseIndex]:
 
 def make_index(name: str, dim: int, *, metric: str = "cosine", **params: Any) -> BaseIndex:
     """A new empty index of backend ``name``; ``params`` are that backend's build/search parameters."""
-    cls = _backend(name)
-    if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; choose one of {list(METRICS)}")
-    return cls(dim, metric=metric, **params)
+    return _backend(name)(dim, metric=metric, **params)
 
 
 def load_index(directory: Path) -> BaseIndex:
     """Load the index saved in ``directory``, whatever its backend (named in its ``index.json``)."""
-    return _backend(read_meta(Path(directory))["backend"]).load(Path(directory))
+    meta = read_meta(Path(directory))
+    return _backend(meta["backend"]).load(Path(directory), meta)

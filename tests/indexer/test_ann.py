@@ -164,6 +164,16 @@ def test_tiny_and_empty_indices(name: str, tmp_path: Path) -> None:
     assert len(load_index(tmp_path)) == 5
 
 
+@pytest.mark.parametrize("name", sorted(BACKENDS))
+def test_reconstruct_no_rows(name: str) -> None:
+    no_rows = np.array([], dtype=np.int64)
+    index = make_index(name, DIM, **CASES[name][0])
+    assert index.reconstruct(no_rows).shape == (0, DIM)  # empty (an IVF index is not even trained yet)
+    index.add(clustered(5, 1, seed=6)[0])
+    stored = index.reconstruct(no_rows)
+    assert stored.shape == (0, DIM) and stored.dtype == np.float32
+
+
 @pytest.mark.parametrize("name", sorted(n for n, cls in BACKENDS.items() if cls.supports_incremental_add))
 def test_resave_into_the_directory_it_was_loaded_from(name: str, tmp_path: Path) -> None:
     x, q = clustered(400, 3, seed=5)
