@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -15,16 +15,20 @@ from api.routes import admin, collections, operations, recommend, search
 from retrieval.registry import CollectionRegistry, service_opener
 
 
-def collection_roots(indexes: list[Path] | dict[str, Path]) -> dict[str, Path]:
-    """Name each index root after its directory unless names are given; names must be unique."""
-    if isinstance(indexes, dict):
+def collection_roots(
+    indexes: Sequence[Path | str | tuple[str | None, Path | str]] | Mapping[str, Path | str],
+) -> dict[str, Path]:
+    """Collection name -> index root. In a list, each root is named after its directory unless it comes as a
+    (name, root) pair with a name; names must be unique. A mapping is taken as given."""
+    if isinstance(indexes, Mapping):
         return {name: Path(root) for name, root in indexes.items()}
     roots: dict[str, Path] = {}
-    for root in map(Path, indexes):
-        name = root.resolve().name
+    for index in indexes:
+        given, root = index if isinstance(index, tuple) else (None, index)
+        name = given or Path(root).resolve().name
         if name in roots:
-            raise ValueError(f"two indexes are both named {name!r}; name them with NAME=ROOT")
-        roots[name] = root
+            raise ValueError(f"two indexes are both named {name!r}; give each its own name with NAME=ROOT")
+        roots[name] = Path(root)
     return roots
 
 

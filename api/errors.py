@@ -10,10 +10,6 @@ from retrieval.registry import UnknownCollectionError
 from retrieval.service import RequestError, UnknownItemError
 
 
-class NotFoundError(LookupError):
-    """An unknown item id."""
-
-
 def _describe(error: dict) -> dict:
     location = ".".join(str(part) for part in error["loc"] if part != "body")
     return {"field": location or "body", "message": error["msg"], "input": error.get("input")}
@@ -35,6 +31,5 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(UnknownCollectionError)
     @app.exception_handler(UnknownItemError)
-    @app.exception_handler(NotFoundError)
     async def not_found(_: Request, exc: LookupError) -> JSONResponse:
         return JSONResponse(status_code=404, content={"detail": str(exc.args[0] if exc.args else exc)})

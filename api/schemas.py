@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_QUERY_CHARS = 2048
@@ -13,6 +15,23 @@ class Location(BaseModel):
 
     lat: float = Field(..., ge=-90, le=90, description="Latitude in degrees, -90 to 90.")
     lon: float = Field(..., ge=-180, le=180, description="Longitude in degrees, -180 to 180.")
+
+    def as_tuple(self) -> tuple[float, float]:
+        """(lat, lon), as the service takes a location."""
+        return (self.lat, self.lon)
+
+
+# Request fields that /search and /recommend share with the same meaning (and the same documentation).
+UserLocation = Annotated[Location | None, Field(description="Where the user is; enables the geo branch.")]
+RadiusKm = Annotated[
+    float | None, Field(gt=0, le=20_000, description="Keep only items within this distance.")
+]
+KeywordFilters = Annotated[
+    dict[str, str | list[str]],
+    Field(
+        default_factory=dict, description="Keyword filters: field -> value or list of values (any of them)."
+    ),
+]
 
 
 class SearchRequest(BaseModel):
@@ -31,13 +50,9 @@ class SearchRequest(BaseModel):
     )
     k: int = Field(10, ge=1, le=MAX_K, description=f"How many results to return, 1 to {MAX_K}.")
     user_id: str | None = Field(None, max_length=256, description="Who is asking; enables personal branches.")
-    location: Location | None = Field(None, description="Where the user is; enables the geo branch.")
-    radius_km: float | None = Field(
-        None, gt=0, le=20_000, description="Keep only items within this distance."
-    )
-    filters: dict[str, str | list[str]] = Field(
-        default_factory=dict, description="Keyword filters: field -> value or list of values (any of them)."
-    )
+    location: UserLocation = None
+    radius_km: RadiusKm = None
+    filters: KeywordFilters
     branches: list[str] | None = Field(None, min_length=1, description="Run only these recall branches.")
     explain: bool = Field(False, description="Include every branch's own candidates and scores.")
 
@@ -57,13 +72,9 @@ class RecommendRequest(BaseModel):
         description="Recent item ids, oldest first; used instead of (or besides) the history.",
     )
     k: int = Field(10, ge=1, le=MAX_K, description=f"How many items to return, 1 to {MAX_K}.")
-    location: Location | None = Field(None, description="Where the user is; enables the geo branch.")
-    radius_km: float | None = Field(
-        None, gt=0, le=20_000, description="Keep only items within this distance."
-    )
-    filters: dict[str, str | list[str]] = Field(
-        default_factory=dict, description="Keyword filters: field -> value or list of values (any of them)."
-    )
+    location: UserLocation = None
+    radius_km: RadiusKm = None
+    filters: KeywordFilters
     exclude_seen: bool = Field(True, description="Leave out items the user (or `items`) already has.")
     explain: bool = Field(
         False, description="Include every branch's own candidates and, with a ranker, each hit's features."

@@ -1,6 +1,6 @@
 """Text analyzers: turn a string into the list of index terms used by the BM25 index.
 
-Three analyzers are registered in ``ANALYZERS``:
+Four analyzers are registered in ``ANALYZERS``:
 
 - ``english``: lowercase, split on ``(?u)\\b\\w\\w+\\b`` (the bm25s default token pattern), drop the Lucene
   English stopwords (the list bm25s uses for ``stopwords="en"``) and apply Snowball English stemming.
@@ -8,6 +8,8 @@ Three analyzers are registered in ``ANALYZERS``:
   tokens go through the english pipeline.
 - ``cjk_bigram``: runs of CJK characters become overlapping character bigrams (a run of one character
   stays a unigram); everything else goes through the english pipeline.
+- ``cjk_unigram``: every CJK character is a term of its own (robust to segmentation errors); everything
+  else goes through the english pipeline.
 
 Analyzers are cheap to construct, picklable (the stemmer and jieba are created lazily) and not meant to
 be shared between threads (PyStemmer keeps an internal cache).
@@ -29,6 +31,7 @@ __all__ = [
     "Analyzer",
     "ChineseAnalyzer",
     "CjkBigramAnalyzer",
+    "CjkUnigramAnalyzer",
     "EnglishAnalyzer",
     "make_analyzer",
 ]
@@ -133,6 +136,19 @@ class CjkBigramAnalyzer(_MixedScriptAnalyzer):
         return segments
 
 
+class CjkUnigramAnalyzer(CjkBigramAnalyzer):
+    """Single CJK characters (robust to segmentation errors), english pipeline for everything else."""
+
+    name = "cjk_unigram"
+
+    def _segments(self, text: str) -> list[tuple[bool, str]]:
+        segments: list[tuple[bool, str]] = []
+        for i, part in enumerate(_CJK_RUN.split(text)):
+            if part:
+                segments.extend([(False, part)] if i % 2 == 0 else [(True, ch) for ch in part])
+        return segments
+
+
 _JIEBA_LOCK = threading.Lock()
 _JIEBA: Any = None
 
@@ -170,6 +186,7 @@ ANALYZERS: dict[str, type] = {
     "english": EnglishAnalyzer,
     "chinese": ChineseAnalyzer,
     "cjk_bigram": CjkBigramAnalyzer,
+    "cjk_unigram": CjkUnigramAnalyzer,
 }
 
 

@@ -35,13 +35,14 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from indexer.analysis import make_analyzer
 from indexer.ann import make_index
 from indexer.artifact import write_manifest
 from indexer.behaviour import write_behaviour
 from indexer.config import BuildConfig, FieldConfig, ItemColumns
 from indexer.docstore import DocStore
-from indexer.encoder import TextEncoder, make_encoder
-from indexer.fields import Bm25Field, FieldedBm25, make_field_analyzer
+from indexer.encoder import TextEncoder, index_cache_dir, make_encoder
+from indexer.fields import Bm25Field, FieldedBm25
 from indexer.inverted import InvertedIndex
 from indexer.items import Events, Item, ItemSchema
 from indexer.keywords import write_columns, write_keywords
@@ -80,7 +81,7 @@ def encoder_for(config: BuildConfig, root: Path) -> TextEncoder:
     """The encoder a build uses when none is passed in: the one place the encoder kind is chosen."""
     return make_encoder(
         config.encoder,
-        cache_dir=Path(root) / "cache",
+        cache_dir=index_cache_dir(root),
         batch_size=config.encoder_batch_size,
         embedding_cache=config.embedding_cache,
     )
@@ -189,7 +190,7 @@ def _write_parts(
         "columns": columns,
         "encoder": {
             "model": encoder.name,
-            "kind": getattr(encoder, "kind", config.encoder),
+            "kind": encoder.kind,
             "dim": int(vectors.shape[1]),
             "normalized": True,
         },
@@ -228,12 +229,12 @@ def _report_unknown_items(params: dict, report: BuildReport, log: Callable[[str]
 def _check_fields(config: BuildConfig, source: ItemInput) -> None:
     known = list(source.schema.text)
     for spec in config.fields:
-        make_field_analyzer(config.field_analyzer(spec))  # unknown analyzer -> ValueError listing them
+        make_analyzer(config.field_analyzer(spec))  # unknown analyzer -> ValueError listing them
         missing = [s for s in spec.sources if s not in known]
         if missing:
             raise ValueError(f"field {spec.name!r} reads text field(s) {missing}; the items have {known}")
     if config.word2vec.analyzer is not None:
-        make_field_analyzer(config.word2vec.analyzer)
+        make_analyzer(config.word2vec.analyzer)
 
 
 def _field_text(item: Item, spec: FieldConfig) -> str:
@@ -252,7 +253,7 @@ def _build_fields(
         analyzer_name = config.field_analyzer(spec)
         key = (analyzer_name, tuple(spec.sources))
         if key not in tokens_by_key:
-            analyzer = make_field_analyzer(analyzer_name)
+            analyzer = make_analyzer(analyzer_name)
             texts = tqdm(items, f"analyze {spec.name}", disable=not progress)
             tokens_by_key[key] = [analyzer(_field_text(item, spec)) for item in texts]
         index = InvertedIndex.build(tokens_by_key[key], k1=config.k1, b=config.b)
@@ -273,7 +274,7 @@ def _text_vectors(
     analyzer_name = settings.analyzer or config.field_analyzer(config.fields[0])
     tokens = tokens_by_key.get((analyzer_name, ()))
     if tokens is None:
-        analyzer = make_field_analyzer(analyzer_name)
+        analyzer = make_analyzer(analyzer_name)
         tokens = [analyzer(item.text()) for item in items]
     described = [settings.model_dump(), analyzer_name, config.ann_backend, config.ann_params]
     inputs = fingerprint(described, token_lists=tokens)
@@ -345,11 +346,7 @@ def _record(item: Item) -> dict[str, Any]:
 
 
 def _write_ids(directory: Path, items: list[Item]) -> None:
-    seen: set[str] = set()
-    for item in items:
-        if item.id in seen:
-            raise ValueError(f"duplicate document id {item.id!r}; ids must be unique")
-        seen.add(item.id)
+    """One JSON string per line; ids are unique (`read_items` turns a repeated id into a bad row)."""
     (directory / IDS_FILE).write_text("".join(json.dumps(i.id) + "\n" for i in items), encoding="utf-8")
 
 

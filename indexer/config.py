@@ -25,13 +25,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from indexer.encoder import check_encoder_kind
 from indexer.items import EventSchema, ItemSchema
-from indexer.word2vec import DEFAULT_REMOVE_PC, DEFAULT_SIF_A, ITEM2VEC_PARAMS, Word2VecParams
+from indexer.word2vec import DEFAULT_REMOVE_PC, DEFAULT_SIF_A, ITEM2VEC_PARAMS, Weighting, Word2VecParams
 
 FIELD_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 # Docstore record keys the build writes beside the text fields; no text field may be named like them.
@@ -124,9 +124,7 @@ class TextVectorsConfig(BaseModel):
     params: Word2VecParams = Field(
         default_factory=Word2VecParams, description="Word2Vec training parameters."
     )
-    weighting: Literal["sif", "mean"] = Field(
-        default="sif", description="Word weighting of document vectors."
-    )
+    weighting: Weighting = Field(default="sif", description="Word weighting of document vectors.")
     sif_a: float = Field(default=DEFAULT_SIF_A, gt=0, description="SIF smoothing a (weight a / (a + p(w))).")
     remove_pc: bool = Field(
         default=DEFAULT_REMOVE_PC, description="Remove the first principal component of document vectors."
@@ -202,9 +200,10 @@ class BuildConfig(BaseModel):
             return cls.model_validate(tomllib.load(handle))
 
 
-ITEM_ROLES = ("id", "text", "category", "tags", "tags_delimiter", "lat", "lon", "popularity")
-EVENT_ROLES = ("user_id", "item_id", "timestamp", "weight")
 FEATURE_PREFIXES = {"numeric.": "numeric_features", "categorical.": "categorical_features"}
+# `--map` roles: the single-column keys of the item and event mappings, in declaration order.
+ITEM_ROLES = tuple(name for name in ItemColumns.model_fields if name not in FEATURE_PREFIXES.values())
+EVENT_ROLES = tuple(EventSchema.model_fields)
 
 
 def _parse_pair(pair: str) -> tuple[str, str]:

@@ -130,7 +130,7 @@ class CachedEncoder:
 
     @property
     def kind(self) -> str:
-        return str(getattr(self.inner, "kind", self.inner.name))
+        return self.inner.kind
 
     @property
     def dim(self) -> int:

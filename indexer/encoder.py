@@ -37,6 +37,11 @@ class TextEncoder(Protocol):
     def name(self) -> str: ...
 
     @property
+    def kind(self) -> str:
+        """The `make_encoder` kind (``torch`` or ``onnx-int8``) whose vectors this encoder produces."""
+        ...
+
+    @property
     def dim(self) -> int: ...
 
     def encode(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray: ...
@@ -60,12 +65,14 @@ def hub_offline() -> None:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+@cache
 def packaged_dim(model_dir: Path | None = None) -> int:
     """Sentence-embedding dimension, read from the pooling configuration without loading the weights."""
     config = Path(model_dir or packaged_model_dir()) / "1_Pooling" / "config.json"
     return int(json.loads(config.read_text(encoding="utf-8"))["word_embedding_dimension"])
 
 
+@cache
 def max_seq_length(model_dir: Path | None = None) -> int:
     """Tokens per text the model reads (the rest is cut), as sentence-transformers configures it."""
     config = Path(model_dir or packaged_model_dir()) / "sentence_bert_config.json"
@@ -168,8 +175,6 @@ def make_encoder(
     worth memoising, and only one process at a time may open the RocksDB cache for writing.
     """
     check_encoder_kind(kind)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     onnx_dir = Path(cache_dir) / "onnx" if cache_dir is not None else None
     encoder = ENCODERS[kind](batch_size, onnx_dir)
     if cache_dir is None or not embedding_cache:

@@ -15,7 +15,6 @@ subdirectory per field holding that field's `InvertedIndex`.
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,38 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.analysis import ANALYZERS, Analyzer, CjkBigramAnalyzer
+from indexer.analysis import make_analyzer
 from indexer.inverted import InvertedIndex
 from indexer.inverted.topk import EMPTY_ROWS, EMPTY_SCORES, top_k
 
 FIELDS_FILE = "fields.json"
 QueryTerms = dict[str, list[str]]  # analyzer name -> query tokens
-
-_CJK_RUN = re.compile("([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+)")
-
-
-class CjkUnigramAnalyzer(CjkBigramAnalyzer):
-    """Single CJK characters (robust to segmentation errors), english pipeline for everything else."""
-
-    name = "cjk_unigram"
-
-    def _segments(self, text: str) -> list[tuple[bool, str]]:
-        segments: list[tuple[bool, str]] = []
-        for i, part in enumerate(_CJK_RUN.split(text)):
-            if part:
-                segments.extend([(False, part)] if i % 2 == 0 else [(True, ch) for ch in part])
-        return segments
-
-
-FIELD_ANALYZERS: dict[str, type] = {**ANALYZERS, "cjk_unigram": CjkUnigramAnalyzer}
-
-
-def make_field_analyzer(name: str) -> Analyzer:
-    """A new analyzer from `FIELD_ANALYZERS` (the analysis registry plus cjk_unigram)."""
-    if name not in FIELD_ANALYZERS:
-        raise ValueError(f"unknown analyzer {name!r}; choose one of {sorted(FIELD_ANALYZERS)}")
-    analyzer: Analyzer = FIELD_ANALYZERS[name]()
-    return analyzer
 
 
 @dataclass(frozen=True)
@@ -99,7 +72,7 @@ class FieldedBm25:
         """The query's tokens under every analyzer the fields use (analyzers are kept per thread)."""
         cache = getattr(self._local, "analyzers", None)
         if cache is None:
-            cache = self._local.analyzers = {name: make_field_analyzer(name) for name in self.analyzers}
+            cache = self._local.analyzers = {name: make_analyzer(name) for name in self.analyzers}
         return {name: analyzer(text) for name, analyzer in cache.items()}
 
     def _terms_by_field(self, terms: Sequence[str] | Mapping[str, list[str]]) -> list[list[str]]:

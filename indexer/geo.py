@@ -1,4 +1,5 @@
-"""Great-circle distances on the WGS84 sphere approximation, vectorised over rows."""
+"""Great-circle distances on the WGS84 sphere approximation, vectorised over rows (shared by the geo branch,
+radius filters and the ranker's distance feature)."""
 
 from __future__ import annotations
 

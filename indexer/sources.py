@@ -53,7 +53,7 @@ def read_item_input(corpus: Path, config: BuildConfig) -> ItemInput:
     if fmt == "beir":
         path, schema = corpus_path(corpus), BEIR_SCHEMA
     else:
-        path, schema = corpus, ItemSchema.model_validate(config.items.model_dump())
+        path, schema = corpus, config.items
     result = read_items(path, schema, fmt=None if fmt == "beir" else fmt, skip_bad_rows=config.skip_bad_rows)
     items = result.items[: config.limit] if config.limit else result.items
     if not items:

@@ -7,8 +7,8 @@ Written under ``word2vec/`` of a version:
 - ``index/``: a `VectorIndex` over the document vectors (rows = collection rows).
 - ``params.json``: the analyzer of the training tokens, the weighting and the training parameters.
 
-Defaults follow `indexer.word2vec`: SIF weighting with a = 1e-4 and the first principal component removed
-(the best of the weightings measured there on SciFact train).
+Defaults follow `indexer.word2vec`: SIF weighting with a = 1e-4, the first principal component kept
+(the best of the weightings measured there on SciFact train; removing it was within noise).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.analysis import make_analyzer
 from indexer.ann import VectorIndex, load_index, make_index
 from indexer.config import TextVectorsConfig
-from indexer.fields import make_field_analyzer
 from indexer.word2vec import SentenceVectorizer, load_vectors, save_vectors, train_text_word2vec
 
 PARAMS_FILE = "params.json"
@@ -79,7 +79,7 @@ class TextVectors:
 
     def embed(self, text: str) -> np.ndarray:
         """(dim,) float32 unit vector of `text` (zero when no word of it is known)."""
-        return self.vectorizer.vector(make_field_analyzer(self.analyzer_name)(text))
+        return self.vectorizer.vector(make_analyzer(self.analyzer_name)(text))
 
     def search(
         self, text: str, k: int, *, allowed: np.ndarray | None = None

@@ -25,15 +25,17 @@ import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 from gensim.models import KeyedVectors, Word2Vec
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import sparse
 
+from indexer.ann.base import normalize_rows
+
 Weighting = Literal["mean", "sif"]
-WEIGHTINGS: tuple[str, ...] = ("mean", "sif")
+WEIGHTINGS: tuple[str, ...] = get_args(Weighting)
 VECTORS_FILE = "vectors.kv"
 PARAMS_FILE = "params.json"
 VECTORIZER_FILE = "vectorizer.json"
@@ -137,12 +139,7 @@ def item_vectors(
     if present.any():
         rows = [kv.get_index(i) for i, ok in zip(ids, present, strict=True) if ok]
         vectors[present] = kv.vectors[rows]
-    return (_l2_normalize(vectors) if normalize else vectors), present
-
-
-def _l2_normalize(matrix: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return (matrix / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+    return (normalize_rows(vectors) if normalize else vectors), present
 
 
 def _word_probabilities(kv: KeyedVectors, word_freqs: Mapping[str, float] | None) -> np.ndarray:
@@ -220,7 +217,7 @@ class SentenceVectorizer:
         vectors = self._averages(token_lists)
         if self.component is not None:
             vectors -= np.outer(vectors @ self.component, self.component)
-        return _l2_normalize(vectors)
+        return normalize_rows(vectors)
 
     def vector(self, tokens: Sequence[str]) -> np.ndarray:
         """One (dim,) float32 vector, computed exactly as `transform` computes a document's."""

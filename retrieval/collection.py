@@ -1,8 +1,8 @@
 """A loaded collection: the published indices and documents, with the analyzers and encoder they used.
 
 Text search: ``collection.inverted.search(collection.query_terms(text), k)`` runs the boosted multi-field
-BM25 with the query analysed by every field's analyzer (`indexer.fields.FieldedBm25`); ``analyzer`` is the
-first field's analyzer, for code that wants one token list. Filters: ``keyword_mask(field, values)``.
+BM25 with the query analysed by every field's analyzer (`indexer.fields.FieldedBm25`). Filters:
+``keyword_mask(field, values)``.
 Numeric columns (geo, popularity, features): ``numeric(name)``; ``popularity`` prefers the behaviour log's
 time-decayed popularity. ``behaviour`` (histories, item2vec) and ``text_vectors`` (Word2Vec) are None when
 the version has none.
@@ -17,14 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.analysis import Analyzer
 from indexer.ann import VectorIndex, load_index
 from indexer.artifact import read_manifest
 from indexer.behaviour import Behaviour
 from indexer.build import COLLECTION_KIND, read_ids
 from indexer.docstore import DocStore
-from indexer.encoder import TextEncoder, make_encoder
-from indexer.fields import FieldedBm25, QueryTerms, make_field_analyzer
+from indexer.encoder import TextEncoder, index_cache_dir, make_encoder
+from indexer.fields import FieldedBm25, QueryTerms
 from indexer.keywords import Keywords, load_columns
 from indexer.text_vectors import TextVectors
 from indexer.versions import resolve_artifact
@@ -38,7 +37,6 @@ class Collection:
     path: Path
     manifest: dict
     ids: list[str]
-    analyzer: Analyzer
     inverted: FieldedBm25
     vectors: VectorIndex
     docstore: DocStore
@@ -64,15 +62,14 @@ class Collection:
             path=path,
             manifest=manifest,
             ids=ids,
-            analyzer=make_field_analyzer(inverted.analyzers[0]),
             inverted=inverted,
             vectors=load_index(path / "dense"),
             docstore=DocStore.open(path / "docstore"),
             encoder=encoder
-            if encoder is not None and getattr(encoder, "kind", None) == config.get("encoder", "torch")
+            if encoder is not None and encoder.kind == config.get("encoder", "torch")
             else make_encoder(
                 config.get("encoder", "torch"),
-                cache_dir=path.parent.parent / "cache",  # ROOT/versions/<v> -> ROOT/cache (the ONNX export)
+                cache_dir=index_cache_dir(path.parent.parent),  # ROOT/versions/<v> -> ROOT (the ONNX export)
                 batch_size=config["encoder_batch_size"],
                 embedding_cache=False,
             ),

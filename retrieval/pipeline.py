@@ -174,9 +174,10 @@ class SearchPipeline:
                 applies = getattr(scorer, "applies", None)
                 if applies is not None and not applies(context, candidates):
                     scorer = _FUSION  # outside the ranker's regime: the fusion order, and the answer says so
-                scores = scorer.score(context, candidates)
-                if explain and hasattr(scorer, "explain"):
-                    features = scorer.explain(context, candidates)
+                if explain and hasattr(scorer, "score_explained"):
+                    scores, features = scorer.score_explained(context, candidates, explain=True)
+                else:
+                    scores = scorer.score(context, candidates)
             except Exception as error:  # a broken ranker must not fail the request: keep the fusion order
                 log.warning("scorer %s failed, keeping the fusion order: %r", scorer.name, error)
                 degraded.append("ranker")

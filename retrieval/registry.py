@@ -1,9 +1,11 @@
 """The collections a service answers for, and hot reload of newly published versions.
 
 A request takes a reference to a collection's service once, at its start, and keeps using it. Reload opens the
-new version beside the old one, swaps the reference under a lock, and closes the old one only after a grace
-period, so requests in flight finish on the version they started with and none fails. A collection served
-with a ranker also reloads when the ranker's root publishes a new version (a retrained ranker).
+new version beside the old one, swaps the reference, and closes the old one only after a grace period, so
+requests in flight finish on the version they started with and none fails. One lock is held from each
+collection's version check to its swap, so concurrent reloads (the admin route, the watch thread) never both
+open the same new version. A collection served with a ranker also reloads when the ranker's root publishes
+a new version (a retrained ranker).
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ class CollectionRegistry:
         self.roots = dict(roots)
         self._open = opener or service_opener()
         self._retire_after_s = retire_after_s
-        self._lock = threading.Lock()
+        self._reload_lock = threading.Lock()  # reads of _services stay lock-free
         self._services: dict[str, CollectionService] = {}
         self._watcher: threading.Thread | None = None
         self._stop = threading.Event()
@@ -104,14 +106,14 @@ class CollectionRegistry:
             root = self.roots[each]
             if (root / MANIFEST).is_file():
                 continue  # pinned to one version directory: nothing to reload
-            current = VersionStore(root).current_name()
-            old = self._services[each]
-            if (current is None or current == old.version) and not old.ranker.stale():
-                continue
-            fresh = self._open(root, each, old)
-            with self._lock:
+            with self._reload_lock:
+                current = VersionStore(root).current_name()
+                old = self._services[each]
+                if (current is None or current == old.version) and not old.ranker.stale():
+                    continue
+                fresh = self._open(root, each, old)
                 self._services[each] = fresh
-            self._retire(old)
+                self._retire(old)
             switched.append(
                 Reloaded(each, old.version, fresh.version, old.ranker.version, fresh.ranker.version)
             )

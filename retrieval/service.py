@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -10,12 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from indexer.encoder import TextEncoder
+from indexer.geo import haversine_km
 from indexer.versions import VersionStore
 from ranker.scoring import FusionScorer, Scorer
 from retrieval.branches import all_sources
 from retrieval.candidates import SearchQuery
 from retrieval.collection import Collection
-from retrieval.geo import haversine_km
 from retrieval.pipeline import PipelineConfig, SearchOutcome, SearchPipeline
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,9 @@ class RequestError(ValueError):
 class UnknownItemError(LookupError):
     """An item id the collection does not hold."""
 
+    def __init__(self, collection: str, item_id: str) -> None:
+        super().__init__(f"collection {collection!r} has no item {item_id!r}")
+
 
 FilterValue = str | list[str]
 
@@ -119,6 +123,13 @@ class CollectionService:
     @property
     def version(self) -> str:
         return self.collection.version
+
+    def row(self, item_id: str) -> int:
+        """The internal row of `item_id`; UnknownItemError when the collection does not hold it."""
+        row = self.collection.row_of.get(item_id)
+        if row is None:
+            raise UnknownItemError(self.collection.name, item_id)
+        return row
 
     def query(
         self,
@@ -181,12 +192,7 @@ class CollectionService:
         exclude_seen: bool = True,
     ) -> SearchQuery:
         """A query without text, for behaviour, location and popularity recall."""
-        recent: list[int] = []
-        for item_id in items or []:
-            row = self.collection.row_of.get(item_id)
-            if row is None:
-                raise UnknownItemError(f"collection {self.collection.name!r} has no item {item_id!r}")
-            recent.append(row)
+        recent = [self.row(item_id) for item_id in items or []]
         query = self.query("", k, filters=filters, location=location, radius_km=radius_km, user_id=user_id)
         allowed = query.allowed
         if exclude_seen:
@@ -196,15 +202,7 @@ class CollectionService:
             if seen:
                 allowed = np.ones(len(self.collection), dtype=bool) if allowed is None else allowed.copy()
                 allowed[seen] = False
-        return SearchQuery(
-            text="",
-            k=k,
-            user_id=user_id,
-            location=location,
-            radius_km=radius_km,
-            allowed=allowed,
-            recent_rows=tuple(recent),
-        )
+        return dataclasses.replace(query, allowed=allowed, recent_rows=tuple(recent))
 
     def run(self, text: str | SearchQuery, k: int = 10) -> SearchOutcome:
         """The pipeline's ranked candidates, with internal rows (for evaluation and explain)."""
@@ -248,17 +246,18 @@ class CollectionService:
             for name, result in outcome.branches.items()
         }
 
-    def item(self, item_id: str) -> dict | None:
-        """Stored fields of one item, or None for an unknown id."""
-        if item_id not in self.collection.row_of:
-            return None
-        return self.collection.docstore.get(item_id)
+    def item(self, item_id: str) -> dict:
+        """Stored fields of one item; UnknownItemError for an unknown id."""
+        self.row(item_id)
+        stored = self.collection.docstore.get(item_id)
+        if stored is None:  # a row without a stored record answers like an unknown id
+            raise UnknownItemError(self.collection.name, item_id)
+        return stored
 
-    def similar(self, item_id: str, k: int) -> list[Hit] | None:
-        """Items nearest to `item_id` in the transformer space, itself excluded; None for an unknown id."""
-        row = self.collection.row_of.get(item_id)
-        if row is None:
-            return None
+    def similar(self, item_id: str, k: int) -> list[Hit]:
+        """Items nearest to `item_id` in the transformer space, itself excluded; UnknownItemError for an
+        unknown id."""
+        row = self.row(item_id)
         vector = self.collection.vectors.reconstruct(np.array([row]))
         rows, scores = self.collection.vectors.search(vector, min(k + 1, len(self.collection)))
         pairs = [

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from api.cli.common import fail
+from api.cli.common import bad_input_fails
 
 
 def register(app: typer.Typer) -> None:
@@ -47,13 +47,10 @@ def build(
     Bad input rows are listed as file:line: field: message and fail the build (exit code 2) unless
     --skip-bad-rows. Events on items outside the corpus are counted and left out.
     """
-    from pydantic import ValidationError
-
-    from indexer.artifact import ArtifactError
     from indexer.build import build_collection
     from indexer.config import BuildConfig, apply_column_map
 
-    try:
+    with bad_input_fails():  # pydantic's ValidationError is a ValueError
         settings = BuildConfig.from_toml(config) if config else BuildConfig()
         overrides = {"analyzer": analyzer, "limit": limit, "name": name}
         overrides = {key: value for key, value in overrides.items() if value is not None}
@@ -70,8 +67,6 @@ def build(
             progress=progress,
             log=lambda m: typer.echo(m, err=True),
         )
-    except (ValidationError, ValueError, FileNotFoundError, ArtifactError) as error:
-        fail(str(error))
     typer.echo(f"published version {report.version}: {report.n_docs} documents at {report.path}")
     if report.skipped_rows or report.skipped_events:
         typer.echo(

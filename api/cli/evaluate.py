@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from api.cli.common import fail
+from api.cli.common import bad_input_fails, fail
 from api.schemas import MAX_K
+
+if TYPE_CHECKING:
+    from retrieval.evaluation import RunEvaluation
 
 SEARCH_METRICS = [
     "ndcg@10", "ndcg@100", "recall@10", "recall@100", "recall@1000",
@@ -62,7 +66,7 @@ def evaluate(
     progress: Annotated[bool, typer.Option(help="Show a progress bar over queries.")] = True,
 ) -> None:
     """Report Recall, MAP (trec_eval and 11-point/all-point AP), nDCG, MRR and P@10, per branch and merged."""
-    from indexer.artifact import ArtifactError
+    from retrieval.evaluation import check_qrels_match_queries, read_qrels, read_queries
 
     if data is not None:
         queries = queries or data / "queries.jsonl"
@@ -77,43 +81,41 @@ def evaluate(
         )
     if collection is not None and url is None:
         fail("--collection goes with --url")
-    try:
+    with bad_input_fails():
         if compare is not None:
             _compare(compare, qrels, as_json)
-        elif run is not None:
+            return
+        if run is not None:
             _evaluate_file(run, qrels, as_json)
-        elif url is not None:
-            if queries is None:
-                fail("--url needs --queries (or --data)")
-            _evaluate_url(url, collection, queries, qrels, min(k, MAX_K), write_run, as_json, progress)
+            return
+        if queries is None:
+            fail(f"{'--url' if url is not None else '--index'} needs --queries (or --data)")
+        judged, texts = read_qrels(qrels), read_queries(queries)
+        check_qrels_match_queries(judged, texts, qrels, queries)
+        asked = {qid: texts[qid] for qid in judged if qid in texts}
+        if url is not None:
+            _evaluate_url(url, collection, asked, judged, min(k, MAX_K), write_run, as_json, progress)
         else:
-            if index is None or queries is None:
-                fail("--index needs --queries (or --data)")
-            _evaluate_index(index, queries, qrels, k, write_run, report, as_json, progress, ranker)
-    except (ValueError, FileNotFoundError, ArtifactError) as error:
-        fail(str(error))
+            assert index is not None  # exactly one mode is given
+            _evaluate_index(index, asked, judged, k, write_run, report, as_json, progress, ranker)
 
 
 def _evaluate_index(
-    index: Path, queries: Path, qrels_path: Path, k: int, write_run: Path | None, report: Path | None,
-    as_json: bool, progress: bool, ranker: Path | None,
+    index: Path, asked: dict[str, str], judged: dict[str, dict[str, int]], k: int, write_run: Path | None,
+    report: Path | None, as_json: bool, progress: bool, ranker: Path | None,
 ) -> None:  # fmt: skip
-    from retrieval.evaluation import check_qrels_match_queries, read_qrels, read_queries, unique_contribution
+    from retrieval.evaluation import evaluate_runs, format_means, unique_contribution
     from retrieval.evaluation import write_run as write_trec_run
     from retrieval.evaluation.runner import run_queries
     from retrieval.pipeline import PipelineConfig
     from retrieval.service import CollectionService
 
-    judged = read_qrels(qrels_path)
-    texts = read_queries(queries)
-    check_qrels_match_queries(judged, texts, qrels_path, queries)
-    asked = {qid: texts[qid] for qid in judged if qid in texts}
     service = CollectionService.open(index, config=PipelineConfig(branch_limit=k), ranker=ranker)
     if service.ranker.error:
         fail(service.ranker.error)
     runs = run_queries(service, asked, k=k, progress=progress)
     named = {"merged": runs.merged, **dict(sorted(runs.branches.items()))}
-    table = _means(named, judged)
+    table = _means(evaluate_runs(named, judged, SEARCH_METRICS))
     unique = unique_contribution(runs.branches, judged, min(k, 100))
     if write_run is not None:
         write_trec_run(write_run, runs.merged, tag=f"searchrec-{service.version}")
@@ -133,7 +135,7 @@ def _evaluate_index(
         f"{len(asked)} queries, index version {service.version}, depth {k}, merged order by "
         f"{scorer.scorer}" + (f" (ranker {scorer.version})" if scorer.path else "")
     )
-    typer.echo(_table(table))
+    typer.echo(format_means(table, SEARCH_METRICS))
     typer.echo(
         "relevant found only by this branch (top 100): " + ", ".join(f"{b} {n}" for b, n in unique.items())
     )
@@ -142,8 +144,8 @@ def _evaluate_index(
 
 
 def _evaluate_url(
-    url: str, collection: str | None, queries: Path, qrels_path: Path, k: int, write_run: Path | None,
-    as_json: bool, progress: bool,
+    url: str, collection: str | None, asked: dict[str, str], judged: dict[str, dict[str, int]], k: int,
+    write_run: Path | None, as_json: bool, progress: bool,
 ) -> None:  # fmt: skip
     """The merged ranking exactly as `POST /search` returns it, evaluated like an in-process run."""
     import urllib.error
@@ -152,17 +154,14 @@ def _evaluate_url(
 
     from tqdm import tqdm
 
-    from retrieval.evaluation import check_qrels_match_queries, read_qrels, read_queries
+    from retrieval.evaluation import evaluate_runs, format_means
     from retrieval.evaluation import write_run as write_trec_run
 
-    judged, texts = read_qrels(qrels_path), read_queries(queries)
-    check_qrels_match_queries(judged, texts, qrels_path, queries)
     endpoint = url.rstrip("/") + (f"/collections/{collection}/search" if collection else "/search")
     merged: dict[str, list[str]] = {}
     answered_by: Counter[tuple[str, str, str]] = Counter()
-    asked = [qid for qid in judged if qid in texts]
-    for qid in tqdm(asked, "queries", disable=not progress, unit="q"):
-        body = json.dumps({"query": texts[qid], "k": k}).encode()
+    for qid, text in tqdm(asked.items(), "queries", disable=not progress, unit="q"):
+        body = json.dumps({"query": text, "k": k}).encode()
         request = urllib.request.Request(endpoint, body, {"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
@@ -175,7 +174,7 @@ def _evaluate_url(
             raise ValueError(f"cannot reach {endpoint}: {error.reason}") from None
         merged[qid] = [hit["id"] for hit in answer["results"]]
         answered_by[(answer["index_version"], answer["scorer"], answer.get("scorer_version", ""))] += 1
-    table = _means({"merged": merged}, judged)
+    table = _means(evaluate_runs({"merged": merged}, judged, SEARCH_METRICS))
     if write_run is not None:
         write_trec_run(write_run, merged, tag="searchrec-http")
     served = [
@@ -187,22 +186,30 @@ def _evaluate_url(
                                "metrics": table}, indent=2))  # fmt: skip
         return
     typer.echo(f"{len(asked)} queries through {endpoint}, depth {k}; answered by {served}")
-    typer.echo(_table(table))
+    typer.echo(format_means(table, SEARCH_METRICS))
 
 
 def _evaluate_file(run_path: Path, qrels_path: Path, as_json: bool) -> None:
-    from retrieval.evaluation import read_qrels, read_run
+    from retrieval.evaluation import evaluate_runs, format_means, read_qrels, read_run
 
-    table = _means({run_path.stem: read_run(run_path)}, read_qrels(qrels_path))
-    typer.echo(json.dumps({"metrics": table}, indent=2) if as_json else _table(table))
+    # Not evaluate_run_files: it reads the qrels first, and a bad run file is reported before bad qrels.
+    table = _means(evaluate_runs({run_path.stem: read_run(run_path)}, read_qrels(qrels_path), SEARCH_METRICS))
+    typer.echo(json.dumps({"metrics": table}, indent=2) if as_json else format_means(table, SEARCH_METRICS))
 
 
 def _compare(paths: tuple[Path, Path], qrels_path: Path, as_json: bool) -> None:
-    from ranker.metrics import evaluate_run
-    from retrieval.evaluation import most_changed_queries, paired_randomization_test, read_qrels, read_run
+    from retrieval.evaluation import (
+        evaluate_runs,
+        most_changed_queries,
+        paired_randomization_test,
+        read_qrels,
+        read_run,
+    )
 
+    # Keyed A and B, not by file name: the two files may share a name in different folders.
     judged = read_qrels(qrels_path)
-    per_query = [evaluate_run(read_run(path), judged, SEARCH_METRICS)[0] for path in paths]
+    evaluations = evaluate_runs({"a": read_run(paths[0]), "b": read_run(paths[1])}, judged, SEARCH_METRICS)
+    per_query = [evaluations["a"].per_query, evaluations["b"].per_query]
     tests = {m: paired_randomization_test(per_query[0], per_query[1], m) for m in SEARCH_METRICS}
     changed = most_changed_queries(per_query[0], per_query[1], COMPARE_METRIC, n=10)
     if as_json:
@@ -223,16 +230,6 @@ def _compare(paths: tuple[Path, Path], qrels_path: Path, as_json: bool) -> None:
         typer.echo(f"  {c.qid:<12} {c.a:.4f} -> {c.b:.4f} ({c.delta:+.4f})")
 
 
-def _means(runs: dict, judged: dict) -> dict[str, dict[str, float]]:
-    from ranker.metrics import evaluate_run
-
-    return {name: evaluate_run(run, judged, SEARCH_METRICS)[1] for name, run in runs.items()}
-
-
-def _table(table: dict[str, dict[str, float]]) -> str:
-    width = max(8, *(len(name) for name in table))
-    lines = ["run".ljust(width) + "".join(f"{m:>12}" for m in SEARCH_METRICS)]
-    lines += [
-        name.ljust(width) + "".join(f"{v[m]:>12.4f}" for m in SEARCH_METRICS) for name, v in table.items()
-    ]
-    return "\n".join(lines)
+def _means(evaluations: Mapping[str, RunEvaluation]) -> dict[str, dict[str, float]]:
+    """Each run's mean per metric: what --json prints and the table shows."""
+    return {name: evaluation.mean for name, evaluation in evaluations.items()}

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from api.cli.common import fail
+from api.cli.common import bad_input_fails, fail, work_folder
 
 
 def register(app: typer.Typer) -> None:
@@ -43,28 +42,20 @@ def evaluate_rec(
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Hold out each user's last event, rebuild on the rest, and compare /recommend with the baselines."""
-    from indexer.artifact import ArtifactError
+    from retrieval.evaluation import format_means
     from retrieval.evaluation.holdout import evaluate_holdout
 
     if ranker is not None and train_ranker:
         fail("give --ranker or --train-ranker, not both")
     if holdout != "last":
         fail(f"--holdout {holdout!r} is not supported; choose 'last'")
-    try:
-        with tempfile.TemporaryDirectory(prefix="searchrec-evalrec-") as scratch:
-            report = evaluate_holdout(
-                index, behaviour, workdir or Path(scratch), k=k, ranker=ranker, train_ranker=train_ranker,
-                progress=progress,
-                log=lambda m: typer.echo(m, err=True),
-            )  # fmt: skip
-    except (ValueError, FileNotFoundError, ArtifactError) as error:
-        fail(str(error))
+    with bad_input_fails(), work_folder(workdir, "searchrec-evalrec-") as folder:
+        report = evaluate_holdout(
+            index, behaviour, folder, k=k, ranker=ranker, train_ranker=train_ranker, progress=progress,
+            log=lambda m: typer.echo(m, err=True),
+        )  # fmt: skip
     if as_json:
         typer.echo(json.dumps({"users": report.users, "k": k, "metrics": report.metrics}, indent=2))
         return
-    names = list(next(iter(report.metrics.values())))
     typer.echo(f"{report.users} users, last event held out, {report.history_events} history events")
-    width = max(12, *(len(run) + 2 for run in report.metrics))
-    typer.echo(f"{'run':<{width}}" + "".join(f"{m:>14}" for m in names))
-    for run, values in report.metrics.items():
-        typer.echo(f"{run:<{width}}" + "".join(f"{values[m]:>14.4f}" for m in names))
+    typer.echo(format_means(report.metrics))

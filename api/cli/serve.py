@@ -50,12 +50,8 @@ def serve(
     from indexer.artifact import ArtifactError
     from indexer.versions import resolve_artifact
 
-    specs = [_parse(spec) for spec in index]
     try:
-        if any(name for name, _ in specs):
-            roots = {name or root.resolve().name: root for name, root in specs}
-        else:
-            roots = collection_roots([root for _, root in specs])
+        roots = collection_roots([_parse(spec) for spec in index])
         for root in roots.values():
             resolve_artifact(root)
         rankers = _rankers(ranker or [], list(roots))

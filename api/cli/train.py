@@ -11,13 +11,12 @@ ranker artifact. The work itself is in `retrieval.training`.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from api.cli.common import fail
+from api.cli.common import bad_input_fails, fail, work_folder
 
 
 def register(app: typer.Typer) -> None:
@@ -59,7 +58,6 @@ def train_ranker(
     With --queries and --qrels: a search ranker (/search). With --behaviour: a next-item ranker
     (/recommend), labelled with each user's last event on a collection rebuilt without it.
     """
-    from indexer.artifact import ArtifactError
     from ranker.features import FeatureDeclaration
     from ranker.training import MODEL_KINDS, metrics_table
     from retrieval.training import train_recommend_ranker, train_search_ranker
@@ -68,13 +66,13 @@ def train_ranker(
         fail("give either --behaviour (a /recommend ranker) or --queries and --qrels (a /search ranker)")
     if behaviour is None and (queries is None or qrels is None):
         fail("give --queries and --qrels (judged training queries), or --behaviour (a behaviour log)")
-    try:
+    with bad_input_fails():
         declaration = FeatureDeclaration.load(features) if features else None
         kinds = models or list(MODEL_KINDS)
         if behaviour is not None:
-            with tempfile.TemporaryDirectory(prefix="searchrec-train-") as scratch:
+            with work_folder(workdir, "searchrec-train-") as folder:
                 trained = train_recommend_ranker(
-                    index, behaviour, out, workdir or Path(scratch), declaration=declaration,
+                    index, behaviour, out, folder, declaration=declaration,
                     valid_fraction=valid_fraction, seed=seed, depth=depth, kinds=kinds, progress=progress,
                     log=lambda message: typer.echo(message, err=True),
                 )  # fmt: skip
@@ -84,8 +82,6 @@ def train_ranker(
                 index, out, queries, qrels, declaration=declaration, valid_fraction=valid_fraction,
                 seed=seed, depth=depth, dropout=branch_dropout, kinds=kinds, progress=progress,
             )  # fmt: skip
-    except (ValueError, FileNotFoundError, ArtifactError) as error:
-        fail(str(error))
     for note in trained.notes:
         typer.echo(note)
     typer.echo(metrics_table({"fusion (no ranker)": trained.fusion, **trained.metrics}, trained.best))

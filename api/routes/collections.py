@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.deps import NamedCollection, Registry
-from api.errors import NotFoundError
 from api.schemas import MAX_K, CollectionInfo, SearchHit
 
 router = APIRouter(prefix="/collections", tags=["collections"])
@@ -30,8 +29,6 @@ def list_collections(registry: Registry) -> list[CollectionInfo]:
 @router.get("/{name}/items/{item_id}", summary="One item's stored fields")
 def get_item(name: str, item_id: str, service: NamedCollection) -> dict:
     stored = service.item(item_id)
-    if stored is None:
-        raise NotFoundError(f"collection {name!r} has no item {item_id!r}")
     return {"id": item_id, "collection": name, "index_version": service.version, "fields": stored}
 
 
@@ -43,6 +40,4 @@ def similar(
     k: Annotated[int, Query(ge=1, le=MAX_K, description=f"How many, 1 to {MAX_K}.")] = 10,
 ) -> list[SearchHit]:
     hits = service.similar(item_id, k)
-    if hits is None:
-        raise NotFoundError(f"collection {name!r} has no item {item_id!r}")
     return [SearchHit(id=h.id, score=h.score, title=h.title, branches=h.branches) for h in hits]

@@ -20,7 +20,7 @@ def recommend_for(
         request.k,
         user_id=request.user_id,
         items=request.items,
-        location=(request.location.lat, request.location.lon) if request.location else None,
+        location=request.location.as_tuple() if request.location else None,
         radius_km=request.radius_km,
         filters=request.filters,
         exclude_seen=request.exclude_seen,

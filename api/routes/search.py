@@ -27,7 +27,7 @@ def answer(
         request.query,
         request.k,
         filters=request.filters,
-        location=(request.location.lat, request.location.lon) if request.location else None,
+        location=request.location.as_tuple() if request.location else None,
         radius_km=request.radius_km,
         user_id=request.user_id,
         branches=request.branches,

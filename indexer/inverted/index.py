@@ -278,14 +278,18 @@ class InvertedIndex:
         """Long posting lists: MaxScore over impact segments, then exact scores for the survivors."""
         segs: list[Segment] = []
         for slot, (t, w) in enumerate(counts.items()):
-            s0, s1 = int(self._term_segments[t]), int(self._term_segments[t + 1])
-            bounds = self._segment_bounds[s0 : s1 + 1].tolist()
+            s0, s1, bounds = self._tiers(t)
             tops = self._segment_max[s0:s1].tolist()
             segs.extend(Segment(slot, bounds[i], bounds[i + 1], tops[i] * w, w) for i in range(s1 - s0))
         segs.sort(key=lambda seg: -seg.bound)
         buffers = (self._accumulator(), self._slots())
         rows = candidates(segs, (self._doc_ids, self._impacts), k, mask, buffers)
         return top_k(rows, self._exact_scores(tids, rows), k)
+
+    def _tiers(self, t: int) -> tuple[int, int, list[int]]:
+        """Term ``t``'s segments ``s0:s1`` and their posting bounds (``s1 - s0 + 1`` offsets)."""
+        s0, s1 = int(self._term_segments[t]), int(self._term_segments[t + 1])
+        return s0, s1, self._segment_bounds[s0 : s1 + 1].tolist()
 
     def _exact_scores(self, tids: list[int], rows: np.ndarray) -> np.ndarray:
         """Scores of ``rows`` summed in float32 in query-token order (bit-identical to bm25s)."""
@@ -298,8 +302,7 @@ class InvertedIndex:
             hit = found.get(t)
             if hit is None:
                 sel_parts, imp_parts = [], []
-                s0, s1 = int(self._term_segments[t]), int(self._term_segments[t + 1])
-                bounds = self._segment_bounds[s0 : s1 + 1].tolist()
+                _, _, bounds = self._tiers(t)
                 for lo, hi in itertools.pairwise(bounds):
                     ids = doc_ids[lo:hi]
                     pos = np.searchsorted(ids, rows)

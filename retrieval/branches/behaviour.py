@@ -137,6 +137,12 @@ class UserPreferenceSource:
         self.top_values = top_values
         self.fields = [f for f in ("category", "tags") if f in collection.keyword_fields]
         self._values_of_rows = {name: self._transpose(name) for name in self.fields}
+        # Popularity scaled to [0, 1e-3]: added to the items that hold a preferred value, it only breaks ties.
+        self._tie_breaks: np.ndarray | None = None
+        popularity = collection.popularity
+        if popularity is not None and len(popularity):
+            pop = np.nan_to_num(np.asarray(popularity, dtype=np.float64))
+            self._tie_breaks = 1e-3 * pop / (pop.max() or 1.0)
 
     def _transpose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """Row-major view of a keyword field: (indptr over rows, value codes), built once at load."""
@@ -175,10 +181,8 @@ class UserPreferenceSource:
         scores = np.zeros(len(self.collection), dtype=np.float64)
         for name, value, weight in self.preferences(rows):
             scores[self.collection.keywords.field(name).rows(value)] += weight
-        popularity = self.collection.popularity
-        if popularity is not None:
-            pop = np.nan_to_num(np.asarray(popularity, dtype=np.float64))
-            scores += np.where(scores > 0, 1e-3 * pop / (pop.max() or 1.0), 0.0)
+        if self._tie_breaks is not None:
+            scores += np.where(scores > 0, self._tie_breaks, 0.0)
         scores[rows] = 0.0
         found, values = top_rows(scores, limit, query.allowed)
         return BranchResult(self.name, found, values)

@@ -6,10 +6,10 @@ from functools import cached_property
 
 import numpy as np
 
+from indexer.geo import EARTH_RADIUS_KM, haversine_km
 from retrieval.branches.behaviour import top_rows
 from retrieval.candidates import BranchResult, SearchQuery
 from retrieval.collection import Collection
-from retrieval.geo import EARTH_RADIUS_KM
 
 GOOD_MATCH = 0.5  # text matches scoring at least half the best match count as answers to the text
 
@@ -40,8 +40,6 @@ class GeoSource:
         return BallTree(np.radians(coordinates[self._located]), metric="haversine")
 
     def distances_km(self, rows: np.ndarray, lat: float, lon: float) -> np.ndarray:
-        from retrieval.geo import haversine_km
-
         return haversine_km(
             lat, lon, self.collection.numeric("lat")[rows], self.collection.numeric("lon")[rows]
         )

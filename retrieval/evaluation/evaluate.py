@@ -70,14 +70,19 @@ def evaluate_run_files(
 
 def format_table(evaluations: Mapping[str, RunEvaluation], metrics: Sequence[str] | None = None) -> str:
     """A plain-text table, one row per run and one column per metric (4 decimals)."""
-    if not evaluations:
+    return format_means({name: evaluation.mean for name, evaluation in evaluations.items()}, metrics)
+
+
+def format_means(means: Mapping[str, Mapping[str, float]], metrics: Sequence[str] | None = None) -> str:
+    """`format_table` of `{run: {metric: mean}}`; the columns default to the first run's metrics."""
+    if not means:
         return ""
-    columns = list(metrics) if metrics is not None else list(next(iter(evaluations.values())).mean)
-    width = max(len("run"), *(len(name) for name in evaluations))
+    columns = list(metrics) if metrics is not None else list(next(iter(means.values())))
+    width = max(len("run"), *(len(name) for name in means))
     header = "run".ljust(width) + "".join(f"  {metric:>10}" for metric in columns)
     rows = [
-        name.ljust(width) + "".join(f"  {evaluation.mean[metric]:>10.4f}" for metric in columns)
-        for name, evaluation in evaluations.items()
+        name.ljust(width) + "".join(f"  {values[metric]:>10.4f}" for metric in columns)
+        for name, values in means.items()
     ]
     return "\n".join([header, *rows])
 

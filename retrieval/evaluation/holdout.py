@@ -116,8 +116,10 @@ def evaluate_holdout(
     labels are each user's last events of that history, `retrieval.training.train_recommend_ranker`).
     """
     rebuilt, split = rebuild_on_history(root, events_path, workdir, progress=progress, log=log)
-    users = sorted(split.held_out)
+    held_out = split.held_out
+    users = sorted(held_out)
     service = CollectionService.open(rebuilt)
+    encoder = service.collection.encoder  # loaded once: the ranker's service below reuses it
     try:
         runs = {"searchrec": recommend_all(service, users, k, progress)}
     finally:
@@ -132,7 +134,7 @@ def evaluate_holdout(
         )  # fmt: skip
         ranker = trained.path
     if ranker is not None:
-        service = CollectionService.open(rebuilt, ranker=ranker)
+        service = CollectionService.open(rebuilt, encoder=encoder, ranker=ranker)
         try:
             if service.ranker.error:
                 raise ValueError(service.ranker.error)
@@ -142,9 +144,9 @@ def evaluate_holdout(
     data = InteractionMatrix.from_events(split.history)
     catalogue = len(data.items)
     metrics = {
-        name: evaluate_recommendations(fn(data, users, k), split.held_out, k, catalogue)
+        name: evaluate_recommendations(fn(data, users, k), held_out, k, catalogue)
         for name, fn in BASELINES.items()
     }
     for name, run in runs.items():
-        metrics[name] = evaluate_recommendations(run, split.held_out, k, catalogue)
+        metrics[name] = evaluate_recommendations(run, held_out, k, catalogue)
     return HoldoutReport(users=len(users), history_events=len(split.history), metrics=metrics)

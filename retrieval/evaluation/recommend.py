@@ -52,12 +52,16 @@ def read_events_csv(
 
 @dataclass(frozen=True, slots=True)
 class LeaveLastOutSplit:
-    """History events (everything but each evaluated user's last events), the held-out last item per user,
-    and all the user's held-out items, oldest first (`targets`; just the last item when one is held out)."""
+    """History events (everything but each evaluated user's last events) and all the user's held-out items,
+    oldest first (`targets`; just the last item when one is held out)."""
 
     history: list[Event]
-    held_out: dict[str, str]
     targets: dict[str, list[str]]
+
+    @property
+    def held_out(self) -> dict[str, str]:
+        """The held-out last item per user."""
+        return {user: items[-1] for user, items in self.targets.items()}
 
 
 def leave_last_out(events: Iterable[Event], n: int = 1) -> LeaveLastOutSplit:
@@ -69,17 +73,15 @@ def leave_last_out(events: Iterable[Event], n: int = 1) -> LeaveLastOutSplit:
     for event in events:
         by_user[event[0]].append(event)
     history: list[Event] = []
-    held_out: dict[str, str] = {}
     targets: dict[str, list[str]] = {}
     for user in sorted(by_user):
         ordered = sorted(by_user[user], key=lambda event: (event[2], event[1]))
         if len(ordered) >= 2:
             kept = max(1, len(ordered) - n)
             targets[user] = [item for _, item, _ in ordered[kept:]]
-            held_out[user] = targets[user][-1]
             ordered = ordered[:kept]
         history.extend(ordered)
-    return LeaveLastOutSplit(history=history, held_out=held_out, targets=targets)
+    return LeaveLastOutSplit(history=history, targets=targets)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,8 +197,9 @@ def evaluate_baselines(
         raise ValueError(f"unknown baseline(s) {unknown}; choose from {sorted(BASELINES)}")
     split = leave_last_out(events)
     data = InteractionMatrix.from_events(split.history)
-    users = sorted(split.held_out)
+    held_out = split.held_out
+    users = sorted(held_out)
     return {
-        name: evaluate_recommendations(BASELINES[name](data, users, k), split.held_out, k, len(data.items))
+        name: evaluate_recommendations(BASELINES[name](data, users, k), held_out, k, len(data.items))
         for name in baselines
     }

@@ -91,6 +91,23 @@ def test_serve_refuses_an_unbuilt_root(tmp_path: Path) -> None:
     assert "no published version" in result.output
 
 
+def test_serve_refuses_two_collections_with_one_name(tmp_path: Path) -> None:
+    from api.app import collection_roots
+
+    (tmp_path / "x").mkdir()
+    (tmp_path / "y").mkdir()
+    result = runner.invoke(app, ["serve", "--index", f"a={tmp_path / 'x'}", "--index", f"a={tmp_path / 'y'}"])
+    assert result.exit_code == 2
+    assert "two indexes are both named 'a'" in result.output
+    # A bare root is named after its folder, so it clashes with an explicit name too.
+    with pytest.raises(ValueError, match="two indexes are both named 'x'"):
+        collection_roots([("x", tmp_path / "y"), tmp_path / "x"])
+    assert collection_roots([("a", tmp_path / "x"), (None, tmp_path / "y")]) == {
+        "a": tmp_path / "x",
+        "y": tmp_path / "y",
+    }
+
+
 def test_written_run_evaluates_to_the_same_numbers_and_compares(
     scifact_slice_root: Path, tmp_path: Path
 ) -> None:

@@ -60,7 +60,7 @@ def test_cjk_bigrams() -> None:
 
 
 def test_registry_and_unknown_name() -> None:
-    assert set(ANALYZERS) == {"english", "chinese", "cjk_bigram"}
+    assert set(ANALYZERS) == {"english", "chinese", "cjk_bigram", "cjk_unigram"}
     for name in ANALYZERS:
         assert make_analyzer(name).name == name
     with pytest.raises(ValueError, match="cjk_bigram"):

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from indexer.analysis import make_analyzer
 from indexer.build import build_collection
 from indexer.config import BuildConfig, FieldConfig, apply_column_map
 from indexer.encoder import Encoder
-from indexer.fields import Bm25Field, FieldedBm25, make_field_analyzer
+from indexer.fields import Bm25Field, FieldedBm25
 from indexer.inverted import InvertedIndex
 from retrieval.collection import Collection
 from retrieval.pipeline import SearchPipeline
@@ -83,7 +84,7 @@ def test_token_lists_need_one_shared_analyzer(tmp_path: Path) -> None:
 
 def test_unknown_field_analyzer_is_refused() -> None:
     with pytest.raises(ValueError, match=r"unknown analyzer 'klingon'.*cjk_unigram"):
-        make_field_analyzer("klingon")
+        make_analyzer("klingon")
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ class CountingEncoder:
 
     def __init__(self, name: str = "fake", fingerprint: str = "f1") -> None:
         self.name = name
+        self.kind = name
         self.fingerprint = fingerprint
         self.dim = DIM
         self.calls: list[list[str]] = []
