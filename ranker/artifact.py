@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from indexer.artifact import ArtifactError, read_manifest, write_manifest
 from indexer.versions import VersionStore, resolve_artifact
 from ranker.features.declarations import FeatureDeclaration
-from ranker.models import MODELS, RankingModel, model_class
+from ranker.models import MODELS, SELECTION_METRIC, RankingModel, model_class
 
 RANKER_KIND = "ranker"
 RANKER_FORMAT = 1
@@ -64,7 +64,7 @@ def write_ranker(
             "feature_names": declaration.names,
             "branches": declaration.branches,
             "metrics": metrics,
-            "selected_by": "valid_ndcg@10",
+            "selected_by": SELECTION_METRIC,
             "training": training,
             "ranker_libraries": ranker_libraries(),
         }

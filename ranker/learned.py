@@ -27,7 +27,7 @@ from ranker.features.collection import FeatureCollection
 from ranker.features.extract import FeatureExtractor
 from ranker.features.log import FeatureLogger
 from ranker.models import RankingModel
-from ranker.scoring import RankingContext, Scoreable
+from ranker.scoring import FusionScorer, RankingContext, Scoreable
 
 
 class LearnedScorer:
@@ -66,10 +66,23 @@ class LearnedScorer:
         return is_search == (self.task == "search") and self.extractor.covers(candidates)
 
     def score(self, context: RankingContext, candidates: Sequence[Scoreable]) -> np.ndarray:
+        return self.score_explained(context, candidates, explain=False)[0]
+
+    def explain(self, context: RankingContext, candidates: Sequence[Scoreable]) -> list[dict[str, float]]:
+        """Per candidate (in the order given) its feature values by name, plus `_score`: the model's score."""
+        return self.score_explained(context, candidates, explain=True)[1] or []
+
+    def score_explained(
+        self, context: RankingContext, candidates: Sequence[Scoreable], *, explain: bool
+    ) -> tuple[np.ndarray, list[dict[str, float]] | None]:
+        """The scores and, with `explain`, each candidate's features and `_score`, from one feature
+        extraction and one model call (the request is logged once)."""
         if not candidates:
-            return np.zeros(0, dtype=np.float64)
+            return np.zeros(0, dtype=np.float64), [] if explain else None
         if not self.applies(context, candidates):
-            return _fused(candidates)
+            fused = _FUSION.score(context, candidates)
+            rows = [{"_fusion_fallback": 1.0, "_score": score} for score in fused.tolist()]
+            return fused, rows if explain else None
         matrix = self.extractor.extract(context, candidates)
         scores = np.asarray(self.model.predict(matrix), dtype=np.float64)
         if self.logger is not None:
@@ -84,24 +97,15 @@ class LearnedScorer:
                 ranker_version=self.version,
                 collection_version=self.collection_version,
             )
-        return scores
-
-    def explain(self, context: RankingContext, candidates: Sequence[Scoreable]) -> list[dict[str, float]]:
-        """Per candidate (in the order given) its feature values by name, plus `_score`: the model's score."""
-        if not candidates:
-            return []
-        if not self.applies(context, candidates):
-            return [{"_fusion_fallback": 1.0, "_score": score} for score in _fused(candidates).tolist()]
-        matrix = self.extractor.extract(context, candidates)
-        scores = self.model.predict(matrix)
-        rows = self.extractor.as_dicts(matrix)
-        for row, score in zip(rows, scores.tolist(), strict=True):
+        if not explain:
+            return scores, None
+        explained = self.extractor.as_dicts(matrix)
+        for row, score in zip(explained, scores.tolist(), strict=True):
             row["_score"] = score
-        return rows
+        return scores, explained
 
 
-def _fused(candidates: Sequence[Scoreable]) -> np.ndarray:
-    return np.fromiter((c.fused_score for c in candidates), dtype=np.float64, count=len(candidates))
+_FUSION = FusionScorer()
 
 
 def load_ranker(
@@ -118,10 +122,6 @@ def load_ranker(
     """
     artifact: RankerArtifact = read_ranker(path)
     extractor = FeatureExtractor(artifact.declaration, collection, branches=branches)
-    manifest = getattr(collection, "manifest", None)
-    collection_version = (
-        (manifest or {}).get("parts", {}).get("version") if isinstance(manifest, dict) else None
-    )
     return LearnedScorer(
         extractor,
         artifact.model,
@@ -129,5 +129,5 @@ def load_ranker(
         version=artifact.version,
         task=artifact.task,
         logger=logger,
-        collection_version=collection_version,
+        collection_version=getattr(collection, "version", None),
     )

@@ -48,10 +48,16 @@ class Scoreable(Protocol):
     branch_scores: dict[str, float]
 
 
+def branches_found(candidates: Sequence[Scoreable]) -> set[str]:
+    """The recall branches that found at least one of the candidates."""
+    return {name for c in candidates for name in c.ranks}
+
+
 class Scorer(Protocol):
     """What the pipeline calls. A scorer may also define `applies(context, candidates) -> bool` (False:
-    the pipeline scores that request with fusion instead, and says so) and `explain(context, candidates)`
-    (per candidate, the values it scored from), as `ranker.learned.LearnedScorer` does."""
+    the pipeline scores that request with fusion instead, and says so) and
+    `score_explained(context, candidates, explain=True) -> (scores, rows)` (with each candidate's values
+    it scored from), as `ranker.learned.LearnedScorer` does."""
 
     name: str
     version: str

@@ -21,11 +21,11 @@ import numpy as np
 from tqdm import tqdm
 
 from ranker.features.extract import FeatureExtractor
-from ranker.models import Groups, LambdaMart, RankingModel, mean_ndcg, model_class
-from ranker.scoring import FusionScorer, RankingContext, Scoreable
+from ranker.metrics import Judged
+from ranker.models import MODELS, SELECTION_METRIC, Groups, LambdaMart, RankingModel, mean_ndcg, model_class
+from ranker.scoring import FusionScorer, RankingContext, Scoreable, branches_found
 
-MODEL_KINDS = ("lambdamart", "listwise_mlp")
-SELECTION_METRIC = "valid_ndcg@10"
+MODEL_KINDS = tuple(MODELS)
 
 
 @dataclass
@@ -58,11 +58,6 @@ class CandidateRecorder:
         return last
 
 
-def ideal_gains(judgments: Mapping[str, int]) -> np.ndarray:
-    grades = np.array([g for g in judgments.values() if g > 0], dtype=np.float64)
-    return np.sort(grades)[::-1]
-
-
 def search_example(
     key: str,
     context: RankingContext,
@@ -72,7 +67,7 @@ def search_example(
 ) -> RankingExample:
     """Label candidates with their qrels grade (0 when unjudged)."""
     labels = np.array([max(int(judgments.get(i, 0)), 0) for i in ids], dtype=np.int64)
-    return RankingExample(key, context, list(candidates), labels, ideal_gains(judgments))
+    return RankingExample(key, context, list(candidates), labels, Judged.from_qrels(judgments).ideal_gains)
 
 
 Runner = Callable[[str, frozenset[str] | None], tuple[RankingContext | None, Sequence[Scoreable]]]
@@ -101,7 +96,7 @@ def collect_search_examples(
     for qid in tqdm(judged, "queries", disable=not progress, unit="q"):
         context, candidates = run(queries[qid], None)
         examples.append(_example(qid, queries[qid], context, candidates, ids_of, qrels[qid]))
-        present = sorted({name for c in candidates for name in c.ranks})
+        present = sorted(branches_found(candidates))
         if qid not in dropped or len(present) < 2:
             continue
         for left_out in present:

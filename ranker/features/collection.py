@@ -18,10 +18,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from indexer.fields import make_field_analyzer
+from indexer.analysis import make_analyzer
+from indexer.config import RESERVED_RECORD_KEYS
 
-# Docstore record keys that are not text (see `indexer.build._record`).
-NON_TEXT_KEYS = frozenset({"category", "tags", "lat", "lon", "popularity", "features"})
 FIELD_TERMS_CACHE = 100_000  # analysed field texts kept per field (least recently used are dropped)
 
 
@@ -45,18 +44,8 @@ class FeatureCollection(Protocol):
 
 
 def stored_vectors(index: Any, rows: np.ndarray) -> np.ndarray:
-    """The stored (unit, for cosine) vectors of `rows` in a vector index; ValueError when it keeps none."""
-    rows = np.asarray(rows, dtype=np.int64)
-    reconstruct = getattr(index, "reconstruct", None)
-    if callable(reconstruct):
-        return np.asarray(reconstruct(rows), dtype=np.float32)
-    private = getattr(index, "_vectors", None)  # every exact-storage backend implements it
-    if callable(private):
-        try:
-            return np.asarray(private(rows), dtype=np.float32)
-        except NotImplementedError:
-            pass
-    raise ValueError(f"vector index {type(index).__name__} does not keep its vectors")
+    """The stored (unit, for cosine) vectors of `rows` in a vector index (`VectorIndex.reconstruct`)."""
+    return np.asarray(index.reconstruct(np.asarray(rows, dtype=np.int64)), dtype=np.float32)
 
 
 def vectors_available(index: Any) -> str | None:
@@ -67,8 +56,8 @@ def vectors_available(index: Any) -> str | None:
         return "the vector index is empty"
     try:
         stored_vectors(index, np.zeros(1, dtype=np.int64))
-    except (ValueError, RuntimeError) as error:
-        return str(error)
+    except (ValueError, RuntimeError, NotImplementedError, AttributeError) as error:
+        return str(error) or f"vector index {type(index).__name__} does not keep its vectors"
     return None
 
 
@@ -111,7 +100,7 @@ class CollectionView:
         """`text` in the primary field's analyzer (one analyzer per thread: they are not thread-safe)."""
         analyzer = getattr(self._local, "analyzer", None)
         if analyzer is None:
-            analyzer = self._local.analyzer = make_field_analyzer(self.primary_analyzer)
+            analyzer = self._local.analyzer = make_analyzer(self.primary_analyzer)
         return analyzer(text)
 
     def record_text(self, record: dict | None) -> str:
@@ -120,7 +109,8 @@ class CollectionView:
             return ""
         if self.text_sources:
             return "\n".join(str(record.get(s) or "") for s in self.text_sources)
-        return "\n".join(str(v) for k, v in record.items() if k not in NON_TEXT_KEYS and isinstance(v, str))
+        texts = (v for k, v in record.items() if k not in RESERVED_RECORD_KEYS and isinstance(v, str))
+        return "\n".join(texts)
 
     def item_lengths(self, rows: np.ndarray) -> np.ndarray:
         """Analysed terms per item, computed from the docstore on first use and cached per row."""
@@ -161,9 +151,10 @@ class CollectionView:
                 self._item_times = (indptr, times[order])
             return self._item_times
 
-    def vectors(self, space: str, index: Any, rows: np.ndarray) -> np.ndarray:
-        """Stored vectors of `rows` in a vector index, cached per row: reading them back from an ANN index
-        (hnswlib copies item by item) costs more than the rest of a request's features.
+    def unit_vectors(self, space: str, index: Any, rows: np.ndarray) -> np.ndarray:
+        """Stored vectors of `rows` in a vector index scaled to unit length (zero rows stay zero), cached
+        per row: reading them back from an ANN index (hnswlib copies item by item) costs more than the rest
+        of a request's features.
 
         The cache is a zero-filled (n, dim) array, which the OS backs with memory only for the rows written,
         so it grows with the items requests actually touch.
@@ -180,7 +171,9 @@ class CollectionView:
         todo = rows[~known[rows]]
         if todo.size:
             todo = np.unique(todo)
-            cache[todo] = stored_vectors(index, todo)
+            vectors = stored_vectors(index, todo)
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            cache[todo] = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
             known[todo] = True  # after the vectors: a reader never sees a row marked before it is written
         return cache[rows]
 

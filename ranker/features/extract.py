@@ -18,7 +18,7 @@ from ranker.features.collection import CollectionView, FeatureCollection
 from ranker.features.declarations import FeatureDeclaration, FeatureSpec, require
 from ranker.features.ops import CALC_OPS, Request
 from ranker.features.transforms import TRANSFORMS
-from ranker.scoring import RankingContext, Scoreable
+from ranker.scoring import RankingContext, Scoreable, branches_found
 
 
 class _Compiled:
@@ -60,7 +60,7 @@ class FeatureExtractor:
 
     def covers(self, candidates: Sequence[Scoreable]) -> bool:
         """Whether every branch a feature is gated on found some candidate (the model's training regime)."""
-        found = {name for c in candidates for name in c.ranks}
+        found = branches_found(candidates)
         return all(branch in found for branch in self.declaration.gates)
 
     def extract(self, context: RankingContext, candidates: Sequence[Scoreable]) -> np.ndarray:
@@ -70,10 +70,6 @@ class FeatureExtractor:
         for j, feature in enumerate(self._features):
             out[:, j] = feature(request)
         return out
-
-    def explain(self, context: RankingContext, candidates: Sequence[Scoreable]) -> list[dict[str, float]]:
-        """The features of each candidate as {name: value}, in candidate order."""
-        return self.as_dicts(self.extract(context, candidates))
 
     def as_dicts(self, matrix: np.ndarray) -> list[dict[str, float]]:
         return [dict(zip(self.names, row, strict=True)) for row in matrix.tolist()]

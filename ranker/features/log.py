@@ -24,6 +24,11 @@ import numpy as np
 from ranker.features.collection import CollectionView
 from ranker.scoring import RankingContext, Scoreable
 
+# What every log line holds; anything else on a line is the logger's `meta` (ranker and collection versions).
+LOGGED_KEYS = frozenset(
+    {"request_id", "time", "query", "user_id", "location", "items", "names", "candidates", "features"}
+)
+
 
 @dataclass(slots=True)
 class LoggedCandidate:
@@ -158,8 +163,6 @@ def read_feature_log(path: Path) -> Iterator[LoggedRequest]:
                 )
             except (KeyError, TypeError, ValueError) as error:
                 raise ValueError(f"{path}:{number}: not a feature log line ({error})") from None
-            known = {"request_id", "time", "query", "user_id", "location", "items", "names"}
-            known |= {"candidates", "features"}
             yield LoggedRequest(
                 request_id=record["request_id"],
                 context=context,
@@ -167,6 +170,6 @@ def read_feature_log(path: Path) -> Iterator[LoggedRequest]:
                 provenance=candidates,
                 names=names,
                 features=features,
-                meta={k: v for k, v in record.items() if k not in known},
+                meta={k: v for k, v in record.items() if k not in LOGGED_KEYS},
                 items=list(record.get("items") or []),
             )

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
+from indexer.geo import EARTH_RADIUS_KM, haversine_km
 from ranker.features.collection import CollectionView, vectors_available
-from ranker.scoring import RankingContext, Scoreable
+from ranker.scoring import RankingContext, Scoreable, branches_found
 
 SPACES = ("dense", "word2vec")
-EARTH_RADIUS_KM = 6371.0088
 FARTHEST_KM = float(np.pi * EARTH_RADIUS_KM)  # half the circumference: "as far as it gets"
 
 
@@ -41,12 +42,10 @@ class Request:
     def __len__(self) -> int:
         return len(self.rows)
 
-    @property
+    @cached_property
     def branches_present(self) -> set[str]:
         """The branches that found at least one of the candidates."""
-        if ("branches_present", None) not in self._memo:
-            self._memo[("branches_present", None)] = {name for c in self.candidates for name in c.ranks}
-        return self._memo[("branches_present", None)]
+        return branches_found(self.candidates)
 
     def get(self, op: str, arg: str | None = None) -> Any:
         key = (op, arg)
@@ -94,9 +93,7 @@ def _query_vector(req: Request, space: str | None) -> np.ndarray:
 
 
 def _item_vectors(req: Request, space: str | None) -> np.ndarray:
-    vectors = req.view.vectors(space or "", _vector_index(req.view, space), req.rows)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+    return req.view.unit_vectors(space or "", _vector_index(req.view, space), req.rows)
 
 
 def _provenance(attribute: str) -> Callable[[Request, str | None], np.ndarray]:
@@ -106,23 +103,28 @@ def _provenance(attribute: str) -> Callable[[Request, str | None], np.ndarray]:
     return fetch
 
 
-def _column_values(view: CollectionView, name: str | None) -> np.ndarray | None:
-    if name == "popularity":
-        return view.collection.popularity
-    return view.collection.columns.get(name or "")
-
-
 def _column(req: Request, name: str | None) -> np.ndarray:
-    values = _column_values(req.view, name)
-    if values is None:
-        raise ValueError(f"no numeric column {name!r}")
-    return np.asarray(values[req.rows], dtype=np.float64)
+    return np.asarray(req.collection.columns[name or ""][req.rows], dtype=np.float64)
 
 
 def _check_column(view: CollectionView, name: str | None) -> str | None:
-    if _column_values(view, name) is None:
+    if (name or "") not in view.collection.columns:
         return f"no numeric column {name!r}; the collection has {sorted(view.collection.columns)}"
     return None
+
+
+def _popularity(req: Request, _: str | None) -> np.ndarray:
+    popularity = req.collection.popularity
+    assert popularity is not None  # `_check_popularity` refused the declaration otherwise
+    return np.asarray(popularity[req.rows], dtype=np.float64)
+
+
+def _check_popularity(view: CollectionView, _: str | None) -> str | None:
+    return None if view.collection.popularity is not None else "the collection has no popularity"
+
+
+def _check_behaviour(view: CollectionView, _: str | None) -> str | None:
+    return None if view.collection.behaviour else "the collection has no behaviour"
 
 
 def _check_keyword_codes(view: CollectionView, name: str | None) -> str | None:
@@ -175,6 +177,7 @@ IO_OPS: dict[str, IoOp] = {
     "branch_scores": IoOp(_provenance("branch_scores")),
     "fused_score": IoOp(lambda req, _: np.array([c.fused_score for c in req.candidates], dtype=np.float64)),
     "column": IoOp(_column, _check_column),
+    "popularity": IoOp(_popularity, _check_popularity),
     "keyword_codes": IoOp(
         lambda req, name: np.asarray(req.collection.keywords.fields[name].codes[req.rows], dtype=np.int64),
         _check_keyword_codes,
@@ -186,10 +189,7 @@ IO_OPS: dict[str, IoOp] = {
             None if view.has_field(name or "") else f"stored items have no text field {name!r}"
         ),
     ),
-    "user_history": IoOp(
-        _user_history,
-        lambda view, _: None if view.collection.behaviour else "the collection has no behaviour",
-    ),
+    "user_history": IoOp(_user_history, _check_behaviour),
     "keyword_matrix": IoOp(
         lambda req, name: req.view.keyword_matrix(name or ""),
         lambda view, name: (
@@ -198,13 +198,8 @@ IO_OPS: dict[str, IoOp] = {
             else f"no keyword field {name!r}; the collection has {sorted(view.collection.keywords.fields)}"
         ),
     ),
-    "user_time": IoOp(
-        _user_time, lambda view, _: None if view.collection.behaviour else "the collection has no behaviour"
-    ),
-    "item_event_times": IoOp(
-        lambda req, _: req.view.item_event_times(),
-        lambda view, _: None if view.collection.behaviour else "the collection has no behaviour",
-    ),
+    "user_time": IoOp(_user_time, _check_behaviour),
+    "item_event_times": IoOp(lambda req, _: req.view.item_event_times(), _check_behaviour),
     "item2vec": IoOp(
         lambda req, _: _item2vec(req.view),
         lambda view, _: None if _item2vec(view) is not None else "the collection has no item2vec vectors",
@@ -350,13 +345,6 @@ def _events_near(req: Request, params: Params) -> np.ndarray:
     return out
 
 
-def haversine_km(lat1: float, lon1: float, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    dp, dl = p2 - p1, np.radians(lon2 - lon1)
-    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
-
-
 def _geo_distance(req: Request, params: Params) -> np.ndarray:
     location = req.context.location
     if location is None:
@@ -456,8 +444,8 @@ CALC_OPS: dict[str, CalcOp] = {
         "A numeric column of the item.",
     ),
     "popularity": CalcOp(
-        lambda req, p: _filled(req.get("column", "popularity"), p["missing"]),
-        lambda p: [Need("column", "popularity")],
+        lambda req, p: _filled(req.get("popularity"), p["missing"]),
+        lambda p: [Need("popularity")],
         {"missing": 0.0},
         "Item popularity (behaviour-decayed when the collection has events).",
     ),

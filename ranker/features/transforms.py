@@ -1,9 +1,9 @@
 """Transformers: map one feature vector (a value per candidate of one request) to another.
 
 Elementwise ones (`log1p`, `clip`, `bucketize`, `reciprocal`, `scale`, `fill_missing`) depend on the value
-alone. Per-request ones (`minmax`, `zscore`, `max_ratio`, `gap_to_max`, `rank`, `request_max`,
-`request_mean`) normalise against the request's candidate list, which keeps a feature comparable across
-collections whose raw magnitudes differ (BM25 on 5k English abstracts against 1k Chinese sentences).
+alone. Per-request ones (`minmax`, `zscore`, `max_ratio`, `gap_to_max`, `rank`) normalise against the
+request's candidate list, which keeps a feature comparable across collections whose raw magnitudes differ
+(BM25 on 5k English abstracts against 1k Chinese sentences).
 """
 
 from __future__ import annotations
@@ -62,10 +62,6 @@ def _rank(x: np.ndarray, p: Params) -> np.ndarray:
     return (np.searchsorted(order, -x, side="left") + 1).astype(np.float64)
 
 
-def _broadcast(reduce: Callable[[np.ndarray], float]) -> Callable[[np.ndarray, Params], np.ndarray]:
-    return lambda x, p: np.full_like(x, reduce(x) if x.size else 0.0)
-
-
 TRANSFORMS: dict[str, Transform] = {
     "log1p": Transform(_log1p, doc="sign(x) * log(1 + |x|)."),
     "clip": Transform(lambda x, p: np.clip(x, p["lo"], p["hi"]), {"lo": -np.inf, "hi": np.inf}, "Clip."),
@@ -80,6 +76,4 @@ TRANSFORMS: dict[str, Transform] = {
     "max_ratio": Transform(_max_ratio, doc="x / max over the request; 0 when the max is not positive."),
     "gap_to_max": Transform(lambda x, p: (x.max() - x) if x.size else x, doc="max over the request - x."),
     "rank": Transform(_rank, doc=str(_rank.__doc__)),
-    "request_max": Transform(_broadcast(np.max), doc="The request's max, for every candidate."),
-    "request_mean": Transform(_broadcast(np.mean), doc="The request's mean, for every candidate."),
 }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ranker.models.base import Groups, RankingModel, mean_ndcg, ndcg_of_scores
+from ranker.models.base import SELECTION_METRIC, Groups, RankingModel, mean_ndcg, ndcg_of_scores
 from ranker.models.lambdamart import LambdaMart
 from ranker.models.listwise_mlp import ListwiseMlp
 
@@ -17,6 +17,7 @@ def model_class(kind: str) -> type[RankingModel]:
 
 __all__ = [
     "MODELS",
+    "SELECTION_METRIC",
     "Groups",
     "LambdaMart",
     "ListwiseMlp",

@@ -14,6 +14,10 @@ from typing import Any, ClassVar, Protocol, Self
 
 import numpy as np
 
+from ranker.metrics import METRICS, Judged
+
+SELECTION_METRIC = "valid_ndcg@10"  # what model selection, and every model's `fit`, report and compare
+
 
 @dataclass
 class Groups:
@@ -51,14 +55,12 @@ class Groups:
 
 
 def ndcg_of_scores(scores: np.ndarray, labels: np.ndarray, ideal: np.ndarray, k: int = 10) -> float:
-    """nDCG@k of candidates ordered by score (ties keep candidate order, as the pipeline's stable sort)."""
-    ideal = np.asarray(ideal, dtype=np.float64)[:k]
-    if not ideal.size:
-        return 0.0
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")[:k]
-    gains = np.maximum(np.asarray(labels, dtype=np.float64)[order], 0.0)
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    return float((gains * discounts[: gains.size]).sum() / (ideal * discounts[: ideal.size]).sum())
+    """nDCG@k of candidates ordered by score (ties keep candidate order, as the pipeline's stable sort),
+    with `ranker.metrics`' (trec_eval's) definition."""
+    ideal = np.asarray(ideal, dtype=np.float64)
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    grades = np.asarray(labels)[order]
+    return METRICS["ndcg"](grades, Judged(num_relevant=int((ideal > 0).sum()), ideal_gains=ideal), k)
 
 
 def mean_ndcg(groups: Groups, scores: np.ndarray, k: int = 10) -> float:

@@ -8,9 +8,11 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from indexer.analysis import make_analyzer
 from indexer.ann import make_index
-from indexer.fields import Bm25Field, FieldedBm25, make_field_analyzer
+from indexer.fields import Bm25Field, FieldedBm25
 from indexer.inverted import InvertedIndex
+from retrieval.candidates import Candidate
 
 DOCS = [
     {"title": "Vitamin D and bone density", "text": "Vitamin D supplements raise bone mineral density."},
@@ -84,7 +86,7 @@ class FakeCollection:
 
 
 def fake_collection(*, behaviour: bool = True) -> FakeCollection:
-    analyzer = make_field_analyzer("english")
+    analyzer = make_analyzer("english")
     tokens = [analyzer(f"{d['title']}\n{d['text']}") for d in DOCS]
     inverted = FieldedBm25([Bm25Field("content", "english", 1.0, (), InvertedIndex.build(tokens))])
     encoder = FakeEncoder()
@@ -114,20 +116,11 @@ def fake_collection(*, behaviour: bool = True) -> FakeCollection:
     )
 
 
-@dataclass
-class Cand:
-    row: int
-    fused_score: float
-    ranks: dict[str, int] = field(default_factory=dict)
-    branch_scores: dict[str, float] = field(default_factory=dict)
-    score: float = 0.0
-
-
-def candidates() -> list[Cand]:
+def candidates() -> list[Candidate]:
     """Rows 0, 5, 2, 1 as a merge of bm25 and dense would give them."""
     return [
-        Cand(0, 0.032, {"bm25": 1, "dense": 1}, {"bm25": 3.1, "dense": 0.9}),
-        Cand(5, 0.016, {"bm25": 2}, {"bm25": 1.7}),
-        Cand(2, 0.016, {"dense": 2}, {"dense": 0.5}),
-        Cand(1, 0.015, {"bm25": 3}, {"bm25": 0.2}),
+        Candidate(0, 0.032, {"bm25": 1, "dense": 1}, {"bm25": 3.1, "dense": 0.9}),
+        Candidate(5, 0.016, {"bm25": 2}, {"bm25": 1.7}),
+        Candidate(2, 0.016, {"dense": 2}, {"dense": 0.5}),
+        Candidate(1, 0.015, {"bm25": 3}, {"bm25": 0.2}),
     ]
