@@ -1,7 +1,13 @@
 """Text analyzers: turn a string into the list of index terms used by the BM25 index.
 
-Four analyzers are registered in ``ANALYZERS``:
+Five analyzers are registered in ``ANALYZERS``:
 
+- ``auto`` (the default): chooses per run of script, so one collection can hold English, Chinese,
+  Japanese and Korean text and a query is analysed by the same rule. Han runs (Chinese) get jieba
+  search-mode words plus every single character (the usual practice for Chinese search: words for precise
+  matches, characters for recall when segmentation differs between query and document); Han next to kana
+  (Japanese), kana and hangul get overlapping character bigrams; everything else the ``english`` pipeline.
+  Text without CJK characters gets exactly the ``english`` analyzer's terms.
 - ``english``: lowercase, split on ``(?u)\\b\\w\\w+\\b`` (the bm25s default token pattern), drop the Lucene
   English stopwords (the list bm25s uses for ``stopwords="en"``) and apply Snowball English stemming.
 - ``chinese``: jieba search-mode segmentation; punctuation and whitespace are dropped and Latin-script
@@ -21,6 +27,7 @@ import logging
 import re
 import threading
 import unicodedata
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 import Stemmer
@@ -28,12 +35,17 @@ import Stemmer
 __all__ = [
     "ANALYZERS",
     "ENGLISH_STOPWORDS",
+    "SCRIPTS",
     "Analyzer",
+    "AutoAnalyzer",
     "ChineseAnalyzer",
     "CjkBigramAnalyzer",
     "CjkUnigramAnalyzer",
     "EnglishAnalyzer",
+    "describe_auto",
     "make_analyzer",
+    "script_counts",
+    "script_shares",
 ]
 
 # Lucene's EnglishAnalyzer stop set; identical to bm25s.stopwords.STOPWORDS_EN.
@@ -51,6 +63,57 @@ TOKEN_PATTERN = re.compile(r"(?u)\b\w\w+\b")
 _CJK_RANGES = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _CJK_RUN = re.compile(f"([{_CJK_RANGES}]+)")
 _HAS_CJK = re.compile(f"[{_CJK_RANGES}]")
+_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_KANA = "\u3040-\u30ff"
+_HANGUL = "\uac00-\ud7af"
+_HAN_RUN = re.compile(f"([{_HAN}]+)")
+_HAS_KANA = re.compile(f"[{_KANA}]")
+SCRIPTS = ("latin", "han", "kana", "hangul", "other")
+
+
+_LETTER = re.compile(r"[^\W\d_]")
+_SCRIPT_LETTERS = {
+    "latin": re.compile("[A-Za-z\u00c0-\u024f]"),
+    "han": re.compile(f"[{_HAN}]"),
+    "kana": _HAS_KANA,
+    "hangul": re.compile(f"[{_HANGUL}]"),
+}
+
+
+def script_counts(text: str) -> dict[str, int]:
+    """How many letters of `text` are Latin, Han, kana, hangul or of another script (digits excluded)."""
+    counts = {name: len(pattern.findall(text)) for name, pattern in _SCRIPT_LETTERS.items()}
+    counts["other"] = max(0, len(_LETTER.findall(text)) - sum(counts.values()))
+    return counts
+
+
+def script_shares(texts: Iterable[str]) -> dict[str, float]:
+    """Each script's share of the letters of `texts` (rounded to 4 places; scripts with no letters left
+    out)."""
+    total = dict.fromkeys(SCRIPTS, 0)
+    for text in texts:
+        for name, count in script_counts(text).items():
+            total[name] += count
+    letters = sum(total.values())
+    return {name: round(count / letters, 4) for name, count in total.items() if count} if letters else {}
+
+
+# What `auto` does with each script, for the build log.
+AUTO_RULES = {
+    "latin": "English stemming",
+    "han": "jieba words + single characters (Chinese) or bigrams (next to kana)",
+    "kana": "character bigrams",
+    "hangul": "character bigrams",
+    "other": "English pipeline (lowercase words)",
+}
+
+
+def describe_auto(shares: dict[str, float]) -> str:
+    """One line for the build log: the scripts `auto` met and what it does with each."""
+    if not shares:
+        return "no letters"
+    parts = sorted(shares.items(), key=lambda kv: -kv[1])
+    return "; ".join(f"{name} {share:.1%} -> {AUTO_RULES[name]}" for name, share in parts)
 
 
 class Analyzer(Protocol):
@@ -182,7 +245,37 @@ class ChineseAnalyzer(_MixedScriptAnalyzer):
         return segments
 
 
+class AutoAnalyzer(_MixedScriptAnalyzer):
+    """Per script run: jieba words plus single characters for Han, bigrams for Japanese (Han with kana),
+    kana and hangul, english for the rest; text without CJK is analysed exactly as `english` does."""
+
+    name = "auto"
+
+    def __call__(self, text: str) -> list[str]:
+        if _HAS_CJK.search(text) is None:
+            return self._english(text)
+        return super().__call__(text)
+
+    def _segments(self, text: str) -> list[tuple[bool, str]]:
+        if _HAS_KANA.search(text) is not None:  # Japanese: kanji runs read with the kana, as bigrams
+            return CjkBigramAnalyzer._segments(self, text)  # type: ignore[arg-type]
+        segments: list[tuple[bool, str]] = []
+        for i, part in enumerate(_HAN_RUN.split(text)):
+            if i % 2:
+                segments.extend(_han_terms(part))
+            elif part:  # hangul bigrams, everything else english
+                segments.extend(CjkBigramAnalyzer._segments(self, part))  # type: ignore[arg-type]
+        return segments
+
+
+def _han_terms(run: str) -> list[tuple[bool, str]]:
+    """A run of Han characters as jieba search-mode words followed by its single characters."""
+    words = [w for w in _jieba_tokenizer().cut_for_search(run) if w.strip()]
+    return [(True, w) for w in words] + [(True, ch) for ch in run]
+
+
 ANALYZERS: dict[str, type] = {
+    "auto": AutoAnalyzer,
     "english": EnglishAnalyzer,
     "chinese": ChineseAnalyzer,
     "cjk_bigram": CjkBigramAnalyzer,

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from indexer.analysis import make_analyzer
+from indexer.analysis import describe_auto, make_analyzer, script_shares
 from indexer.ann import make_index
 from indexer.artifact import write_manifest
 from indexer.behaviour import write_behaviour
@@ -109,6 +109,8 @@ def build_collection(
         events = read_event_input(behaviour, config) if behaviour is not None else None
     _check_fields(config, source)
     report = _input_report(source, events, behaviour, config)
+    scripts = _auto_scripts(source.items, config)
+    report.messages += [f"analyzer auto, field {name}: {describe_auto(s)}" for name, s in scripts.items()]
     report.seconds = timings
     for message in report.messages:
         log(message)
@@ -142,6 +144,7 @@ def build_collection(
                 "skipped_events": report.skipped_events,
             },
             "n_docs": len(source.items),
+            "scripts": scripts,
             **parts,
             "seconds": timings,
         }
@@ -235,6 +238,15 @@ def _check_fields(config: BuildConfig, source: ItemInput) -> None:
             raise ValueError(f"field {spec.name!r} reads text field(s) {missing}; the items have {known}")
     if config.word2vec.analyzer is not None:
         make_analyzer(config.word2vec.analyzer)
+
+
+def _auto_scripts(items: list[Item], config: BuildConfig) -> dict[str, dict[str, float]]:
+    """Per field analysed by `auto`: each script's share of its letters (what the build log reports)."""
+    return {
+        spec.name: script_shares(_field_text(item, spec) for item in items)
+        for spec in config.fields
+        if config.field_analyzer(spec) == "auto"
+    }
 
 
 def _field_text(item: Item, spec: FieldConfig) -> str:

@@ -2,7 +2,7 @@
 
 A TOML file maps onto `BuildConfig` one to one::
 
-    analyzer = "chinese"                 # default analyzer of every field that names none
+    analyzer = "chinese"                 # default analyzer of every field that names none (default: auto)
     [[fields]]                           # one BM25 field per table; scores are summed with the boosts
     name = "words"
     [[fields]]
@@ -137,7 +137,9 @@ class BuildConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     analyzer: str = Field(
-        default="english", description="Default text analyzer: english, chinese, cjk_bigram or cjk_unigram."
+        default="auto",
+        description="Default text analyzer: auto (by script: Chinese words and characters, CJK bigrams, "
+        "English stemming), english, chinese, cjk_bigram or cjk_unigram.",
     )
     fields: list[FieldConfig] = Field(
         default_factory=lambda: [FieldConfig(name="content")],

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
+from indexer.analysis import script_counts
 from retrieval.candidates import BranchResult, CandidateSource, SearchQuery
 from retrieval.collection import Collection
-
-CJK_LETTER = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
 
 class Bm25Source:
@@ -29,10 +26,9 @@ class Bm25Source:
 
 def cjk_share(text: str) -> float:
     """Fraction of the letters in `text` that are CJK ideographs, kana or hangul."""
-    letters = [ch for ch in text if ch.isalpha()]
-    if not letters:
-        return 0.0
-    return sum(1 for ch in letters if CJK_LETTER.match(ch)) / len(letters)
+    counts = script_counts(text)
+    letters = sum(counts.values())
+    return (counts["han"] + counts["kana"] + counts["hangul"]) / letters if letters else 0.0
 
 
 class DenseSource:

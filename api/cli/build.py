@@ -37,7 +37,7 @@ def build(
     ] = False,
     analyzer: Annotated[
         str | None,
-        typer.Option(help="Override the default analyzer (english, chinese, cjk_bigram, cjk_unigram)."),
+        typer.Option(help="Override the default analyzer (auto, english, chinese, cjk_bigram, cjk_unigram)."),
     ] = None,
     limit: Annotated[int | None, typer.Option(help="Index only the first N documents.")] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,

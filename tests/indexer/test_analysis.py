@@ -10,7 +10,7 @@ import bm25s
 import pytest
 import Stemmer
 
-from indexer.analysis import ANALYZERS, ENGLISH_STOPWORDS, make_analyzer
+from indexer.analysis import ANALYZERS, ENGLISH_STOPWORDS, describe_auto, make_analyzer, script_shares
 
 XQUAD_ZH = Path(__file__).resolve().parents[2] / "data" / "xquad-r-zh" / "corpus.jsonl"
 
@@ -60,7 +60,7 @@ def test_cjk_bigrams() -> None:
 
 
 def test_registry_and_unknown_name() -> None:
-    assert set(ANALYZERS) == {"english", "chinese", "cjk_bigram", "cjk_unigram"}
+    assert set(ANALYZERS) == {"auto", "english", "chinese", "cjk_bigram", "cjk_unigram"}
     for name in ANALYZERS:
         assert make_analyzer(name).name == name
     with pytest.raises(ValueError, match="cjk_bigram"):
@@ -73,3 +73,39 @@ def test_analyzers_pickle() -> None:
         analyzer("warm up 中文")
         clone = pickle.loads(pickle.dumps(analyzer))
         assert clone("running 中文检索") == analyzer("running 中文检索")
+
+
+def test_auto_is_english_on_text_without_cjk() -> None:
+    auto, english = make_analyzer("auto"), make_analyzer("english")
+    for text in ["The Runners were RUNNING quickly", "IL-10 and TNF-alpha rose 3x", "Москва café", ""]:
+        assert auto(text) == english(text)
+
+
+def test_auto_reads_chinese_as_words_and_characters() -> None:
+    tokens = make_analyzer("auto")("黑豹队的防守 NFL running")
+    words = make_analyzer("chinese")("黑豹队的防守")
+    assert tokens[: len(words)] == words  # jieba's search-mode words first ...
+    assert tokens[len(words) : len(words) + 6] == list("黑豹队的防守")  # ... then every character
+    assert tokens[-2:] == ["nfl", "run"]  # Latin in the same text: the english pipeline
+
+
+def test_auto_reads_japanese_and_korean_as_bigrams() -> None:
+    auto = make_analyzer("auto")
+    assert auto("東京タワー") == ["東京", "京タ", "タワ", "ワー"]  # kanji next to kana: Japanese bigrams
+    assert auto("서울특별시 Seoul") == ["서울", "울특", "특별", "별시", "seoul"]
+
+
+def test_auto_query_matches_the_documents_it_analysed() -> None:
+    auto = make_analyzer("auto")
+    document = set(auto("北京是中华人民共和国的首都"))
+    assert {"北京", "首都", "北", "京"} <= document
+    assert set(auto("北京首都")) <= document
+
+
+def test_script_shares_and_their_description() -> None:
+    shares = script_shares(["abcd 中文", "서울"])
+    assert shares == {"latin": 0.5, "han": 0.25, "hangul": 0.25}
+    line = describe_auto(shares)
+    assert line.startswith("latin 50.0% -> English stemming")
+    assert "hangul 25.0% -> character bigrams" in line
+    assert script_shares(["123 !!"]) == {}
