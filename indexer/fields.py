@@ -126,6 +126,22 @@ class FieldedBm25:
         per_field = self._terms_by_field(terms)
         return self._sum(list(zip(self.fields, per_field, strict=True)), np.asarray(rows, dtype=np.int64))
 
+    def coverage(self, terms: Sequence[str] | Mapping[str, list[str]], rows: np.ndarray) -> np.ndarray:
+        """Per row, the largest share over fields of the query's distinct terms that the row contains.
+
+        Unlike a BM25 score it ignores length and term weights: "Springfield" covers a city with fifty
+        alternate names as fully as a village with one, and "York" covers half of "New York".
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        best = np.zeros(len(rows), dtype=np.float64)
+        for field, tokens in zip(self.fields, self._terms_by_field(terms), strict=True):
+            distinct = list(dict.fromkeys(tokens))
+            if not distinct:
+                continue
+            matched = sum((field.index.score_rows([t], rows) > 0).astype(np.float64) for t in distinct)
+            best = np.maximum(best, matched / len(distinct))
+        return best
+
     @staticmethod
     def _sum(active: list[tuple[Bm25Field, list[str]]], rows: np.ndarray) -> np.ndarray:
         total = np.zeros(len(rows), dtype=np.float32)

@@ -10,16 +10,22 @@ from indexer.geo import EARTH_RADIUS_KM, haversine_km
 from retrieval.branches.behaviour import top_rows
 from retrieval.candidates import BranchResult, SearchQuery
 from retrieval.collection import Collection
+from retrieval.names import names_of, normalize_name
 
-GOOD_MATCH = 0.5  # text matches scoring at least half the best match count as answers to the text
+# An exact name leads a partial match up to this many times farther away (in 1 + km): "Springfield" asked
+# 10 km from Springfield MA answers Springfield MA before West Springfield, 3 km away.
+EXACT_NAME_REACH = 10.0
+# Exact names are looked for among this many of the nearest good matches (each costs a docstore read).
+EXACT_NAME_CHECKED = 100
 
 
 class GeoSource:
     """`geo`: items near the request's location.
 
-    With query text, the good BM25 matches of the text (at least half the best score) ordered by distance,
-    the nearest "Springfield" first; without text, the nearest items. Either way within `radius_km` when
-    the request gives one.
+    With query text: the items that match as many of the text's terms as the best match does (a city with
+    fifty alternate names matches "Springfield" as fully as a village with one; "York" is not an answer to
+    "New York"), nearest first, where an item whose name is exactly the text counts as `EXACT_NAME_REACH`
+    times nearer. Without text: the nearest items. Either way within `radius_km` when the request gives one.
     """
 
     name = "geo"
@@ -48,10 +54,7 @@ class GeoSource:
         assert query.location is not None  # the gate guarantees it
         lat, lon = query.location
         if query.text.strip():
-            terms = self.collection.query_terms(query.text)
-            rows, scores = self.collection.inverted.search(terms, max(limit, 1000), allowed=query.allowed)
-            good = scores >= GOOD_MATCH * scores[0] if len(scores) else scores.astype(bool)
-            rows = rows[good]  # a near item matching one word of a long query is no answer to it
+            rows = self._text_matches(query, limit)
             distance = self.distances_km(rows, lat, lon)
         else:
             rows, distance = self._nearest(lat, lon, limit, query.allowed)
@@ -59,11 +62,40 @@ class GeoSource:
         if query.radius_km is not None:
             located &= distance <= query.radius_km
         rows, distance = rows[located], distance[located]
-        order = np.lexsort((rows, distance))[:limit]
+        order = np.lexsort((rows, distance))
+        rows, distance = rows[order], distance[order]
+        if query.text.strip():
+            distance = self._exact_names_nearer(rows, distance, query.text)
+            order = np.lexsort((rows, distance))
+            rows, distance = rows[order], distance[order]
         # Closer is better: 1 at the location, 0.5 at 100 km.
         return BranchResult(
-            self.name, rows[order].astype(np.int64), (1 / (1 + distance[order] / 100)).astype(np.float32)
+            self.name, rows[:limit].astype(np.int64), (1 / (1 + distance[:limit] / 100)).astype(np.float32)
         )
+
+    def _text_matches(self, query: SearchQuery, limit: int) -> np.ndarray:
+        """The BM25 matches that contain as many of the text's distinct terms as the best one does."""
+        inverted = self.collection.inverted
+        terms = self.collection.query_terms(query.text)
+        rows, _ = inverted.search(terms, max(limit, 1000), allowed=query.allowed)
+        if not len(rows):
+            return rows
+        coverage = inverted.coverage(terms, rows)
+        return rows[coverage >= coverage.max() - 1e-9]
+
+    def _exact_names_nearer(self, rows: np.ndarray, distance: np.ndarray, text: str) -> np.ndarray:
+        """`distance` with the items named exactly `text` (among the nearest checked) moved
+        `EXACT_NAME_REACH` times nearer, measured in 1 + km."""
+        wanted = normalize_name(text)
+        checked = rows[:EXACT_NAME_CHECKED]
+        records = self.collection.docstore.get_many(self.collection.external_ids_of(checked))
+        exact = np.array([record is not None and wanted in names_of(record) for record in records], bool)
+        if not exact.any():
+            return distance
+        adjusted = distance.copy()
+        head = adjusted[: len(checked)]
+        head[exact] = np.maximum(0.0, (1 + head[exact]) / EXACT_NAME_REACH - 1)
+        return adjusted
 
     def _nearest(
         self, lat: float, lon: float, limit: int, allowed: np.ndarray | None
