@@ -52,7 +52,7 @@ def test_bad_rows_exit_2_with_file_line_and_field_unless_skipped(tmp_path: Path)
     failed = _build(corpus, tmp_path / "idx", *MAP_ARGS)
     assert failed.exit_code == 2
     assert f"{corpus}:3: popularity: 'lots' is not a finite number" in failed.output
-    assert "skip_bad_rows" in failed.output
+    assert "pass --skip-bad-rows" in failed.output
     assert not (tmp_path / "idx" / "CURRENT").exists()
 
     skipped = _build(corpus, tmp_path / "idx", *MAP_ARGS, "--skip-bad-rows")
