@@ -57,7 +57,9 @@ def build(
         if skip_bad_rows:
             overrides["skip_bad_rows"] = True
         settings = apply_column_map(
-            BuildConfig.model_validate({**settings.model_dump(), **overrides}), column_map or []
+            # exclude_unset: roles the config leaves unset stay unset, to be filled by column name
+            BuildConfig.model_validate({**settings.model_dump(exclude_unset=True), **overrides}),
+            column_map or [],
         )
         report = build_collection(
             corpus,
