@@ -1,4 +1,4 @@
-"""`searchrec build` with item files, column maps and the bad-row policy; `searchrec versions`."""
+"""`searchrec build` with item files, column maps, columns by name and the bad-row policy; `versions`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from api.cli import app
 from indexer.encoder import Encoder
 from indexer.versions import VersionStore
 from retrieval.collection import Collection
-from tests.indexer.test_build_inputs import COLUMN_MAP, ITEMS, write_items
+from tests.indexer.test_build_inputs import COLUMN_MAP, ITEMS, SHOPS, write_items
 
 runner = CliRunner()
 MAP_ARGS = [arg for pair in COLUMN_MAP for arg in ("--map", pair)]
@@ -103,3 +103,44 @@ def test_versions_list_and_rollback(tmp_path: Path) -> None:
     assert VersionStore(root).current_name() == first
     empty = runner.invoke(app, ["versions", "list", str(tmp_path / "nothing")])
     assert empty.exit_code == 2 and "does not exist" in empty.output
+
+
+def _built_columns(root: Path) -> tuple[dict, list[str]]:
+    """The item column mapping a build's manifest records, and the numeric columns it wrote."""
+    collection = Collection.load(root)
+    try:
+        return collection.manifest["params"]["config"]["items"], collection.numeric_names
+    finally:
+        collection.close()
+
+
+def test_columns_by_name_are_printed_and_map_role_empty_turns_one_off(tmp_path: Path) -> None:
+    rows = [{"ID": row["id"], "Title": row["title"], "body": row["text"], "Latitude": row["lat"],
+             "longitude": row["lon"], "category": row["category"]} for row in SHOPS]  # fmt: skip
+    corpus = write_items(tmp_path / "shops.parquet", rows)
+    built = _build(corpus, tmp_path / "idx")
+    assert built.exit_code == 0, built.output
+    assert (
+        "columns: id=ID, text=[title:Title, body], lat=Latitude, lon=longitude, category=category (by name; "
+        "--map ROLE=COLUMN overrides, --map ROLE= turns one off)"
+    ) in built.stderr
+    assert _built_columns(tmp_path / "idx")[1] == ["lat", "lon"]
+
+    off = _build(corpus, tmp_path / "off", "--map", "lat=", "--map", "text=body")
+    assert off.exit_code == 0, off.output
+    assert "columns: id=ID, text=[body], category=category (by name: id, category; " in off.stderr
+    mapping, numeric = _built_columns(tmp_path / "off")
+    assert (mapping["lat"], mapping["lon"], mapping["text"], numeric) == (None, None, {"body": "body"}, [])
+
+
+def test_an_explicit_config_wins_over_names(tmp_path: Path) -> None:
+    rows = [{**row, "kind": f"{row['category']}s", "shop": f"shop-{row['id']}"} for row in SHOPS]
+    corpus = write_items(tmp_path / "shops.csv", rows)
+    config = tmp_path / "build.toml"
+    config.write_text("[items]\ncategory = 'kind'\ntext = ['text']\n")
+    built = _build(corpus, tmp_path / "idx", "--config", str(config), "--map", "id=shop")
+    assert built.exit_code == 0, built.output
+    mapping, _ = _built_columns(tmp_path / "idx")
+    assert (mapping["id"], mapping["text"], mapping["category"]) == ("shop", {"text": "text"}, "kind")
+    assert (mapping["lat"], mapping["popularity"]) == ("lat", "popularity")  # unset: filled by name
+    assert "(by name: lat, lon, popularity; " in built.stderr
