@@ -337,8 +337,15 @@ def _as_float(value: float | str | None) -> float | None:
 
 
 def _record(item: Item) -> dict[str, Any]:
-    """The docstore record: text fields at the top level (the service reads `title`), then extras."""
+    """The docstore record: text fields at the top level, then extras.
+
+    The service shows `title`: with no title field, or an empty one, the first non-empty text field stands
+    in (stored only here; BM25 and the encoders read the fields, so that text is not indexed twice).
+    """
     record: dict[str, Any] = dict(item.fields)
+    title = item.title()
+    if title:
+        record["title"] = title
     extras = item.to_record()
     for name in ("category", "lat", "lon", "popularity"):
         if name in extras:

@@ -303,6 +303,10 @@ class Item:
         """The non-empty text fields joined in mapping order, for analyzers and encoders."""
         return separator.join(v for v in self.fields.values() if v)
 
+    def title(self) -> str:
+        """What a hit shows as title: the `title` field, else the first non-empty text field ('' if none)."""
+        return self.fields.get("title") or next((value for value in self.fields.values() if value), "")
+
     def to_record(self) -> dict[str, Any]:
         """A JSON-ready dict without the id (the id is the forward-index key)."""
         record: dict[str, Any] = {"fields": self.fields, "tags": self.tags, "features": self.features}

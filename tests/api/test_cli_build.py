@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 import indexer.build
+from api.app import create_app
 from api.cli import app
 from indexer.encoder import Encoder
 from indexer.versions import VersionStore
@@ -144,3 +146,16 @@ def test_an_explicit_config_wins_over_names(tmp_path: Path) -> None:
     assert (mapping["id"], mapping["text"], mapping["category"]) == ("shop", {"text": "text"}, "kind")
     assert (mapping["lat"], mapping["popularity"]) == ("lat", "popularity")  # unset: filled by name
     assert "(by name: lat, lon, popularity; " in built.stderr
+
+
+def test_search_hits_show_the_name_when_there_is_no_title(tmp_path: Path) -> None:
+    corpus = tmp_path / "places.csv"
+    corpus.write_text(
+        "id,name,description\np1,Luigi pizzeria,Wood-fired pizza in the old town\n"
+        "p2,Golden dragon,Noodle soup and dumplings\np3,El Rincon,Tapas bar with sherry\n"
+    )
+    assert _build(corpus, tmp_path / "idx").exit_code == 0
+    with TestClient(create_app(tmp_path / "idx")) as client:
+        response = client.post("/search", json={"query": "noodle dumplings", "k": 1})
+    assert response.status_code == 200, response.text
+    assert [(hit["id"], hit["title"]) for hit in response.json()["results"]] == [("p2", "Golden dragon")]

@@ -1,5 +1,5 @@
 """Builds from JSONL, CSV and Parquet item files: column maps and columns by name, keyword filters, numeric
-columns, bad rows."""
+columns, titles, bad rows."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from indexer.analysis import make_analyzer
 from indexer.build import BuildReport, build_collection
 from indexer.config import BuildConfig, apply_column_map
 from indexer.encoder import Encoder
@@ -217,6 +218,39 @@ def test_a_file_without_config_maps_its_columns_by_name(tmp_path: Path, encoder:
             "lon": 5.37,
             "popularity": 7.0,
         }
+    finally:
+        collection.close()
+
+
+def test_without_a_title_column_the_first_text_field_is_the_title(tmp_path: Path, encoder: Encoder) -> None:
+    rows = [
+        {"id": "p1", "description": "Wood-fired pizza in the old town", "name": "Luigi pizzeria"},
+        {"id": "p2", "description": "Noodle soup and dumplings", "name": ""},  # no name: the next text field
+        {"id": "p3", "description": "Tapas bar", "name": "El Rincon"},
+    ]
+    corpus = write_items(tmp_path / "places.jsonl", rows)
+    build_collection(corpus, tmp_path / "idx", BuildConfig.model_validate(NO_WORD2VEC), encoder=encoder,
+                     progress=False)  # fmt: skip
+    collection = Collection.load(tmp_path / "idx", encoder=encoder)
+    try:
+        assert collection.manifest["params"]["config"]["items"]["text"] == {
+            "name": "name",
+            "description": "description",
+        }
+        records = collection.docstore.get_many(["p1", "p2", "p3"])
+        assert [r["title"] for r in records if r] == [
+            "Luigi pizzeria",
+            "Noodle soup and dumplings",
+            "El Rincon",
+        ]
+        assert records[0] == {
+            "name": "Luigi pizzeria",
+            "description": "Wood-fired pizza in the old town",
+            "title": "Luigi pizzeria",
+        }
+        analyzer = make_analyzer("english")  # BM25 indexed name and description once each
+        lengths = [len(analyzer(f"{row['name']}\n{row['description']}")) for row in rows]
+        assert collection.inverted.fields[0].index.params["avg_doc_len"] == pytest.approx(np.mean(lengths))
     finally:
         collection.close()
 
