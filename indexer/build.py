@@ -39,7 +39,7 @@ from indexer.analysis import describe_auto, make_analyzer, script_shares
 from indexer.ann import make_index
 from indexer.artifact import write_manifest
 from indexer.behaviour import write_behaviour
-from indexer.config import BuildConfig, FieldConfig, ItemColumns
+from indexer.config import BuildConfig, FieldConfig
 from indexer.docstore import DocStore
 from indexer.encoder import TextEncoder, index_cache_dir, make_encoder
 from indexer.fields import Bm25Field, FieldedBm25
@@ -99,16 +99,18 @@ def build_collection(
 ) -> BuildReport:
     """Build `corpus` (a BEIR folder or a JSONL/CSV/Parquet item file) into a new version under `root`.
 
-    `behaviour` is an optional events log (user_id, item_id, timestamp[, weight]). Bad input rows raise
-    `indexer.items.BadRowsError` (a ValueError listing file, line and field) unless `config.skip_bad_rows`.
-    Inputs are read and checked before the root is touched.
+    `behaviour` is an optional events log (user_id, item_id, timestamp[, weight]). Item roles `config` does
+    not set are filled from the file's column names; the mapping used is logged and stored in the manifest.
+    Bad input rows raise `indexer.items.BadRowsError` (a ValueError listing file, line and field) unless
+    `config.skip_bad_rows`. Inputs are read and checked before the root is touched.
     """
     timings: dict[str, float] = {}
     with _stage("read", timings, log):
         source = read_item_input(corpus, config)
         events = read_event_input(behaviour, config) if behaviour is not None else None
-    _check_fields(config, source)
     report = _input_report(source, events, behaviour, config)
+    config = config.model_copy(update={"items": source.schema})  # the manifest records what was read
+    _check_fields(config, source)
     scripts = _auto_scripts(source.items, config)
     report.messages += [f"analyzer auto, field {name}: {describe_auto(s)}" for name, s in scripts.items()]
     report.seconds = timings
@@ -139,6 +141,7 @@ def build_collection(
             "input": {
                 "format": source.format,
                 "path": str(source.path),
+                "columns_by_name": list(source.columns.by_name),
                 "skipped_rows": source.skipped_count,
                 "skipped_examples": [str(row) for row in source.skipped[:SKIPPED_EXAMPLES]],
                 "skipped_events": report.skipped_events,
@@ -207,7 +210,9 @@ def _input_report(
     source: ItemInput, events: Events | None, behaviour: Path | None, config: BuildConfig
 ) -> BuildReport:
     report = BuildReport(version="", path=Path(), n_docs=len(source.items))
-    if source.format == "beir" and config.items != ItemColumns():
+    report.messages += [source.columns.describe(), *source.columns.notes]
+    configured = config.items.model_dump(include=config.items.model_fields_set)
+    if source.format == "beir" and configured != source.schema.model_dump(include=set(configured)):
         report.messages.append("note: a BEIR folder is read as _id, title, text; [items] columns are ignored")
     if source.skipped_count:
         report.skipped_rows = source.skipped_count
@@ -344,8 +349,15 @@ def _as_float(value: float | str | None) -> float | None:
 
 
 def _record(item: Item) -> dict[str, Any]:
-    """The docstore record: text fields at the top level (the service reads `title`), then extras."""
+    """The docstore record: text fields at the top level, then extras.
+
+    The service shows `title`: with no title field, or an empty one, the first non-empty text field stands
+    in (stored only here; BM25 and the encoders read the fields, so that text is not indexed twice).
+    """
     record: dict[str, Any] = dict(item.fields)
+    title = item.title()
+    if title:
+        record["title"] = title
     extras = item.to_record()
     for name in ("category", "lat", "lon", "popularity"):
         if name in extras:

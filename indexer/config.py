@@ -17,7 +17,9 @@ A TOML file maps onto `BuildConfig` one to one::
     [behaviour]
     half_life_days = 30.0
 
-`--map ROLE=COLUMN` on the command line overrides single column keys (see `apply_column_map`).
+`--map ROLE=COLUMN` on the command line overrides single column keys and `--map ROLE=` turns an optional one
+off (see `apply_column_map`). Item roles neither sets are filled from the file's column names
+(`indexer.columns`); `ItemColumns.model_fields_set` tells which were set.
 """
 
 from __future__ import annotations
@@ -62,7 +64,11 @@ class FieldConfig(BaseModel):
 
 
 class ItemColumns(ItemSchema):
-    """Source columns of a JSONL/CSV/Parquet item file (a BEIR folder always uses _id, title, text)."""
+    """Source columns of a JSONL/CSV/Parquet item file (a BEIR folder always uses _id, title, text).
+
+    A build fills the roles not set here from the file's column names (`indexer.columns`); the defaults
+    below stand only where the file shows no columns at all.
+    """
 
     id: str = Field(default="id", description="Column with the external item id.")
     text: dict[str, str] = Field(
@@ -206,14 +212,25 @@ FEATURE_PREFIXES = {"numeric.": "numeric_features", "categorical.": "categorical
 # `--map` roles: the single-column keys of the item and event mappings, in declaration order.
 ITEM_ROLES = tuple(name for name in ItemColumns.model_fields if name not in FEATURE_PREFIXES.values())
 EVENT_ROLES = tuple(EventSchema.model_fields)
+# Roles `--map ROLE=` cannot turn off: every item and event needs them.
+REQUIRED_ROLES = ("id", "text", "user_id", "item_id", "timestamp")
 
 
-def _parse_pair(pair: str) -> tuple[str, str]:
+def _parse_pair(pair: str) -> tuple[str, str | None]:
+    """`ROLE=COLUMN` as (role, column); `ROLE=` as (role, None), which turns an optional role off."""
     role, sep, column = pair.partition("=")
     role, column = role.strip(), column.strip()
-    if not sep or not role or not column:
-        raise ValueError(f"column mapping {pair!r} must look like ROLE=COLUMN, e.g. id=movieId")
-    return role, column
+    if not sep or not role:
+        raise ValueError(
+            f"column mapping {pair!r} must look like ROLE=COLUMN (e.g. id=movieId) or ROLE= (e.g. lat=)"
+        )
+    if not column and role in REQUIRED_ROLES:
+        optional = [r for r in (*ITEM_ROLES, *EVENT_ROLES) if r not in REQUIRED_ROLES]
+        raise ValueError(
+            f"{pair!r} would turn off {role!r}, which every build needs; only these roles can be turned "
+            f"off: {[*optional, 'numeric.NAME', 'categorical.NAME']}"
+        )
+    return role, column or None
 
 
 def _renamed(part: str) -> tuple[str, str, str]:
@@ -222,23 +239,35 @@ def _renamed(part: str) -> tuple[str, str, str]:
     return (name, sep, column) if sep else (part, ":", part)
 
 
+def _set_feature(items: dict[str, Any], config: BuildConfig, key: str, name: str, column: str | None) -> None:
+    features = items.setdefault(key, dict(getattr(config.items, key)))
+    if column is None:
+        features.pop(name, None)
+    else:
+        features[name] = column
+
+
 def apply_column_map(config: BuildConfig, pairs: Iterable[str]) -> BuildConfig:
     """`config` with `ROLE=COLUMN` overrides applied (later pairs win), validated again.
 
     Item roles: id, text (comma-separated columns; `name:column` renames a field), category, tags,
     tags_delimiter, lat, lon, popularity, numeric.NAME, categorical.NAME. Event roles: user_id, item_id,
-    timestamp, weight.
+    timestamp, weight. `ROLE=` turns an optional role off (lat= or lon= turns both coordinates off), so the
+    build does not fill it from a column named like it (`indexer.columns`). Roles stay unset unless the
+    config or a pair sets them, which is how the build tells explicit roles from conventional ones.
     """
-    items: dict[str, Any] = config.items.model_dump()
-    events: dict[str, Any] = config.events.model_dump()
+    items: dict[str, Any] = config.items.model_dump(exclude_unset=True)
+    events: dict[str, Any] = config.events.model_dump(exclude_unset=True)
     for pair in pairs:
         role, column = _parse_pair(pair)
         prefix = next((p for p in FEATURE_PREFIXES if role.startswith(p)), None)
         if prefix is not None and role[len(prefix) :]:
-            items[FEATURE_PREFIXES[prefix]][role[len(prefix) :]] = column
-        elif role == "text":
+            _set_feature(items, config, FEATURE_PREFIXES[prefix], role[len(prefix) :], column)
+        elif role == "text" and column is not None:
             parts = [part.strip() for part in column.split(",") if part.strip()]
             items["text"] = {name: source for name, _, source in (_renamed(part) for part in parts)}
+        elif role in ("lat", "lon") and column is None:
+            items["lat"] = items["lon"] = None
         elif role in ITEM_ROLES:
             items[role] = column
         elif role in EVENT_ROLES:
@@ -246,4 +275,5 @@ def apply_column_map(config: BuildConfig, pairs: Iterable[str]) -> BuildConfig:
         else:
             allowed = [*ITEM_ROLES, *EVENT_ROLES, "numeric.NAME", "categorical.NAME"]
             raise ValueError(f"unknown column role {role!r} in {pair!r}; choose one of {allowed}")
-    return BuildConfig.model_validate({**config.model_dump(), "items": items, "events": events})
+    settings = config.model_dump(exclude_unset=True)
+    return BuildConfig.model_validate({**settings, "items": items, "events": events})

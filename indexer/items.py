@@ -6,9 +6,9 @@ extra features; `read_items` turns every row into an `Item`. `EventSchema` does 
 
 A row that fails validation (missing or duplicate id, coordinates out of range, a non-numeric number, a bad
 timestamp) becomes `BadRow(file, line, field, message)`. By default all bad rows are collected and one
-`BadRowsError` listing them is raised once the whole file was read; with `skip_bad_rows=True` they are left
-out and returned in `.skipped`. `line` is the 1-based physical line for JSONL and CSV (the CSV header is
-line 1) and the 0-based row index for Parquet.
+`BadRowsError` listing them is raised once the whole file was read (it names the CLI's `--skip-bad-rows`);
+with `skip_bad_rows=True` they are left out and returned in `.skipped`. `line` is the 1-based physical line
+for JSONL and CSV (the CSV header is line 1) and the 0-based row index for Parquet.
 """
 
 from __future__ import annotations
@@ -79,7 +79,8 @@ class BadRowsError(ValueError):
         more = problem_count - min(len(bad_rows), LISTED_BAD_ROWS)
         tail = f"\n  ... and {more} more" if more > 0 else ""
         super().__init__(
-            f"{path}: {row_count} bad row(s); fix them or pass skip_bad_rows=True to leave them out:\n"
+            f"{path}: {row_count} bad row(s); fix them or pass --skip-bad-rows (skip_bad_rows = true in a "
+            f"config) to leave them out:\n"
             f"{listed}{tail}"
         )
 
@@ -301,6 +302,10 @@ class Item:
     def text(self, separator: str = "\n") -> str:
         """The non-empty text fields joined in mapping order, for analyzers and encoders."""
         return separator.join(v for v in self.fields.values() if v)
+
+    def title(self) -> str:
+        """What a hit shows as title: the `title` field, else the first non-empty text field ('' if none)."""
+        return self.fields.get("title") or next((value for value in self.fields.values() if value), "")
 
     def to_record(self) -> dict[str, Any]:
         """A JSON-ready dict without the id (the id is the forward-index key)."""

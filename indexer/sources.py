@@ -1,7 +1,8 @@
 """Build inputs: items from a BEIR folder or a JSONL/CSV/Parquet file, events from a CSV/JSONL/Parquet log.
 
 A BEIR folder is read through the same item reader as any JSONL file, with the fixed mapping
-``_id -> id``, ``title`` and ``text`` as text fields, so bad lines and duplicate ids are reported alike.
+``_id -> id``, ``title`` and ``text`` as text fields, so bad lines and duplicate ids are reported alike. An
+item file's roles that the configuration leaves unset are filled from its column names (`indexer.columns`).
 Bad rows follow one policy (`BuildConfig.skip_bad_rows`): fail with every problem listed as
 ``file:line: field: message``, or leave those rows out and report how many.
 """
@@ -12,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexer.beir import corpus_path
-from indexer.config import BuildConfig
-from indexer.items import FORMATS, BadRow, Events, Item, ItemSchema, read_events, read_items
+from indexer.columns import ResolvedColumns, read_header, resolve_columns
+from indexer.config import BuildConfig, ItemColumns
+from indexer.items import FORMATS, BadRow, Events, Item, read_events, read_items
 
-BEIR_SCHEMA = ItemSchema(id="_id", text={"title": "title", "text": "text"})
+BEIR_SCHEMA = ItemColumns(id="_id", text={"title": "title", "text": "text"})
 
 
 @dataclass
@@ -24,10 +26,15 @@ class ItemInput:
 
     path: Path
     format: str
-    schema: ItemSchema
+    columns: ResolvedColumns
     items: list[Item]
     skipped: list[BadRow] = field(default_factory=list)
     skipped_count: int = 0
+
+    @property
+    def schema(self) -> ItemColumns:
+        """The column mapping the items were read with."""
+        return self.columns.columns
 
 
 def input_format(corpus: Path) -> str:
@@ -47,18 +54,23 @@ def input_format(corpus: Path) -> str:
 
 
 def read_item_input(corpus: Path, config: BuildConfig) -> ItemInput:
-    """Read and validate the items of `corpus`; `config.limit` keeps the first N good items."""
+    """Read and validate the items of `corpus`; `config.limit` keeps the first N good items.
+
+    An item file's unset roles are filled by column name; a BEIR folder keeps its fixed mapping.
+    """
     corpus = Path(corpus)
     fmt = input_format(corpus)
     if fmt == "beir":
-        path, schema = corpus_path(corpus), BEIR_SCHEMA
+        path, columns = corpus_path(corpus), ResolvedColumns(BEIR_SCHEMA, fixed=True)
     else:
-        path, schema = corpus, config.items
-    result = read_items(path, schema, fmt=None if fmt == "beir" else fmt, skip_bad_rows=config.skip_bad_rows)
+        path, columns = corpus, resolve_columns(config.items, read_header(corpus, fmt), corpus)
+    result = read_items(
+        path, columns.columns, fmt=None if fmt == "beir" else fmt, skip_bad_rows=config.skip_bad_rows
+    )
     items = result.items[: config.limit] if config.limit else result.items
     if not items:
         raise ValueError(f"{corpus} holds no documents")
-    return ItemInput(path, fmt, schema, items, result.skipped, result.skipped_count)
+    return ItemInput(path, fmt, columns, items, result.skipped, result.skipped_count)
 
 
 def read_event_input(path: Path, config: BuildConfig) -> Events:

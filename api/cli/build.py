@@ -28,8 +28,10 @@ def build(
         list[str] | None,
         typer.Option(
             "--map",
-            help="ROLE=COLUMN, repeatable. Roles: id, text (a,b or name:col), category, tags, lat, lon, "
-            "popularity, numeric.NAME, categorical.NAME, user_id, item_id, timestamp, weight.",
+            help="ROLE=COLUMN, repeatable; ROLE= turns an optional role off (lat= drops the coordinates). "
+            "Roles: id, text (a,b or name:col), category, tags, lat, lon, popularity, numeric.NAME, "
+            "categorical.NAME, user_id, item_id, timestamp, weight. Item roles left unmapped are filled "
+            "from columns named like them (id/_id, title, name, text, body, lat/latitude, lon/lng, ...).",
         ),
     ] = None,
     skip_bad_rows: Annotated[
@@ -44,8 +46,9 @@ def build(
 ) -> None:
     """Build an index from a corpus and publish it atomically under OUT.
 
-    Bad input rows are listed as file:line: field: message and fail the build (exit code 2) unless
-    --skip-bad-rows. Events on items outside the corpus are counted and left out.
+    Item columns the config and --map leave unmapped are recognised by name; the mapping used is printed
+    to stderr. Bad input rows are listed as file:line: field: message and fail the build (exit code 2)
+    unless --skip-bad-rows. Events on items outside the corpus are counted and left out.
     """
     from indexer.build import build_collection
     from indexer.config import BuildConfig, apply_column_map
@@ -57,7 +60,9 @@ def build(
         if skip_bad_rows:
             overrides["skip_bad_rows"] = True
         settings = apply_column_map(
-            BuildConfig.model_validate({**settings.model_dump(), **overrides}), column_map or []
+            # exclude_unset: roles the config leaves unset stay unset, to be filled by column name
+            BuildConfig.model_validate({**settings.model_dump(exclude_unset=True), **overrides}),
+            column_map or [],
         )
         report = build_collection(
             corpus,

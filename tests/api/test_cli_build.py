@@ -1,4 +1,4 @@
-"""`searchrec build` with item files, column maps and the bad-row policy; `searchrec versions`."""
+"""`searchrec build` with item files, column maps, columns by name and the bad-row policy; `versions`."""
 
 from __future__ import annotations
 
@@ -6,14 +6,16 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 import indexer.build
+from api.app import create_app
 from api.cli import app
 from indexer.encoder import Encoder
 from indexer.versions import VersionStore
 from retrieval.collection import Collection
-from tests.indexer.test_build_inputs import COLUMN_MAP, ITEMS, write_items
+from tests.indexer.test_build_inputs import COLUMN_MAP, ITEMS, SHOPS, write_items
 
 runner = CliRunner()
 MAP_ARGS = [arg for pair in COLUMN_MAP for arg in ("--map", pair)]
@@ -52,7 +54,7 @@ def test_bad_rows_exit_2_with_file_line_and_field_unless_skipped(tmp_path: Path)
     failed = _build(corpus, tmp_path / "idx", *MAP_ARGS)
     assert failed.exit_code == 2
     assert f"{corpus}:3: popularity: 'lots' is not a finite number" in failed.output
-    assert "skip_bad_rows" in failed.output
+    assert "pass --skip-bad-rows" in failed.output
     assert not (tmp_path / "idx" / "CURRENT").exists()
 
     skipped = _build(corpus, tmp_path / "idx", *MAP_ARGS, "--skip-bad-rows")
@@ -103,3 +105,57 @@ def test_versions_list_and_rollback(tmp_path: Path) -> None:
     assert VersionStore(root).current_name() == first
     empty = runner.invoke(app, ["versions", "list", str(tmp_path / "nothing")])
     assert empty.exit_code == 2 and "does not exist" in empty.output
+
+
+def _built_columns(root: Path) -> tuple[dict, list[str]]:
+    """The item column mapping a build's manifest records, and the numeric columns it wrote."""
+    collection = Collection.load(root)
+    try:
+        return collection.manifest["params"]["config"]["items"], collection.numeric_names
+    finally:
+        collection.close()
+
+
+def test_columns_by_name_are_printed_and_map_role_empty_turns_one_off(tmp_path: Path) -> None:
+    rows = [{"ID": row["id"], "Title": row["title"], "body": row["text"], "Latitude": row["lat"],
+             "longitude": row["lon"], "category": row["category"]} for row in SHOPS]  # fmt: skip
+    corpus = write_items(tmp_path / "shops.parquet", rows)
+    built = _build(corpus, tmp_path / "idx")
+    assert built.exit_code == 0, built.output
+    assert (
+        "columns: id=ID, text=[title:Title, body], lat=Latitude, lon=longitude, category=category (by name; "
+        "--map ROLE=COLUMN overrides, --map ROLE= turns one off)"
+    ) in built.stderr
+    assert _built_columns(tmp_path / "idx")[1] == ["lat", "lon"]
+
+    off = _build(corpus, tmp_path / "off", "--map", "lat=", "--map", "text=body")
+    assert off.exit_code == 0, off.output
+    assert "columns: id=ID, text=[body], category=category (by name: id, category; " in off.stderr
+    mapping, numeric = _built_columns(tmp_path / "off")
+    assert (mapping["lat"], mapping["lon"], mapping["text"], numeric) == (None, None, {"body": "body"}, [])
+
+
+def test_an_explicit_config_wins_over_names(tmp_path: Path) -> None:
+    rows = [{**row, "kind": f"{row['category']}s", "shop": f"shop-{row['id']}"} for row in SHOPS]
+    corpus = write_items(tmp_path / "shops.csv", rows)
+    config = tmp_path / "build.toml"
+    config.write_text("[items]\ncategory = 'kind'\ntext = ['text']\n")
+    built = _build(corpus, tmp_path / "idx", "--config", str(config), "--map", "id=shop")
+    assert built.exit_code == 0, built.output
+    mapping, _ = _built_columns(tmp_path / "idx")
+    assert (mapping["id"], mapping["text"], mapping["category"]) == ("shop", {"text": "text"}, "kind")
+    assert (mapping["lat"], mapping["popularity"]) == ("lat", "popularity")  # unset: filled by name
+    assert "(by name: lat, lon, popularity; " in built.stderr
+
+
+def test_search_hits_show_the_name_when_there_is_no_title(tmp_path: Path) -> None:
+    corpus = tmp_path / "places.csv"
+    corpus.write_text(
+        "id,name,description\np1,Luigi pizzeria,Wood-fired pizza in the old town\n"
+        "p2,Golden dragon,Noodle soup and dumplings\np3,El Rincon,Tapas bar with sherry\n"
+    )
+    assert _build(corpus, tmp_path / "idx").exit_code == 0
+    with TestClient(create_app(tmp_path / "idx")) as client:
+        response = client.post("/search", json={"query": "noodle dumplings", "k": 1})
+    assert response.status_code == 200, response.text
+    assert [(hit["id"], hit["title"]) for hit in response.json()["results"]] == [("p2", "Golden dragon")]

@@ -1,4 +1,5 @@
-"""Builds from JSONL, CSV and Parquet item files: column maps, keyword filters, numeric columns, bad rows."""
+"""Builds from JSONL, CSV and Parquet item files: column maps and columns by name, keyword filters, numeric
+columns, titles, bad rows."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from indexer.analysis import make_analyzer
 from indexer.build import BuildReport, build_collection
 from indexer.config import BuildConfig, apply_column_map
 from indexer.encoder import Encoder
@@ -168,3 +170,94 @@ def test_skip_bad_rows_builds_the_rest_and_reports_them(tmp_path: Path, encoder:
         assert collection.manifest["params"]["input"]["skipped_examples"][0].startswith(f"{corpus}:3: lat")
     finally:
         collection.close()
+
+
+SHOPS = [
+    {"id": "s1", "title": "Corner bakery", "text": "Sourdough bread and croissants", "lat": 48.85,
+     "lon": 2.35, "category": "bakery", "popularity": 12},
+    {"id": "s2", "title": "Harbour fish market", "text": "Fresh fish and oysters", "lat": 43.3,
+     "lon": 5.37, "category": "market", "popularity": 7},
+    {"id": "s3", "title": "Night owl coffee", "text": "Espresso until midnight", "lat": None, "lon": None,
+     "category": "cafe", "popularity": None},
+]  # fmt: skip
+NO_WORD2VEC = {"word2vec": {"enabled": False}}  # what these tests check does not need it
+
+
+def test_a_file_without_config_maps_its_columns_by_name(tmp_path: Path, encoder: Encoder) -> None:
+    corpus = write_items(tmp_path / "shops.csv", SHOPS)
+    logged: list[str] = []
+    config = BuildConfig.model_validate(NO_WORD2VEC)
+    build_collection(corpus, tmp_path / "idx", config, encoder=encoder, progress=False, log=logged.append)
+    assert (
+        "columns: id=id, text=[title, text], lat=lat, lon=lon, category=category, popularity=popularity "
+        "(by name; --map ROLE=COLUMN overrides, --map ROLE= turns one off)"
+    ) in logged
+    collection = Collection.load(tmp_path / "idx", encoder=encoder)
+    try:
+        params = collection.manifest["params"]
+        items = params["config"]["items"]
+        assert (items["id"], items["text"]) == ("id", {"title": "title", "text": "text"})
+        assert [items[role] for role in ("lat", "lon", "category", "tags", "popularity")] == [
+            "lat",
+            "lon",
+            "category",
+            None,
+            "popularity",
+        ]
+        assert params["input"]["columns_by_name"] == ["id", "text", "lat", "lon", "category", "popularity"]
+        assert collection.numeric_names == ["lat", "lon", "popularity"]
+        np.testing.assert_array_equal(collection.numeric("lat"), [48.85, 43.3, NAN])
+        np.testing.assert_array_equal(collection.popularity, [12, 7, NAN])
+        assert collection.keyword_fields == ["category"]
+        np.testing.assert_array_equal(collection.keyword_mask("category", "cafe"), [0, 0, 1])
+        assert collection.docstore.get("s2") == {
+            "title": "Harbour fish market",
+            "text": "Fresh fish and oysters",
+            "category": "market",
+            "lat": 43.3,
+            "lon": 5.37,
+            "popularity": 7.0,
+        }
+    finally:
+        collection.close()
+
+
+def test_without_a_title_column_the_first_text_field_is_the_title(tmp_path: Path, encoder: Encoder) -> None:
+    rows = [
+        {"id": "p1", "description": "Wood-fired pizza in the old town", "name": "Luigi pizzeria"},
+        {"id": "p2", "description": "Noodle soup and dumplings", "name": ""},  # no name: the next text field
+        {"id": "p3", "description": "Tapas bar", "name": "El Rincon"},
+    ]
+    corpus = write_items(tmp_path / "places.jsonl", rows)
+    build_collection(corpus, tmp_path / "idx", BuildConfig.model_validate(NO_WORD2VEC), encoder=encoder,
+                     progress=False)  # fmt: skip
+    collection = Collection.load(tmp_path / "idx", encoder=encoder)
+    try:
+        assert collection.manifest["params"]["config"]["items"]["text"] == {
+            "name": "name",
+            "description": "description",
+        }
+        records = collection.docstore.get_many(["p1", "p2", "p3"])
+        assert [r["title"] for r in records if r] == [
+            "Luigi pizzeria",
+            "Noodle soup and dumplings",
+            "El Rincon",
+        ]
+        assert records[0] == {
+            "name": "Luigi pizzeria",
+            "description": "Wood-fired pizza in the old town",
+            "title": "Luigi pizzeria",
+        }
+        analyzer = make_analyzer("english")  # BM25 indexed name and description once each
+        lengths = [len(analyzer(f"{row['name']}\n{row['description']}")) for row in rows]
+        assert collection.inverted.fields[0].index.params["avg_doc_len"] == pytest.approx(np.mean(lengths))
+    finally:
+        collection.close()
+
+
+def test_a_bad_row_names_the_flag_that_skips_it(tmp_path: Path, encoder: Encoder) -> None:
+    rows = [dict(row) for row in SHOPS]
+    rows[1]["popularity"] = "many"
+    corpus = write_items(tmp_path / "shops.jsonl", rows)
+    with pytest.raises(BadRowsError, match=r"pass --skip-bad-rows \(skip_bad_rows = true in a config\)"):
+        build_collection(corpus, tmp_path / "idx", BuildConfig(), encoder=encoder, progress=False)
