@@ -107,6 +107,11 @@ class SearchResponse(BaseModel):
     index_version: str = Field(..., description="Version of the index that answered.")
     scorer: str = Field(..., description="What ordered the results: 'fusion' or a ranker's model type.")
     scorer_version: str = Field("", description="Version of the ranker that scored (a ranker artifact's).")
+    scorer_reason: str | None = Field(
+        None,
+        description="Set when the collection has a learned ranker but the fusion order answered: why (the "
+        "request is outside the ranker's task, gated branches or training domain, or the ranker failed).",
+    )
     degraded: list[str] = Field(
         default_factory=list,
         description="Branches left out of this answer (failed or late); 'ranker' when the ranker failed and "

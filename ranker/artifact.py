@@ -3,7 +3,8 @@
 Layout of a version (every file checksummed in ``manifest.json``, kind ``ranker``)::
 
     manifest.json     params: ranker_format, model_type, the feature declaration and names, the recall
-                      branches and depth it was trained on, training metrics per model type, libraries
+                      branches and depth it was trained on, training metrics per model type, the domain
+                      profile of its training requests (ranker.domain), libraries
     features.json     the feature declaration (also in the manifest, for people and tools)
     model/            the kept model's files (LightGBM text model, or MLP weights and standardisation)
 
@@ -23,6 +24,7 @@ from pydantic import ValidationError
 
 from indexer.artifact import ArtifactError, read_manifest, write_manifest
 from indexer.versions import VersionStore, resolve_artifact
+from ranker.domain import DomainProfile
 from ranker.features.declarations import FeatureDeclaration
 from ranker.models import MODELS, SELECTION_METRIC, RankingModel, model_class
 
@@ -50,6 +52,7 @@ def write_ranker(
     *,
     metrics: dict[str, Any],
     training: dict[str, Any],
+    domain: DomainProfile | None = None,
     keep: int = 5,
 ) -> tuple[str, Path]:
     """Write a new ranker version under `root` and publish it; return (version, directory)."""
@@ -66,6 +69,7 @@ def write_ranker(
             "metrics": metrics,
             "selected_by": SELECTION_METRIC,
             "training": training,
+            "domain": domain.model_dump() if domain is not None else None,
             "ranker_libraries": ranker_libraries(),
         }
         write_manifest(
@@ -85,6 +89,12 @@ class RankerArtifact:
     @property
     def model_type(self) -> str:
         return str(self.manifest["params"]["model_type"])
+
+    @property
+    def domain(self) -> DomainProfile | None:
+        """The training requests' profile (None for rankers trained before profiles were recorded)."""
+        described = self.manifest["params"].get("domain")
+        return DomainProfile.model_validate(described) if described else None
 
     @property
     def task(self) -> str:
@@ -111,6 +121,10 @@ def read_ranker(path: Path) -> RankerArtifact:
         declaration = FeatureDeclaration.model_validate(params["features"])
     except (KeyError, ValidationError) as error:
         raise ArtifactError(f"{directory}: the feature declaration cannot be read: {error}") from None
+    try:
+        DomainProfile.model_validate(params["domain"]) if params.get("domain") else None
+    except ValidationError as error:
+        raise ArtifactError(f"{directory}: the domain profile cannot be read: {error}") from None
     model: RankingModel = model_class(kind).load(directory / MODEL_DIR)
     if model.n_features != len(declaration.names):
         raise ArtifactError(

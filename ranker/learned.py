@@ -13,21 +13,29 @@ on a collection served with a recommendation ranker; the dense branch gated off 
 late) keeps the fusion order: the pipeline then scores it with fusion and says so, and a direct `score`
 call returns the fused scores and logs nothing. A model trained on English requests has never seen a
 Chinese lexical-only request ranked, and the fusion order is the safe answer there.
+
+Domain: a request of the right task whose features look unlike the training requests' (`ranker.domain`:
+too many per-request statistics outside their training range) is answered in the fusion order too, with
+the reason in `Scored.fallback`. `counts` tallies, per reason, how many requests were answered how.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from ranker.artifact import RankerArtifact, read_ranker
+from ranker.domain import DomainProfile
 from ranker.features.collection import FeatureCollection
 from ranker.features.extract import FeatureExtractor
 from ranker.features.log import FeatureLogger
 from ranker.models import RankingModel
-from ranker.scoring import FusionScorer, RankingContext, Scoreable
+from ranker.scoring import FusionScorer, RankingContext, Scoreable, Scored
+
+RANKED, OUT_OF_DOMAIN, OUT_OF_REGIME = "ranked", "out_of_domain", "out_of_regime"
 
 
 class LearnedScorer:
@@ -43,8 +51,11 @@ class LearnedScorer:
         task: str = "search",
         logger: FeatureLogger | None = None,
         collection_version: str | None = None,
+        domain: DomainProfile | None = None,
     ) -> None:
         self.extractor = extractor
+        self.domain = domain
+        self.counts: Counter[str] = Counter()  # requests by how they were answered: RANKED, OUT_OF_*
         self.model = model
         self.name = name
         self.version = version
@@ -66,24 +77,29 @@ class LearnedScorer:
         return is_search == (self.task == "search") and self.extractor.covers(candidates)
 
     def score(self, context: RankingContext, candidates: Sequence[Scoreable]) -> np.ndarray:
-        return self.score_explained(context, candidates, explain=False)[0]
+        return self.score_explained(context, candidates, explain=False).scores
 
     def explain(self, context: RankingContext, candidates: Sequence[Scoreable]) -> list[dict[str, float]]:
         """Per candidate (in the order given) its feature values by name, plus `_score`: the model's score."""
-        return self.score_explained(context, candidates, explain=True)[1] or []
+        return self.score_explained(context, candidates, explain=True).features or []
 
     def score_explained(
         self, context: RankingContext, candidates: Sequence[Scoreable], *, explain: bool
-    ) -> tuple[np.ndarray, list[dict[str, float]] | None]:
+    ) -> Scored:
         """The scores and, with `explain`, each candidate's features and `_score`, from one feature
-        extraction and one model call (the request is logged once)."""
+        extraction and one model call (the request is logged once). A request outside the model's regime
+        or domain gets the fused scores and the reason in `fallback`."""
         if not candidates:
-            return np.zeros(0, dtype=np.float64), [] if explain else None
+            return Scored(np.zeros(0, dtype=np.float64), [] if explain else None)
         if not self.applies(context, candidates):
-            fused = _FUSION.score(context, candidates)
-            rows = [{"_fusion_fallback": 1.0, "_score": score} for score in fused.tolist()]
-            return fused, rows if explain else None
+            self.counts[OUT_OF_REGIME] += 1
+            return self._fused(context, candidates, explain, "outside the ranker's task or gated branches")
         matrix = self.extractor.extract(context, candidates)
+        refusal = self.domain.refusal(self.extractor.names, matrix) if self.domain is not None else None
+        if refusal is not None:
+            self.counts[OUT_OF_DOMAIN] += 1
+            return self._fused(context, candidates, explain, refusal, matrix)
+        self.counts[RANKED] += 1
         scores = np.asarray(self.model.predict(matrix), dtype=np.float64)
         if self.logger is not None:
             self.logger.log(
@@ -98,11 +114,28 @@ class LearnedScorer:
                 collection_version=self.collection_version,
             )
         if not explain:
-            return scores, None
+            return Scored(scores)
         explained = self.extractor.as_dicts(matrix)
         for row, score in zip(explained, scores.tolist(), strict=True):
             row["_score"] = score
-        return scores, explained
+        return Scored(scores, explained)
+
+    def _fused(
+        self,
+        context: RankingContext,
+        candidates: Sequence[Scoreable],
+        explain: bool,
+        reason: str,
+        matrix: np.ndarray | None = None,
+    ) -> Scored:
+        """The fusion order, with the reason; with `explain`, the features the model would have read."""
+        fused = _FUSION.score(context, candidates)
+        if not explain:
+            return Scored(fused, None, reason)
+        rows = self.extractor.as_dicts(matrix) if matrix is not None else [{} for _ in candidates]
+        for row, score in zip(rows, fused.tolist(), strict=True):
+            row.update({"_fusion_fallback": 1.0, "_score": score})
+        return Scored(fused, rows, reason)
 
 
 _FUSION = FusionScorer()
@@ -130,4 +163,5 @@ def load_ranker(
         task=artifact.task,
         logger=logger,
         collection_version=getattr(collection, "version", None),
+        domain=artifact.domain,
     )

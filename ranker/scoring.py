@@ -53,11 +53,22 @@ def branches_found(candidates: Sequence[Scoreable]) -> set[str]:
     return {name for c in candidates for name in c.ranks}
 
 
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """A scorer's answer for one request: one score per candidate, with `explain` each candidate's values
+    it scored from, and `fallback`, set when the scorer answered with the fusion order instead of its own,
+    saying why (the reason a caller reads in `explain`)."""
+
+    scores: np.ndarray
+    features: list[dict[str, float]] | None = None
+    fallback: str | None = None
+
+
 class Scorer(Protocol):
     """What the pipeline calls. A scorer may also define `applies(context, candidates) -> bool` (False:
     the pipeline scores that request with fusion instead, and says so) and
-    `score_explained(context, candidates, explain=True) -> (scores, rows)` (with each candidate's values
-    it scored from), as `ranker.learned.LearnedScorer` does."""
+    `score_explained(context, candidates, explain=...) -> Scored` (with each candidate's values it scored
+    from, and whether it fell back to the fusion order), as `ranker.learned.LearnedScorer` does."""
 
     name: str
     version: str

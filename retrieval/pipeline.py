@@ -63,6 +63,7 @@ class SearchOutcome:
     branch_ms: dict[str, float] = field(default_factory=dict)
     scorer_version: str = ""
     features: list[dict[str, float]] | None = None  # with explain and a learned ranker: per candidate
+    fallback: str | None = None  # why a learned ranker left this request in the fusion order
 
 
 def _wait_each(running: dict[str, Future], deadlines: dict[str, float]) -> set[str]:
@@ -167,21 +168,21 @@ class SearchPipeline:
         results, degraded, latency = self.recall(query, max(limit or self.config.branch_limit, query.k))
         # Branches that cannot pre-filter are filtered here, so a filter holds whatever found the item.
         candidates = [c for c in self.merge(results) if query.admits(c.row)]
-        scorer, features = self.scorer, None
+        scorer, features, fallback = self.scorer, None, None
         if candidates:
             context = RankingContext.of(query)
             try:
-                applies = getattr(scorer, "applies", None)
-                if applies is not None and not applies(context, candidates):
-                    scorer = _FUSION  # outside the ranker's regime: the fusion order, and the answer says so
-                if explain and hasattr(scorer, "score_explained"):
-                    scores, features = scorer.score_explained(context, candidates, explain=True)
+                if hasattr(scorer, "score_explained"):
+                    scored = scorer.score_explained(context, candidates, explain=explain)
+                    scores, features = scored.scores, scored.features
+                    if scored.fallback is not None:  # the ranker kept the fusion order: say so
+                        fallback, scorer = scored.fallback, _FUSION
                 else:
                     scores = scorer.score(context, candidates)
             except Exception as error:  # a broken ranker must not fail the request: keep the fusion order
                 log.warning("scorer %s failed, keeping the fusion order: %r", scorer.name, error)
                 degraded.append("ranker")
-                scorer, features = _FUSION, None
+                scorer, features, fallback = _FUSION, None, f"the ranker failed: {error!r}"
                 scores = scorer.score(context, candidates)
             for candidate, score in zip(candidates, scores.tolist(), strict=True):
                 candidate.score = score
@@ -190,7 +191,7 @@ class SearchPipeline:
             features = None if features is None else [features[i] for i in order]
         took_ms = (time.perf_counter() - start) * 1000
         return SearchOutcome(
-            candidates, results, degraded, scorer.name, took_ms, latency, scorer.version, features
+            candidates, results, degraded, scorer.name, took_ms, latency, scorer.version, features, fallback
         )
 
 

@@ -42,6 +42,7 @@ class SearchAnswer:
     branch_counts: dict[str, int] = field(default_factory=dict)
     explain: dict[str, list[dict]] | None = None
     scorer_version: str = ""
+    scorer_reason: str | None = None  # why a configured ranker left this answer in the fusion order
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +232,7 @@ class CollectionService:
             branch_counts={name: len(result) for name, result in outcome.branches.items()},
             explain=self._explain(outcome) if explain else None,
             scorer_version=outcome.scorer_version,
+            scorer_reason=outcome.fallback if self.ranker.path is not None else None,
         )
 
     def _explain(self, outcome: SearchOutcome) -> dict[str, list[dict]]:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ranker.artifact import write_ranker
+from ranker.domain import DomainProfile
 from ranker.features import (
     CollectionView,
     FeatureDeclaration,
@@ -30,6 +31,7 @@ from ranker.features import (
     default_search_declaration,
 )
 from ranker.features.declarations import resolve
+from ranker.models import Groups
 from ranker.training import (
     MODEL_KINDS,
     CandidateRecorder,
@@ -71,6 +73,13 @@ class _Recording:
     extractor: FeatureExtractor
     recorder: CandidateRecorder
     branches: list[str]  # the pipeline's recall branches, in order
+
+
+def domain_profile(names: Sequence[str], train: Groups, valid: Groups) -> DomainProfile:
+    """The ranker's domain from its whole training requests (not the branch-dropout variants, whose keys
+    hold "~"), calibrated on the validation requests."""
+    full = [train.features[s] for key, s in zip(train.keys, train.slices(), strict=True) if "~" not in key]
+    return DomainProfile.fit(names, full, [valid.features[s] for s in valid.slices()])
 
 
 def _open(index: Path, depth: int, declaration: FeatureDeclaration) -> _Recording:
@@ -134,9 +143,12 @@ def train_search_ranker(
             "fusion": fusion, "gates": rec.extractor.declaration.gates,
             "valid_queries_served_by_fusion": uncovered,
         }  # fmt: skip
+        domain = domain_profile(rec.extractor.names, train, valid)
+        training["domain_refused_valid_share"] = domain.refused_valid_share
         version, path = write_ranker(
-            out, result.model, rec.extractor.declaration, metrics=result.metrics, training=training
-        )
+            out, result.model, rec.extractor.declaration, metrics=result.metrics, training=training,
+            domain=domain,
+        )  # fmt: skip
     finally:
         rec.service.close()
     gates = ", ".join(rec.extractor.declaration.gates) or "none"
@@ -200,9 +212,12 @@ def train_recommend_ranker(
             "pipeline_branches": rec.branches, "candidates": int(len(train.labels) + len(valid.labels)),
             "feature_importance": result.importance, "fusion": fusion,
         }  # fmt: skip
+        domain = domain_profile(rec.extractor.names, train, valid)
+        training["domain_refused_valid_share"] = domain.refused_valid_share
         version, path = write_ranker(
-            out, result.model, rec.extractor.declaration, metrics=result.metrics, training=training
-        )
+            out, result.model, rec.extractor.declaration, metrics=result.metrics, training=training,
+            domain=domain,
+        )  # fmt: skip
     finally:
         rec.service.close()
     note = (

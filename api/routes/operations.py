@@ -21,12 +21,18 @@ def healthz(service: DefaultCollection) -> Health:
 @router.get("/readyz", summary="Ready when every collection's artifacts are loaded")
 def readyz(request: Request) -> JSONResponse:
     """200 once every collection is loaded. `scorers` says what orders each collection's results; a ranker
-    that was asked for but refused at load shows its `error`, and that collection serves the fusion order."""
+    that was asked for but refused at load shows its `error`, and that collection serves the fusion order.
+    `answered` counts this process's requests by how its ranker answered them: `ranked`, or left in the
+    fusion order as `out_of_domain` (unlike its training requests) or `out_of_regime` (another task, or a
+    gated branch missing)."""
     registry = getattr(request.app.state, "registry", None)
     services = registry.items() if registry else []
     loaded = {name: service.version for name, service in services}
     ready = registry is not None and len(loaded) == len(registry.names)
-    scorers = {name: service.ranker.as_dict() for name, service in services}
+    scorers = {
+        name: {**service.ranker.as_dict(), "answered": dict(getattr(service.pipeline.scorer, "counts", {}))}
+        for name, service in services
+    }
     body = {"ready": ready, "collections": loaded, "scorers": scorers}
     return JSONResponse(status_code=200 if ready else 503, content=body)
 

@@ -51,6 +51,7 @@ def respond(
         index_version=result.version,
         scorer=result.scorer,
         scorer_version=result.scorer_version,
+        scorer_reason=result.scorer_reason,
         degraded=result.degraded,
         took_ms=round(result.took_ms, 3),
         explain=None

@@ -176,16 +176,25 @@ def test_served_ranker_scores_names_its_version_explains_and_logs(
     with TestClient(create_app(scifact_slice_root, rankers={name: out}, feature_log=log)) as client:
         ready = client.get("/readyz").json()
         assert ready["scorers"][name] == {
-            "scorer": artifact.model_type, "version": artifact.version, "path": str(out), "error": None
+            "scorer": artifact.model_type, "version": artifact.version, "path": str(out), "error": None,
+            "answered": {},
         }  # fmt: skip
         body = client.post(
             "/search",
             json={"query": "vitamin D and bone density", "k": 5, "explain": True},
             headers={"X-Request-ID": "trace-42"},
         ).json()
-        anonymous = client.post("/search", json={"query": "statins", "k": 3}).json()
+        anonymous = client.post(
+            "/search", json={"query": "statins lower the risk of heart disease", "k": 3}
+        ).json()
+        short = client.post("/search", json={"query": "statins", "k": 3}).json()
         bad = client.post("/search", json={"query": "statins"}, headers={"X-Request-ID": "x" * 200})
+        answered = client.get("/readyz").json()["scorers"][name]["answered"]
     assert body["scorer"] == artifact.model_type and body["scorer_version"] == artifact.version
+    assert body["scorer_reason"] is None
+    # A one-word query is unlike the claims the ranker was trained on: the fusion order answers, and says why.
+    assert short["scorer"] == "fusion" and short["scorer_reason"].startswith("out of domain: ")
+    assert answered == {"ranked": 2, "out_of_domain": 1}
     assert body["degraded"] == [] and len(body["results"]) == 5
     for hit in body["results"]:
         assert list(hit["features"]) == [*artifact.declaration.names, "_score"]
