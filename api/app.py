@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from api.errors import install_error_handlers
 from api.metrics import install_metrics
 from api.routes import admin, collections, operations, recommend, search
+from api.schemas import DEFAULT_MAX_QUERY_CHARS
 from retrieval.registry import CollectionRegistry, service_opener
 
 
@@ -40,12 +41,16 @@ def create_app(
     watch_interval_s: float | None = None,
     rankers: dict[str, Path] | None = None,
     feature_log: Path | None = None,
+    max_query_chars: int = DEFAULT_MAX_QUERY_CHARS,
 ) -> FastAPI:
     """An app serving the collections under `indexes` (the first is the default) or an opened `registry`.
 
     `rankers`: collection name -> ranker root scoring that collection's merged candidates (the others use
-    the fusion order); `feature_log`: where the rankers log the features of each request they score.
+    the fusion order); `feature_log`: where the rankers log the features of each request they score;
+    `max_query_chars`: the longest `/search` query accepted (longer ones get a 422 naming `query`).
     """
+    if isinstance(max_query_chars, bool) or not isinstance(max_query_chars, int) or max_query_chars < 1:
+        raise ValueError(f"max_query_chars must be a positive number of characters, got {max_query_chars!r}")
     roots = collection_roots([indexes] if isinstance(indexes, Path | str) else indexes)
     if unknown := sorted(set(rankers or {}) - set(roots)):
         raise ValueError(f"a ranker is given for unknown collection(s) {unknown}; collections: {list(roots)}")
@@ -74,6 +79,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.admin_token = token
+    app.state.max_query_chars = max_query_chars
     app.state.metrics = install_metrics(app)
     install_error_handlers(app)
     app.include_router(search.router)

@@ -28,6 +28,10 @@ def metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
+def max_query_chars(request: Request) -> int:
+    return request.app.state.max_query_chars
+
+
 def request_id(
     x_request_id: Annotated[
         str | None,
@@ -47,3 +51,4 @@ DefaultCollection = Annotated[CollectionService, Depends(default_collection)]
 NamedCollection = Annotated[CollectionService, Depends(named_collection)]
 AppMetrics = Annotated[Metrics, Depends(metrics)]
 RequestId = Annotated[str, Depends(request_id)]
+MaxQueryChars = Annotated[int, Depends(max_query_chars)]

@@ -6,7 +6,10 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-MAX_QUERY_CHARS = 2048
+# Default of `create_app(max_query_chars=...)` / `serve --max-query-chars`: room for query by document (a
+# pasted report or article); BM25 keeps a long query's most informative terms (`indexer.fields.prune_terms`)
+# and the transformer reads its first 256 tokens, so the cost of a long query stays bounded.
+DEFAULT_MAX_QUERY_CHARS = 32_768
 MAX_K = 1000
 
 
@@ -45,8 +48,10 @@ class SearchRequest(BaseModel):
     query: str = Field(
         ...,
         min_length=1,
-        max_length=MAX_QUERY_CHARS,
-        description=f"Free text, 1 to {MAX_QUERY_CHARS} characters; must not be only white space.",
+        description="Free text or a whole document (query by document), at least 1 character and at most the "
+        f"service's limit (`serve --max-query-chars`, default {DEFAULT_MAX_QUERY_CHARS}); must not be only "
+        "white space. BM25 searches a long text by its 64 most informative terms, the transformer reads "
+        "its first 256 tokens.",
     )
     k: int = Field(10, ge=1, le=MAX_K, description=f"How many results to return, 1 to {MAX_K}.")
     user_id: str | None = Field(None, max_length=256, description="Who is asking; enables personal branches.")

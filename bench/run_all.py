@@ -20,12 +20,14 @@ FULL = [
     ("ANN backends on 1M seeded vectors", ["ann.py"]),
     ("Build stages, rebuild with no change, torch against ONNX int8", ["build_stages.py"]),
     ("Ranker scoring latency", ["ranker_latency.py"]),
+    ("Long queries: 20,000 characters", ["long_query.py"]),
 ]
 QUICK = [
     ("BM25 on SciFact", ["bm25.py", "--skip-zipf"]),
     ("ANN backends on 100k seeded vectors", ["ann.py", "--n", "100000"]),
     ("Build stages", ["build_stages.py"]),
     ("Ranker scoring latency", ["ranker_latency.py"]),
+    ("Long queries: 20,000 characters", ["long_query.py"]),
 ]
 
 

@@ -8,6 +8,10 @@ of its analyzer, so one text field can be indexed twice, e.g. as jieba words and
 stops once the k-th combined score beats the best an unseen row could reach (the sum of each field's
 `depth`-th score, 0 for a field whose list was not full); otherwise it doubles `depth`.
 
+Long queries (query-by-document) are bounded by `query_terms`: under each analyzer, a query with more than
+`MAX_QUERY_TERMS` distinct terms keeps only its most informative ones (`prune_terms`); shorter queries are
+exactly `analyze`'s tokens, so their scores do not change.
+
 On disk (``bm25/``): ``fields.json`` (name, analyzer, boost, sources per field, in order) and one
 subdirectory per field holding that field's `InvertedIndex`.
 """
@@ -16,7 +20,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +33,28 @@ from indexer.inverted.topk import EMPTY_ROWS, EMPTY_SCORES, top_k
 
 FIELDS_FILE = "fields.json"
 QueryTerms = dict[str, list[str]]  # analyzer name -> query tokens
+# Distinct terms a query keeps per analyzer. A query's BM25 cost grows with its distinct terms (one posting
+# list each); 64 is above every judged query we evaluate (SciFact's longest has 23 distinct terms, XQuAD-R
+# zh's 39 single characters), so their results do not move; a pasted document reads at most 64 lists.
+MAX_QUERY_TERMS = 64
+
+
+def prune_terms(tokens: list[str], idf: Callable[[str], float], limit: int = MAX_QUERY_TERMS) -> list[str]:
+    """`tokens` cut to their `limit` most informative distinct terms; `tokens` itself when they have no more.
+
+    The rule: rank distinct terms by ``tf(query) * idf`` (idf 0 for a term no document holds: it cannot
+    match, so it is the first to go), ties by first occurrence in the query; keep the top `limit`. Kept
+    terms keep every occurrence, in query order, so their query-tf multiplicity counts in BM25 as before.
+    """
+    if limit < 1:
+        raise ValueError(f"limit must be a positive number of terms, got {limit!r}")
+    tf = Counter(tokens)
+    if len(tf) <= limit:
+        return tokens
+    weight = {term: count * idf(term) for term, count in tf.items()}
+    # Counter keeps first-occurrence order and sorted() is stable, so equal weights stay in query order.
+    keep = set(sorted(tf, key=lambda term: -weight[term])[:limit])
+    return [token for token in tokens if token in keep]
 
 
 @dataclass(frozen=True)
@@ -50,13 +77,16 @@ class Bm25Field:
 class FieldedBm25:
     """Boosted sum of per-field BM25 scores; rows are build order, shared by every field."""
 
-    def __init__(self, fields: Sequence[Bm25Field]) -> None:
+    def __init__(self, fields: Sequence[Bm25Field], *, max_query_terms: int = MAX_QUERY_TERMS) -> None:
         if not fields:
             raise ValueError("a FieldedBm25 needs at least one field")
         sizes = {len(f.index) for f in fields}
         if len(sizes) != 1:
             raise ValueError(f"every field must index the same rows; got sizes {sorted(sizes)}")
+        if max_query_terms < 1:
+            raise ValueError(f"max_query_terms must be a positive number of terms, got {max_query_terms!r}")
         self.fields = list(fields)
+        self.max_query_terms = max_query_terms
         self._n = sizes.pop()
         self._local = threading.local()
 
@@ -74,6 +104,16 @@ class FieldedBm25:
         if cache is None:
             cache = self._local.analyzers = {name: make_analyzer(name) for name in self.analyzers}
         return {name: analyzer(text) for name, analyzer in cache.items()}
+
+    def query_terms(self, text: str) -> QueryTerms:
+        """`analyze(text)` with each analyzer's tokens cut to `max_query_terms` distinct terms by
+        `prune_terms`; a term's idf is its highest over the fields that use that analyzer. What every
+        query-side reader (BM25 and geo branches, ranker features) passes to `search` and `score_rows`."""
+        return {name: self._prune(name, tokens) for name, tokens in self.analyze(text).items()}
+
+    def _prune(self, analyzer: str, tokens: list[str]) -> list[str]:
+        indexes = [f.index for f in self.fields if f.analyzer == analyzer]
+        return prune_terms(tokens, lambda term: max(i.idf(term) for i in indexes), self.max_query_terms)
 
     def _terms_by_field(self, terms: Sequence[str] | Mapping[str, list[str]]) -> list[list[str]]:
         if isinstance(terms, str):

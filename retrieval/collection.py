@@ -1,7 +1,8 @@
 """A loaded collection: the published indices and documents, with the analyzers and encoder they used.
 
 Text search: ``collection.inverted.search(collection.query_terms(text), k)`` runs the boosted multi-field
-BM25 with the query analysed by every field's analyzer (`indexer.fields.FieldedBm25`). Filters:
+BM25 with the query analysed by every field's analyzer (`indexer.fields.FieldedBm25`), a long query cut to
+its most informative terms (`indexer.fields.prune_terms`). Filters:
 ``keyword_mask(field, values)``.
 Numeric columns (geo, popularity, features): ``numeric(name)``; ``popularity`` prefers the behaviour log's
 time-decayed popularity. ``behaviour`` (histories, item2vec) and ``text_vectors`` (Word2Vec) are None when
@@ -94,8 +95,9 @@ class Collection:
         return [self.ids[row] for row in (rows.tolist() if isinstance(rows, np.ndarray) else rows)]
 
     def query_terms(self, text: str) -> QueryTerms:
-        """`text` analysed by every analyzer the BM25 fields use: the argument of `inverted.search`."""
-        return self.inverted.analyze(text)
+        """`text` analysed by every analyzer the BM25 fields use, at most `indexer.fields.MAX_QUERY_TERMS`
+        distinct terms each (`FieldedBm25.query_terms`): the argument of `inverted.search`."""
+        return self.inverted.query_terms(text)
 
     @property
     def keyword_fields(self) -> list[str]:

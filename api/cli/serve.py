@@ -9,6 +9,9 @@ from typing import Annotated
 import typer
 
 from api.cli.common import fail
+from api.schemas import DEFAULT_MAX_QUERY_CHARS
+
+MAX_QUERY_CHARS_ENV = "SEARCHREC_MAX_QUERY_CHARS"
 
 
 def register(app: typer.Typer) -> None:
@@ -42,6 +45,14 @@ def serve(
     feature_log: Annotated[
         Path | None, typer.Option(help="Append the features each ranker computes, per request, to this file.")
     ] = None,
+    max_query_chars: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar=MAX_QUERY_CHARS_ENV,
+            help="Longest /search query accepted, in characters; longer ones get a 422 naming `query`.",
+        ),
+    ] = DEFAULT_MAX_QUERY_CHARS,
 ) -> None:
     """Serve indices over HTTP (OpenAPI docs at /docs). The first index is the default collection."""
     import uvicorn
@@ -55,7 +66,13 @@ def serve(
         for root in roots.values():
             resolve_artifact(root)
         rankers = _rankers(ranker or [], list(roots))
-        app = create_app(roots, watch_interval_s=watch, rankers=rankers, feature_log=feature_log)
+        app = create_app(
+            roots,
+            watch_interval_s=watch,
+            rankers=rankers,
+            feature_log=feature_log,
+            max_query_chars=max_query_chars,
+        )
     except (ArtifactError, ValueError) as error:
         fail(str(error))
     logging.basicConfig(level=logging.INFO)

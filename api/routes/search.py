@@ -7,7 +7,7 @@ import dataclasses
 from fastapi import APIRouter
 from fastapi.exceptions import RequestValidationError
 
-from api.deps import AppMetrics, DefaultCollection, NamedCollection, RequestId
+from api.deps import AppMetrics, DefaultCollection, MaxQueryChars, NamedCollection, RequestId
 from api.schemas import BranchCandidate, SearchHit, SearchRequest, SearchResponse
 from retrieval.candidates import SearchQuery
 from retrieval.service import CollectionService
@@ -15,14 +15,30 @@ from retrieval.service import CollectionService
 router = APIRouter(tags=["search"])
 
 
+# A refused query is echoed up to this many characters (it may be a whole document).
+ECHO_CHARS = 100
+
+
+def check_query(query: str, max_chars: int) -> None:
+    """422 naming `query` when it is only white space or longer than the service's `max_chars`."""
+    if len(query) > max_chars:
+        echo = query[:ECHO_CHARS] + "…"
+        message = (
+            f"String should have at most {max_chars} characters (this service's limit, "
+            f"serve --max-query-chars); got {len(query)}"
+        )
+        raise RequestValidationError([{"loc": ("body", "query"), "msg": message, "input": echo}])
+    if not query.strip():
+        raise RequestValidationError(
+            [{"loc": ("body", "query"), "msg": "must contain a non-space character", "input": query}]
+        )
+
+
 def answer(
-    request: SearchRequest, service: CollectionService, metrics: AppMetrics, request_id: str
+    request: SearchRequest, service: CollectionService, metrics: AppMetrics, request_id: str, max_chars: int
 ) -> SearchResponse:
     """Recall with the selected branches, merge with provenance, score, and return the best `k`."""
-    if not request.query.strip():
-        raise RequestValidationError(
-            [{"loc": ("body", "query"), "msg": "must contain a non-space character", "input": request.query}]
-        )
+    check_query(request.query, max_chars)
     query = service.query(
         request.query,
         request.k,
@@ -62,13 +78,21 @@ def respond(
 
 @router.post("/search", response_model=SearchResponse, summary="Search the default collection")
 def search(
-    request: SearchRequest, service: DefaultCollection, metrics: AppMetrics, request_id: RequestId
+    request: SearchRequest,
+    service: DefaultCollection,
+    metrics: AppMetrics,
+    request_id: RequestId,
+    max_chars: MaxQueryChars,
 ) -> SearchResponse:
-    return answer(request, service, metrics, request_id)
+    return answer(request, service, metrics, request_id, max_chars)
 
 
 @router.post("/collections/{name}/search", response_model=SearchResponse, summary="Search one collection")
 def search_collection(
-    request: SearchRequest, service: NamedCollection, metrics: AppMetrics, request_id: RequestId
+    request: SearchRequest,
+    service: NamedCollection,
+    metrics: AppMetrics,
+    request_id: RequestId,
+    max_chars: MaxQueryChars,
 ) -> SearchResponse:
-    return answer(request, service, metrics, request_id)
+    return answer(request, service, metrics, request_id, max_chars)

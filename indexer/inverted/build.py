@@ -60,9 +60,14 @@ def _token_ids(
     return vocab, np.frombuffer(flat, dtype=np.int32), np.frombuffer(lens, dtype=np.int64)
 
 
+def lucene_idf(df: int, n_docs: int) -> float:
+    """Lucene idf of a term held by `df` of `n_docs` documents, with ``math.log`` exactly as bm25s does."""
+    return math.log(1 + (n_docs - df + 0.5) / (df + 0.5))
+
+
 def _idf(df: np.ndarray, n_docs: int) -> np.ndarray:
-    """Lucene idf per term, evaluated with ``math.log`` exactly as bm25s does, stored as float32."""
-    values = [math.log(1 + (n_docs - d + 0.5) / (d + 0.5)) for d in df.tolist()]
+    """Lucene idf per term (`lucene_idf`), stored as float32."""
+    values = [lucene_idf(d, n_docs) for d in df.tolist()]
     return np.asarray(values, dtype=np.float64).astype(np.float32)
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer.inverted.build import build_postings
+from indexer.inverted.build import build_postings, lucene_idf
 from indexer.inverted.maxscore import Segment, candidates
 from indexer.inverted.topk import EMPTY_ROWS, EMPTY_SCORES, top_k, top_k_dense
 
@@ -182,6 +182,17 @@ class InvertedIndex:
             return rows.astype(np.int64, copy=False), acc[rows]
         finally:
             acc[ids] = 0
+
+    def document_frequency(self, term: str) -> int:
+        """How many documents hold ``term`` (0 for a term not in the vocabulary)."""
+        tid = self._vocab.get(term)
+        return 0 if tid is None else int(self._indptr[tid + 1] - self._indptr[tid])
+
+    def idf(self, term: str) -> float:
+        """Lucene idf of ``term`` as its impacts use it (before float32 rounding); 0.0 when no document
+        holds it, since such a term cannot add to any score."""
+        df = self.document_frequency(term)
+        return lucene_idf(df, self._n) if df else 0.0
 
     # ------------------------------------------------------------------------------------- internals
     def _term_ids(self, query_tokens: list[str]) -> list[int]:

@@ -28,7 +28,7 @@ class FeatureCollection(Protocol):
     """The parts of a loaded collection that feature operators use."""
 
     ids: list[str]
-    inverted: Any  # indexer.fields.FieldedBm25: analyze, score_rows, fields
+    inverted: Any  # indexer.fields.FieldedBm25: query_terms, score_rows, fields
     vectors: Any  # indexer.ann.VectorIndex over transformer embeddings
     docstore: Any  # indexer.docstore.DocStore: get_many
     encoder: Any  # encode(texts) -> unit float32 rows

@@ -167,7 +167,8 @@ def _item2vec(view: CollectionView) -> np.ndarray | None:
 
 
 IO_OPS: dict[str, IoOp] = {
-    "query_terms": IoOp(lambda req, _: req.collection.inverted.analyze(req.context.text)),
+    # The terms the BM25 branch searched with (a long query pruned the same way).
+    "query_terms": IoOp(lambda req, _: req.collection.inverted.query_terms(req.context.text)),
     "bm25_field": IoOp(
         lambda req, name: next(f for f in req.collection.inverted.fields if f.name == name), _check_field
     ),

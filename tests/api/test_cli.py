@@ -91,6 +91,26 @@ def test_serve_refuses_an_unbuilt_root(tmp_path: Path) -> None:
     assert "no published version" in result.output
 
 
+def test_serve_passes_the_query_limit_from_option_or_environment(
+    scifact_slice_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    from api.cli.serve import MAX_QUERY_CHARS_ENV
+    from api.schemas import DEFAULT_MAX_QUERY_CHARS
+
+    served: list[int] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **_: served.append(app.state.max_query_chars))
+    monkeypatch.delenv(MAX_QUERY_CHARS_ENV, raising=False)
+    index = ["serve", "--index", str(scifact_slice_root)]
+    assert runner.invoke(app, index).exit_code == 0
+    assert runner.invoke(app, [*index, "--max-query-chars", "500"]).exit_code == 0
+    assert runner.invoke(app, index, env={MAX_QUERY_CHARS_ENV: "70000"}).exit_code == 0
+    assert served == [DEFAULT_MAX_QUERY_CHARS, 500, 70_000]
+    refused = runner.invoke(app, [*index, "--max-query-chars", "0"])
+    assert refused.exit_code == 2 and "--max-query-chars" in refused.output
+
+
 def test_serve_refuses_two_collections_with_one_name(tmp_path: Path) -> None:
     from api.app import collection_roots
 

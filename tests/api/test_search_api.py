@@ -9,6 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.schemas import DEFAULT_MAX_QUERY_CHARS
+from indexer.fields import MAX_QUERY_TERMS
 from indexer.versions import VersionStore
 
 
@@ -52,7 +54,7 @@ def test_exact_title_query_finds_its_document(client: TestClient) -> None:
     [
         ({"query": ""}, "query", "at least 1 character"),
         ({"query": "   "}, "query", "non-space"),
-        ({"query": "x" * 2049}, "query", "at most 2048 characters"),
+        ({"query": "x" * 32_769}, "query", "at most 32768 characters"),
         ({"query": "cancer", "k": 0}, "k", "greater than or equal to 1"),
         ({"query": "cancer", "k": 1001}, "k", "less than or equal to 1000"),
         ({"query": "cancer", "k": "ten"}, "k", "valid integer"),
@@ -75,4 +77,52 @@ def test_healthz_and_openapi(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
     request_schema = schema["components"]["schemas"]["SearchRequest"]
     assert request_schema["examples"][0]["query"]
+    described = request_schema["properties"]["query"]["description"]
+    assert f"{MAX_QUERY_TERMS} most informative terms" in described  # the schema states the constant
+    assert (
+        str(DEFAULT_MAX_QUERY_CHARS) in described and "maxLength" not in request_schema["properties"]["query"]
+    )
     assert client.get("/docs").status_code == 200
+
+
+def document_query(chars: int) -> str:
+    """A pasted document: SciFact abstracts (from row 100 on) joined and cut to `chars` characters."""
+    from indexer.beir import read_corpus
+    from tests.conftest import SCIFACT
+
+    parts, total = [], 0
+    for i, doc in enumerate(read_corpus(SCIFACT)):
+        if i >= 100 and total < chars:
+            parts.append(doc.text)
+            total += len(doc.text) + 1
+    return " ".join(parts)[:chars]
+
+
+def test_a_20000_character_query_is_answered_by_every_branch(client: TestClient) -> None:
+    query = document_query(20_000)
+    assert len(query) == 20_000
+    collection = client.app.state.registry.default.collection
+    terms = collection.query_terms(query)["english"]
+    assert len(set(terms)) == MAX_QUERY_TERMS < len(set(collection.inverted.analyze(query)["english"]))
+    response = client.post("/search", json={"query": query, "k": 10, "explain": True})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert len(body["results"]) == 10 and body["degraded"] == []
+    # BM25 on the pruned terms, the transformer on the first 256 tokens, Word2Vec on every word.
+    assert collection.text_vectors is not None
+    assert {"bm25", "dense", "w2v"} <= {name for name, found in body["explain"].items() if found}
+
+
+def test_the_query_limit_is_the_services_setting(client: TestClient) -> None:
+    registry = client.app.state.registry  # an opened registry: the small app loads nothing of its own
+    with TestClient(create_app([], registry=registry, max_query_chars=100)) as small:
+        assert small.post("/search", json={"query": "b" * 100, "k": 1}).status_code == 200
+        name = registry.default.collection.name
+        response = small.post(f"/collections/{name}/search", json={"query": "b" * 101})
+        assert response.status_code == 422
+        error = response.json()["errors"][0]
+        assert error["field"] == "query" and "at most 100 characters" in error["message"]
+        assert "got 101" in error["message"] and len(error["input"]) <= 101  # not echoed whole
+    assert client.post("/search", json={"query": "b" * DEFAULT_MAX_QUERY_CHARS}).status_code == 200
+    with pytest.raises(ValueError, match="max_query_chars must be a positive number of characters, got 0"):
+        create_app([], registry=registry, max_query_chars=0)

@@ -13,7 +13,7 @@ from indexer.analysis import make_analyzer
 from indexer.build import build_collection
 from indexer.config import BuildConfig, FieldConfig, apply_column_map
 from indexer.encoder import Encoder
-from indexer.fields import Bm25Field, FieldedBm25
+from indexer.fields import MAX_QUERY_TERMS, Bm25Field, FieldedBm25, prune_terms
 from indexer.inverted import InvertedIndex
 from retrieval.collection import Collection
 from retrieval.pipeline import SearchPipeline
@@ -85,6 +85,67 @@ def test_token_lists_need_one_shared_analyzer(tmp_path: Path) -> None:
 def test_unknown_field_analyzer_is_refused() -> None:
     with pytest.raises(ValueError, match=r"unknown analyzer 'klingon'.*cjk_unigram"):
         make_analyzer("klingon")
+
+
+def test_prune_terms_keeps_the_top_terms_by_tf_times_idf() -> None:
+    idf = {"a": 1.0, "b": 2.0, "c": 5.0, "d": 2.0, "u": 0.0}.__getitem__
+    tokens = ["a", "b", "c", "a", "d", "b", "a"]  # tf * idf: a 3 * 1 = 3, b 2 * 2 = 4, c 5, d 2
+    assert prune_terms(tokens, idf, 2) == ["b", "c", "b"]  # c and b, every occurrence, in query order
+    assert prune_terms(tokens, idf, 3) == ["a", "b", "c", "a", "b", "a"]
+    assert prune_terms(tokens, idf, 4) is tokens  # no more distinct terms than the limit: untouched
+    # Ties go to the first occurrence; a term no document holds (idf 0) is the first to go.
+    assert prune_terms(["u", "d", "b", "d"], idf, 2) == ["d", "b", "d"]  # d 4 > b 2 > u 0
+    assert prune_terms(["u", "d", "b"], idf, 1) == ["d"]  # d and b tie at 2: d comes first
+    with pytest.raises(ValueError, match="limit must be a positive number of terms, got 0"):
+        prune_terms(tokens, idf, 0)
+
+
+def _cat_fields(max_query_terms: int) -> FieldedBm25:
+    """Two english fields over 4 rows: title df cat 1, dog 2; body df mat 1, cat 3, dog 3."""
+    title = InvertedIndex.build([["cat"], ["dog"], ["dog"], []])
+    body = InvertedIndex.build([["dog", "cat"], ["dog", "cat"], ["dog", "cat"], ["mat"]])
+    fields = [Bm25Field("title", "english", 2.0, (), title), Bm25Field("body", "english", 1.0, (), body)]
+    return FieldedBm25(fields, max_query_terms=max_query_terms)
+
+
+def test_query_terms_prune_by_the_highest_idf_over_the_analyzers_fields() -> None:
+    # idf = ln(1 + (4 - df + 0.5) / (df + 0.5)), the highest over the two fields:
+    # cat and mat (df 1 somewhere) ln(10/3) = 1.204, dog (df 2 in titles) ln 2 = 0.693, sleep unknown: 0.
+    # "sleep mat dog dog dog cat": dog 3 * 0.693 = 2.079, mat 1.204, cat 1.204 (a tie: mat comes first).
+    text = "sleep mat dog dog dog cat"
+    assert _cat_fields(2).query_terms(text) == {"english": ["mat", "dog", "dog", "dog"]}
+    assert _cat_fields(3).query_terms(text) == {"english": ["mat", "dog", "dog", "dog", "cat"]}
+    assert _cat_fields(4).query_terms(text) == _cat_fields(4).analyze(text)
+    index = _cat_fields(2)
+    expected = index.score_rows(["mat", "dog", "dog", "dog"], np.arange(4))
+    np.testing.assert_array_equal(index.score_rows(index.query_terms(text), np.arange(4)), expected)
+    with pytest.raises(ValueError, match="max_query_terms must be a positive number of terms, got 0"):
+        _cat_fields(0)
+
+
+def test_query_terms_prune_each_analyzer_by_its_own_fields() -> None:
+    words = InvertedIndex.build([["北京"], ["上海"]])
+    chars = InvertedIndex.build([["北", "京"], ["上", "海"]])
+    index = FieldedBm25(
+        [Bm25Field("w", "chinese", 1.0, (), words), Bm25Field("c", "cjk_unigram", 1.0, (), chars)],
+        max_query_terms=1,
+    )
+    # Every term has df 1: tf decides, then the first occurrence (北 before 京).
+    assert index.query_terms("上海 北京 北京") == {"chinese": ["北京", "北京"], "cjk_unigram": ["北", "北"]}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_queries_up_to_the_limit_keep_every_term(seed: int) -> None:
+    index = _random_fields(seed)
+    assert index.max_query_terms == MAX_QUERY_TERMS == 64
+    rng = np.random.default_rng(seed)
+    for _ in range(30):
+        text = " ".join(f"w{i}" for i in rng.integers(0, 45, size=rng.integers(1, 120)))
+        assert index.query_terms(text) == index.analyze(text)  # 45 distinct words at most: never pruned
+    # 75 distinct terms, 40 of them in the vocabulary (w0-w39): 64 are kept, every known one among them.
+    long = " ".join(f"w{i}" for i in range(45)) + " " + " ".join(f"x{i}" for i in range(30))
+    kept = set(index.query_terms(long)["english"])
+    assert len(kept) == 64 and kept >= {f"w{i}" for i in range(40)}
 
 
 @pytest.fixture(scope="module")

@@ -192,3 +192,25 @@ def test_onnx_attention_mask_survives_padding(onnx_encoder: OnnxEncoder, encoder
     assert abs(float(np.linalg.norm(empty)) - 1.0) < 1e-5
     assert float((encoder.encode([""]) * empty).sum()) >= 0.95  # measured 0.9875
     assert onnx_encoder.encode([]).shape == (0, 384)
+
+
+def long_text(chars: int = 20_000) -> str:
+    """SciFact abstracts joined and cut to `chars` characters: a document pasted as a query."""
+    return " ".join(scifact_texts(60))[:chars]
+
+
+def test_torch_encoder_reads_the_first_256_tokens_of_a_20000_character_text(encoder: Encoder) -> None:
+    text = long_text()
+    assert len(text) == 20_000 and encoder.model.max_seq_length == 256
+    vector = encoder.encode([text])
+    assert vector.shape == (1, 384) and abs(float(np.linalg.norm(vector)) - 1.0) < 1e-5
+    # 3,000 characters are well over 256 tokens, so both texts are cut to the same first 256.
+    np.testing.assert_allclose(vector, encoder.encode([text[:3000]]), atol=1e-6)
+
+
+def test_onnx_encoder_truncates_a_20000_character_text(onnx_encoder: OnnxEncoder) -> None:
+    text = long_text()
+    assert onnx_encoder.max_length == 256
+    vector = onnx_encoder.encode([text])
+    assert vector.shape == (1, 384) and abs(float(np.linalg.norm(vector)) - 1.0) < 1e-5
+    np.testing.assert_allclose(vector, onnx_encoder.encode([text[:3000]]), atol=1e-6)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -73,6 +74,20 @@ def test_duplicate_query_tokens_count_twice_like_bm25s() -> None:
     cat = index.score_rows(["cat"], np.arange(len(index)))
     np.testing.assert_allclose(twice, once + cat, rtol=1e-6)
     assert cat[0] > 0
+
+
+def test_document_frequency_and_idf_of_the_hand_corpus() -> None:
+    index = InvertedIndex.build(HAND_CORPUS)
+    assert index.document_frequency("cat") == 2  # rows 0 and 3; row 3 holds it three times
+    assert index.document_frequency("friends") == 2 and index.document_frequency("and") == 1
+    assert index.document_frequency("unicorn") == 0
+    assert index.idf("cat") == math.log(1 + (7 - 2 + 0.5) / (2 + 0.5))  # ln 3.2, the Lucene idf
+    assert index.idf("and") == math.log(1 + 6.5 / 1.5)
+    assert index.idf("unicorn") == 0.0  # matches nothing, so informs nothing
+    # The same idf the impacts use: row 2 holds "and" once in 5 tokens, the mean length is 34 / 7.
+    norm = 1.5 * (0.25 + 0.75 * 5 / (34 / 7))
+    impact = np.float32(float(np.float32(index.idf("and"))) * (1 / (norm + 1)))
+    assert index.score_rows(["and"], np.array([2]))[0] == impact
 
 
 @pytest.fixture(scope="module")

@@ -111,7 +111,7 @@ def test_lexical_and_provenance_features() -> None:
     matrix = extractor.extract(context, candidates())
     rows = np.array([0, 5, 2, 1])
     by_name = dict(zip(extractor.names, matrix.T, strict=True))
-    expected_bm25 = collection.inverted.score_rows(collection.inverted.analyze(context.text), rows)
+    expected_bm25 = collection.inverted.score_rows(collection.inverted.query_terms(context.text), rows)
     np.testing.assert_allclose(by_name["bm25"], expected_bm25)
     # "bone density vitamin" -> [bone, densiti, vitamin]: doc 0 has all three, doc 5 two, docs 2 and 1 none
     np.testing.assert_allclose(by_name["overlap"], [1.0, 2 / 3, 1 / 3, 0.0])
@@ -124,6 +124,26 @@ def test_lexical_and_provenance_features() -> None:
     analyzer = extractor.view.analyze
     assert by_name["len"].tolist() == [len(analyzer(f"{DOCS[r]['title']}\n{DOCS[r]['text']}")) for r in rows]
     np.testing.assert_allclose(by_name["title"], [1.0, 0.0, 1 / 3, 0.0])  # doc 5 has an empty title
+
+
+def test_lexical_features_see_a_long_querys_pruned_terms() -> None:
+    collection = fake_collection()
+    collection.inverted.max_query_terms = 2
+    # tf * idf over 6 documents: vitamin 2 * idf(df 1) > densiti idf(df 2) > bone idf(df 3), which goes.
+    context = RankingContext(text="bone density vitamin vitamin")
+    assert collection.inverted.query_terms(context.text) == {"english": ["densiti", "vitamin", "vitamin"]}
+    decl = declaration(
+        {"name": "bm25", "calc": "bm25"},
+        {"name": "overlap", "calc": "term_overlap"},
+        {"name": "qlen", "calc": "query_length"},
+    )
+    extractor = FeatureExtractor(decl, collection)
+    by_name = dict(zip(extractor.names, extractor.extract(context, candidates()).T, strict=True))
+    rows = np.array([0, 5, 2, 1])
+    expected = collection.inverted.score_rows({"english": ["densiti", "vitamin", "vitamin"]}, rows)
+    np.testing.assert_allclose(by_name["bm25"], expected)  # the terms the BM25 branch searched with
+    np.testing.assert_allclose(by_name["overlap"], [1.0, 0.5, 0.0, 0.0])  # of densiti and vitamin
+    assert by_name["qlen"].tolist() == [3.0] * 4
 
 
 def test_dense_features_read_the_query_vector_once() -> None:

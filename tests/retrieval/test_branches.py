@@ -48,6 +48,20 @@ def test_text_free_branches_stay_out_of_search_unless_asked(client: TestClient) 
     assert set(asked["explain"]) == {"bm25", "item2item"}
 
 
+def test_bm25_and_geo_branches_search_with_the_pruned_terms(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inverted = client.app.state.registry.default.collection.inverted
+    monkeypatch.setattr(inverted, "max_query_terms", 1)
+    # pizza and sushi are in as many shops each: pizza's query tf of 2 keeps it, sushi goes.
+    assert inverted.query_terms("pizza pizza sushi") == {"english": ["pizza", "pizza"]}
+    il = {"lat": SPRINGFIELD_IL[0], "lon": SPRINGFIELD_IL[1]}
+    body = _search(client, query="pizza pizza sushi", k=20, location=il, explain=True)
+    for branch in ("bm25", "geo"):
+        found = {c["id"].split("-")[0] for c in body["explain"][branch]}
+        assert found == {"pizza"}, (branch, found)
+
+
 def test_keyword_filter_returns_k_matching_items(client: TestClient) -> None:
     # 6 coffee shops exist; asking for 6 must give all 6 even though "fresh fish" matches none of them.
     body = _search(client, query="fresh fish", k=6, filters={"category": "coffee"})
