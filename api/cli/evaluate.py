@@ -127,6 +127,8 @@ def _evaluate_index(
     summary["scorer"] = service.ranker.as_dict()
     summary["unique_relevant_top100"] = unique
     summary["degraded"] = dict(runs.degraded)
+    answered = dict(getattr(service.pipeline.scorer, "counts", {}))
+    summary["answered"] = answered
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
@@ -136,6 +138,8 @@ def _evaluate_index(
         f"{scorer.scorer}" + (f" (ranker {scorer.version})" if scorer.path else "")
     )
     typer.echo(format_means(table, SEARCH_METRICS))
+    if answered:
+        typer.echo("queries by how the ranker answered: " + ", ".join(f"{n} {c}" for n, c in answered.items()))
     typer.echo(
         "relevant found only by this branch (top 100): " + ", ".join(f"{b} {n}" for b, n in unique.items())
     )

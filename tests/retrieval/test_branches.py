@@ -54,7 +54,7 @@ def test_bm25_and_geo_branches_search_with_the_pruned_terms(
     inverted = client.app.state.registry.default.collection.inverted
     monkeypatch.setattr(inverted, "max_query_terms", 1)
     # pizza and sushi are in as many shops each: pizza's query tf of 2 keeps it, sushi goes.
-    assert inverted.query_terms("pizza pizza sushi") == {"english": ["pizza", "pizza"]}
+    assert inverted.query_terms("pizza pizza sushi") == {"auto": ["pizza", "pizza"]}
     il = {"lat": SPRINGFIELD_IL[0], "lon": SPRINGFIELD_IL[1]}
     body = _search(client, query="pizza pizza sushi", k=20, location=il, explain=True)
     for branch in ("bm25", "geo"):
