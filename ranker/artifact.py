@@ -97,6 +97,12 @@ class RankerArtifact:
         return DomainProfile.model_validate(described) if described else None
 
     @property
+    def max_candidates(self) -> int | None:
+        """How many of a request's best fused candidates the model scores (None: all), as trained."""
+        limit = self.manifest["params"].get("training", {}).get("max_candidates")
+        return int(limit) if limit is not None else None
+
+    @property
     def task(self) -> str:
         """What the ranker was trained for: "search" (requests with text) or "recommend" (without)."""
         return str(self.manifest["params"].get("training", {}).get("task", "search"))

@@ -14,6 +14,9 @@ late) keeps the fusion order: the pipeline then scores it with fusion and says s
 call returns the fused scores and logs nothing. A model trained on English requests has never seen a
 Chinese lexical-only request ranked, and the fusion order is the safe answer there.
 
+Bounded: the model scores at most `max_candidates` of the candidates (the best fused ones: the pipeline
+hands them over in fusion order), as it was trained; the rest keep their fusion order below them.
+
 Domain: a request of the right task whose features look unlike the training requests' (`ranker.domain`:
 too many per-request statistics outside their training range) is answered in the fusion order too, with
 the reason in `Scored.fallback`. `counts` tallies, per reason, how many requests were answered how.
@@ -52,9 +55,11 @@ class LearnedScorer:
         logger: FeatureLogger | None = None,
         collection_version: str | None = None,
         domain: DomainProfile | None = None,
+        max_candidates: int | None = None,
     ) -> None:
         self.extractor = extractor
         self.domain = domain
+        self.max_candidates = max_candidates
         self.counts: Counter[str] = Counter()  # requests by how they were answered: RANKED, OUT_OF_*
         self.model = model
         self.name = name
@@ -94,18 +99,19 @@ class LearnedScorer:
         if not self.applies(context, candidates):
             self.counts[OUT_OF_REGIME] += 1
             return self._fused(context, candidates, explain, "outside the ranker's task or gated branches")
-        matrix = self.extractor.extract(context, candidates)
+        head = candidates[: self.max_candidates] if self.max_candidates is not None else candidates
+        matrix = self.extractor.extract(context, head)
         refusal = self.domain.refusal(self.extractor.names, matrix) if self.domain is not None else None
         if refusal is not None:
             self.counts[OUT_OF_DOMAIN] += 1
             return self._fused(context, candidates, explain, refusal, matrix)
         self.counts[RANKED] += 1
-        scores = np.asarray(self.model.predict(matrix), dtype=np.float64)
+        ranked = np.asarray(self.model.predict(matrix), dtype=np.float64)
         if self.logger is not None:
             self.logger.log(
                 context,
-                self.extractor.ids_of(candidates),
-                candidates,
+                self.extractor.ids_of(head),
+                head,
                 self.extractor.names,
                 matrix,
                 items=self.extractor.view.ids_of(np.asarray(context.items, dtype=np.int64)),
@@ -113,9 +119,11 @@ class LearnedScorer:
                 ranker_version=self.version,
                 collection_version=self.collection_version,
             )
+        # The unscored tail ties below every scored candidate; the stable sort keeps its fusion order.
+        scores = np.concatenate([ranked, np.full(len(candidates) - len(head), ranked.min() - 1.0)])
         if not explain:
             return Scored(scores)
-        explained = self.extractor.as_dicts(matrix)
+        explained = self.extractor.as_dicts(matrix) + [{"_unscored": 1.0} for _ in candidates[len(head) :]]
         for row, score in zip(explained, scores.tolist(), strict=True):
             row["_score"] = score
         return Scored(scores, explained)
@@ -132,7 +140,8 @@ class LearnedScorer:
         fused = _FUSION.score(context, candidates)
         if not explain:
             return Scored(fused, None, reason)
-        rows = self.extractor.as_dicts(matrix) if matrix is not None else [{} for _ in candidates]
+        rows = self.extractor.as_dicts(matrix) if matrix is not None else []
+        rows += [{} for _ in candidates[len(rows) :]]
         for row, score in zip(rows, fused.tolist(), strict=True):
             row.update({"_fusion_fallback": 1.0, "_score": score})
         return Scored(fused, rows, reason)
@@ -164,4 +173,5 @@ def load_ranker(
         logger=logger,
         collection_version=getattr(collection, "version", None),
         domain=artifact.domain,
+        max_candidates=artifact.max_candidates,
     )

@@ -152,6 +152,60 @@ def dropout_keys(keys: Iterable[str], fraction: float, seed: int) -> list[str]:
     return [k for k in sorted(keys) if rng.random() < fraction]
 
 
+def truncated(examples: Sequence[RankingExample], limit: int | None) -> list[RankingExample]:
+    """Each example with only its first `limit` candidates (the fusion order's best); None keeps all."""
+    if limit is None:
+        return list(examples)
+    return [
+        RankingExample(e.key, e.context, list(e.candidates[:limit]), e.labels[:limit], e.ideal)
+        for e in examples
+    ]
+
+
+# Candidate limits and LightGBM sizes tried when choosing what the served ranker scores (best fused first).
+CANDIDATE_LIMITS: tuple[int | None, ...] = (50, 100, None)
+SMALL_TREES = {"num_leaves": 31}
+# A cheaper setting is kept when its validation nDCG@10 is within this of the best one's.
+CHEAPER_TOLERANCE = 0.005
+
+
+@dataclass
+class BoundChoice:
+    """What the served ranker scores: at most `limit` candidates (None: all), with LightGBM `options`."""
+
+    limit: int | None
+    options: dict[str, Any]
+    tried: dict[str, float]  # "limit=N leaves=L" -> validation nDCG@10 of LambdaMART
+
+
+def choose_bounds(
+    extractor: FeatureExtractor,
+    train_examples: Sequence[RankingExample],
+    valid_examples: Sequence[RankingExample],
+    *,
+    seed: int,
+    limits: Sequence[int | None] = CANDIDATE_LIMITS,
+) -> BoundChoice:
+    """The smallest candidate limit, then the smaller trees, whose LambdaMART validation nDCG@10 stays within
+    `CHEAPER_TOLERANCE` of the best tried: ranking cost bounded on the validation split, never the test's."""
+    tried: dict[str, float] = {}
+
+    def valid_ndcg(limit: int | None, params: dict[str, Any]) -> float:
+        train = featurize(extractor, truncated(train_examples, limit))
+        valid = featurize(extractor, truncated(valid_examples, limit))
+        model = LambdaMart(params)
+        score = float(model.fit(train, valid, seed=seed)[SELECTION_METRIC])
+        tried[f"limit={limit or 'all'} leaves={model.params['num_leaves']}"] = score
+        return score
+
+    by_limit = {limit: valid_ndcg(limit, {}) for limit in limits}
+    best = max(by_limit.values())
+    limit = next(n for n in limits if by_limit[n] >= best - CHEAPER_TOLERANCE)
+    small = valid_ndcg(limit, SMALL_TREES)
+    options = dict(SMALL_TREES) if small >= best - CHEAPER_TOLERANCE else {}
+    return BoundChoice(limit, options, tried)
+
+
 def featurize(extractor: FeatureExtractor, examples: Sequence[RankingExample]) -> Groups:
     matrices = [extractor.extract(e.context, e.candidates) for e in examples]
     return Groups.stack(

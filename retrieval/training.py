@@ -35,6 +35,7 @@ from ranker.models import Groups
 from ranker.training import (
     MODEL_KINDS,
     CandidateRecorder,
+    choose_bounds,
     collect_recommend_examples,
     collect_search_examples,
     dropout_keys,
@@ -42,6 +43,7 @@ from ranker.training import (
     fusion_metrics,
     split_keys,
     train_rankers,
+    truncated,
 )
 from retrieval.candidates import SearchQuery
 from retrieval.evaluation import check_qrels_match_queries, read_qrels, read_queries
@@ -128,8 +130,13 @@ def train_search_ranker(
         covered = [rec.extractor.covers(e.candidates) for e in valid_examples]
         uncovered = covered.count(False)
         valid_examples = [e for e, keep in zip(valid_examples, covered, strict=True) if keep]
-        train, valid = featurize(rec.extractor, train_examples), featurize(rec.extractor, valid_examples)
-        result = train_rankers(train, valid, seed=seed, kinds=kinds, names=rec.extractor.names)
+        bounds = choose_bounds(rec.extractor, train_examples, valid_examples, seed=seed)
+        train = featurize(rec.extractor, truncated(train_examples, bounds.limit))
+        valid = featurize(rec.extractor, truncated(valid_examples, bounds.limit))
+        result = train_rankers(
+            train, valid, seed=seed, kinds=kinds, names=rec.extractor.names,
+            options={"lambdamart": {"params": bounds.options}},
+        )  # fmt: skip
         recalled = sum(bool(e.labels.any()) for e in valid_examples)
         fusion = fusion_metrics(train, valid)
         training = {
@@ -141,7 +148,8 @@ def train_search_ranker(
             "branch_depth": depth, "branch_dropout": dropout, "pipeline_branches": rec.branches,
             "candidates": int(len(train.labels) + len(valid.labels)), "feature_importance": result.importance,
             "fusion": fusion, "gates": rec.extractor.declaration.gates,
-            "valid_queries_served_by_fusion": uncovered,
+            "valid_queries_served_by_fusion": uncovered, "max_candidates": bounds.limit,
+            "bounds_tried": bounds.tried,
         }  # fmt: skip
         domain = domain_profile(rec.extractor.names, train, valid)
         training["domain_refused_valid_share"] = domain.refused_valid_share
@@ -152,13 +160,18 @@ def train_search_ranker(
     finally:
         rec.service.close()
     gates = ", ".join(rec.extractor.declaration.gates) or "none"
+    tried = ", ".join(f"{setting} {score:.4f}" for setting, score in bounds.tried.items())
+    bound_note = (
+        f"scores at most {bounds.limit or 'all'} candidates (best fused first) with "
+        f"{bounds.options.get('num_leaves', 'default')} leaves, chosen on validation nDCG@10: {tried}"
+    )
     note = (
         f"{len(train_keys)} training queries ({len(train)} lists with branch dropout), {len(valid)} "
         f"validation queries; {len(valid) - recalled} of those have no relevant document in recall and count "
         f"as 0 in nDCG@10; {uncovered} lack a branch the features are gated on ({gates}), keep the fusion "
         "order and are left out"
     )
-    return TrainedRanker(version, path, result.best, result.metrics, fusion, [note])
+    return TrainedRanker(version, path, result.best, result.metrics, fusion, [note, bound_note])
 
 
 def train_recommend_ranker(

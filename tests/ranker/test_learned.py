@@ -24,7 +24,7 @@ from indexer.versions import resolve_artifact
 from ranker.artifact import read_ranker
 from ranker.features import FeatureExtractor, FeatureLogger, UnsatisfiableDeclaration, read_feature_log
 from ranker.learned import load_ranker
-from ranker.training import CandidateRecorder, collect_search_examples
+from ranker.training import CANDIDATE_LIMITS, CandidateRecorder, collect_search_examples, truncated
 from retrieval.candidates import SearchQuery
 from retrieval.evaluation import read_qrels, read_queries
 from retrieval.service import CollectionService
@@ -78,6 +78,12 @@ def test_training_writes_a_versioned_ranker_with_both_models_measured(trained: t
     )
     assert params["training"]["branch_depth"] == 100 and params["training"]["train_queries"] == 25
     assert params["feature_names"] == [f["name"] for f in params["features"]["features"]]
+    # The candidate limit and tree size were chosen on validation among the settings tried.
+    assert params["training"]["max_candidates"] in CANDIDATE_LIMITS
+    assert set(params["training"]["bounds_tried"]) >= {
+        f"limit={n or 'all'} leaves=127" for n in CANDIDATE_LIMITS
+    }
+    assert 0.0 <= params["domain"]["refused_valid_share"] <= 0.02
 
 
 def test_online_features_equal_offline_recomputation(
@@ -107,6 +113,7 @@ def test_online_features_equal_offline_recomputation(
     examples = collect_search_examples(
         run, extractor.ids_of, texts, read_qrels(slice_judgments), progress=False
     )
+    examples = truncated(examples, read_ranker(out).max_candidates)  # what the ranker scores, as trained
     assert len(examples) == len(texts)
     for example in examples:
         record = logged[example.context.text]
@@ -311,3 +318,25 @@ def test_a_declaration_file_chooses_the_features_and_model(
     bad.write_text('[[features]]\nname = "x"\ncalc = "telepathy"\n')
     refused = runner.invoke(app, [*args[:-1], str(bad), "--no-progress"])
     assert refused.exit_code == 2 and "unknown calc op 'telepathy'" in refused.output
+
+
+def test_a_bounded_ranker_scores_the_best_fused_and_keeps_the_rest_in_fusion_order(
+    scifact_slice_root: Path, trained: tuple
+) -> None:
+    out, _ = trained
+    recorder = CandidateRecorder()
+    service = CollectionService.open(scifact_slice_root, scorer=recorder)
+    scorer = load_ranker(out, service.collection)
+    scorer.max_candidates = 5
+    scorer.domain = None  # the bound alone is under test here
+    service.run("vitamin D and bone density", 10)
+    context, candidates = recorder.take()
+    assert len(candidates) > 5
+    scored = scorer.score_explained(context, candidates, explain=True)
+    head, tail = scored.scores[:5], scored.scores[5:]
+    assert tail.max() < head.min() and len(set(tail.tolist())) == 1  # below every scored one, all equal
+    order = np.argsort(-scored.scores, kind="stable")
+    assert order[5:].tolist() == list(range(5, len(candidates)))  # the tail keeps its fusion order
+    assert scored.features is not None and all("_unscored" in row for row in scored.features[5:])
+    assert list(scored.features[0])[:-1] == scorer.feature_names
+    service.close()
