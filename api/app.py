@@ -8,9 +8,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import install_error_handlers
 from api.metrics import install_metrics
+from api.reload_broadcast import ReloadBroadcast
 from api.routes import admin, collections, operations, recommend, search
 from api.schemas import DEFAULT_MAX_QUERY_CHARS
 from retrieval.registry import CollectionRegistry, service_opener
@@ -42,12 +44,14 @@ def create_app(
     rankers: dict[str, Path] | None = None,
     feature_log: Path | None = None,
     max_query_chars: int = DEFAULT_MAX_QUERY_CHARS,
+    broadcast: ReloadBroadcast | None = None,
 ) -> FastAPI:
     """An app serving the collections under `indexes` (the first is the default) or an opened `registry`.
 
     `rankers`: collection name -> ranker root scoring that collection's merged candidates (the others use
     the fusion order); `feature_log`: where the rankers log the features of each request they score;
-    `max_query_chars`: the longest `/search` query accepted (longer ones get a 422 naming `query`).
+    `max_query_chars`: the longest `/search` query accepted (longer ones get a 422 naming `query`);
+    `broadcast`: with several worker processes, how a reload one worker is asked for reaches the others.
     """
     if isinstance(max_query_chars, bool) or not isinstance(max_query_chars, int) or max_query_chars < 1:
         raise ValueError(f"max_query_chars must be a positive number of characters, got {max_query_chars!r}")
@@ -66,9 +70,13 @@ def create_app(
             app.state.registry.load()
         if watch_interval_s:
             app.state.registry.watch(watch_interval_s)
+        if broadcast is not None:
+            broadcast.start(app.state.registry)
         try:
             yield
         finally:
+            if broadcast is not None:
+                broadcast.stop()
             if owned:  # close only what this app opened
                 app.state.registry.close()
 
@@ -80,7 +88,9 @@ def create_app(
     )
     app.state.admin_token = token
     app.state.max_query_chars = max_query_chars
+    app.state.broadcast = broadcast
     app.state.metrics = install_metrics(app)
+    app.add_middleware(WorkerHeader)
     install_error_handlers(app)
     app.include_router(search.router)
     app.include_router(recommend.router)
@@ -89,3 +99,23 @@ def create_app(
     if token:
         app.include_router(admin.router)
     return app
+
+
+class WorkerHeader:
+    """Names the process that answered in an `X-Worker` header (its pid), to tell workers apart."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def named(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                worker = (b"x-worker", str(os.getpid()).encode())
+                message = {**message, "headers": [*message.get("headers", []), worker]}
+            await send(message)
+
+        await self.app(scope, receive, named)

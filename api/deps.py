@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from api.metrics import Metrics
+from api.reload_broadcast import ReloadBroadcast
 from retrieval.registry import CollectionRegistry
 from retrieval.service import CollectionService
 
@@ -26,6 +27,10 @@ def named_collection(name: str, request: Request) -> CollectionService:
 
 def metrics(request: Request) -> Metrics:
     return request.app.state.metrics
+
+
+def broadcast(request: Request) -> ReloadBroadcast | None:
+    return request.app.state.broadcast
 
 
 def max_query_chars(request: Request) -> int:
@@ -52,3 +57,4 @@ NamedCollection = Annotated[CollectionService, Depends(named_collection)]
 AppMetrics = Annotated[Metrics, Depends(metrics)]
 RequestId = Annotated[str, Depends(request_id)]
 MaxQueryChars = Annotated[int, Depends(max_query_chars)]
+Broadcast = Annotated[ReloadBroadcast | None, Depends(broadcast)]

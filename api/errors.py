@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from api.reload_broadcast import ReloadIncompleteError
 from retrieval.registry import UnknownCollectionError
 from retrieval.service import RequestError, UnknownItemError
 
@@ -33,3 +34,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UnknownItemError)
     async def not_found(_: Request, exc: LookupError) -> JSONResponse:
         return JSONResponse(status_code=404, content={"detail": str(exc.args[0] if exc.args else exc)})
+
+    @app.exception_handler(ReloadIncompleteError)
+    async def reload_incomplete(_: Request, exc: ReloadIncompleteError) -> JSONResponse:
+        return JSONResponse(status_code=500, content={"detail": str(exc)})

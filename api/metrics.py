@@ -2,25 +2,37 @@
 
 Each app owns its own `CollectorRegistry`, so several apps (tests, several services in one process) never
 clash over metric names.
+
+With several worker processes (`serve --workers N`), `/metrics` must count every worker's requests, not
+only those of the worker that happens to answer the scrape. prometheus_client's multiprocess mode does it:
+when `PROMETHEUS_MULTIPROC_DIR` is set before prometheus_client is imported (the serve command sets it to a
+fresh folder per run), every process writes its values to memory-mapped files there, and the exposition
+sums them with a `MultiProcessCollector`. Counters and histograms need nothing more; a gauge added here
+would need a `multiprocess_mode` (e.g. ``livesum``) to say how workers' values combine.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from retrieval.service import SearchAnswer
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 COUNT_BUCKETS = (0, 1, 5, 10, 25, 50, 100, 250, 500, 1000)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # prometheus_client chose its value class from the same variable when it was imported
+        self.multiprocess_dir = os.environ.get(MULTIPROC_ENV) or None
         self.requests = Counter(
             "searchrec_requests",
             "HTTP requests by route and status.",
@@ -67,7 +79,12 @@ class Metrics:
             self.degraded.labels(collection, branch).inc()
 
     def exposition(self) -> Response:
-        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+        """This process's metrics, or with a multiprocess folder, the sum over every worker's."""
+        registry = self.registry
+        if self.multiprocess_dir is not None:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, path=self.multiprocess_dir)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 def install_metrics(app: FastAPI) -> Metrics:

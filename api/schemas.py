@@ -147,6 +147,15 @@ class VersionInfo(BaseModel):
     collections: dict[str, str]
 
 
-class ReloadResult(BaseModel):
-    switched: list[dict[str, str]]
+class WorkerVersions(BaseModel):
+    pid: int
     versions: dict[str, str]
+
+
+class ReloadResult(BaseModel):
+    switched: list[dict[str, str]] = Field(description="What the worker that answered switched.")
+    versions: dict[str, str] = Field(description="The answering worker's versions after the reload.")
+    workers: list[WorkerVersions] = Field(
+        default_factory=list,
+        description="With several worker processes: every worker's versions once all have reloaded.",
+    )

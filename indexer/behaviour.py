@@ -128,7 +128,7 @@ class Behaviour:
         vectors = self.directory / "item2vec" / "item_vectors.npy"
         self.item_vectors: np.ndarray | None = np.load(vectors, mmap_mode="r") if vectors.is_file() else None
         known = self.directory / "item2vec" / "known.npy"
-        self.item_known: np.ndarray | None = np.load(known) if known.is_file() else None
+        self.item_known: np.ndarray | None = np.load(known, mmap_mode="r") if known.is_file() else None
 
     def _array(self, name: str) -> np.ndarray:
         return np.load(self.directory / f"{name}.npy", mmap_mode="r")

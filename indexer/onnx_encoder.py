@@ -162,6 +162,18 @@ def _float_nodes(path: Path) -> list[str]:
     return names
 
 
+def session_threads(threads: int) -> int:
+    """onnxruntime's intra-op threads for `threads` (0: unset). onnxruntime ignores OMP_NUM_THREADS, but a
+    process told to use that many threads (a `serve --workers` worker) means its encoder too; with neither,
+    0 lets onnxruntime use one thread per physical core."""
+    if threads:
+        return threads
+    try:
+        return max(0, int(os.environ.get("OMP_NUM_THREADS", "0")))
+    except ValueError:  # not a plain number (OpenMP also takes lists): onnxruntime's default
+        return 0
+
+
 class OnnxEncoder:
     """Batched, L2-normalised int8 ONNX embeddings; exports on first use if the model file is missing."""
 
@@ -171,7 +183,9 @@ class OnnxEncoder:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if threads < 0:
-            raise ValueError(f"threads must be >= 0 (0: one per physical core), got {threads}")
+            raise ValueError(
+                f"threads must be >= 0 (0: OMP_NUM_THREADS if set, else one per physical core), got {threads}"
+            )
         self.batch_size = batch_size
         self.onnx_dir = Path(onnx_dir) if onnx_dir is not None else default_onnx_dir()
         self.threads = threads
@@ -199,7 +213,7 @@ class OnnxEncoder:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
+        options.intra_op_num_threads = session_threads(self.threads)
         return ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
 
     @cached_property

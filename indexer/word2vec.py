@@ -240,12 +240,12 @@ class SentenceVectorizer:
     def load(cls, directory: Path, kv: KeyedVectors) -> SentenceVectorizer:
         directory = Path(directory)
         settings = json.loads((directory / VECTORIZER_FILE).read_text(encoding="utf-8"))
-        weights = np.load(directory / WEIGHTS_FILE)
+        weights = np.load(directory / WEIGHTS_FILE, mmap_mode="r")  # read-only: shared by server workers
         if len(weights) != len(kv.index_to_key):
             raise ValueError(
                 f"{directory}: {len(weights)} word weights for a vocabulary of {len(kv.index_to_key)}"
             )
-        component = np.load(directory / COMPONENT_FILE) if settings["remove_pc"] else None
+        component = np.load(directory / COMPONENT_FILE, mmap_mode="r") if settings["remove_pc"] else None
         return cls(
             kv=kv,
             weighting=settings["weighting"],

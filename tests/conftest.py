@@ -19,11 +19,22 @@ def encoder() -> Encoder:
 
 
 @pytest.fixture(scope="session")
-def scifact_slice_root(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder) -> Path:
+def slice_embeddings(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Embedding cache filled by the SciFact slice's build: another build of the slice with
+    `CachedEncoder(encoder, slice_embeddings)` publishes a new version without running the model again."""
+    return tmp_path_factory.mktemp("slice-embeddings")
+
+
+@pytest.fixture(scope="session")
+def scifact_slice_root(
+    tmp_path_factory: pytest.TempPathFactory, encoder: Encoder, slice_embeddings: Path
+) -> Path:
     """Index root holding one published build of the first 200 SciFact documents."""
     from indexer.build import build_collection
     from indexer.config import BuildConfig
+    from indexer.embedding_cache import CachedEncoder
 
     root = tmp_path_factory.mktemp("scifact-slice")
-    build_collection(SCIFACT, root, BuildConfig(limit=SLICE_DOCS), encoder=encoder, progress=False)
+    cached = CachedEncoder(encoder, slice_embeddings)
+    build_collection(SCIFACT, root, BuildConfig(limit=SLICE_DOCS), encoder=cached, progress=False)
     return root

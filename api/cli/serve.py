@@ -12,6 +12,9 @@ from api.cli.common import fail
 from api.schemas import DEFAULT_MAX_QUERY_CHARS
 
 MAX_QUERY_CHARS_ENV = "SEARCHREC_MAX_QUERY_CHARS"
+# uvicorn replaces a worker that does not answer its supervisor's ping within this many seconds; a worker
+# importing torch and loading models on a busy machine can be slow to answer (uvicorn's default is 5).
+WORKER_HEALTHCHECK_S = 60
 
 
 def register(app: typer.Typer) -> None:
@@ -53,30 +56,63 @@ def serve(
             help="Longest /search query accepted, in characters; longer ones get a 422 naming `query`.",
         ),
     ] = DEFAULT_MAX_QUERY_CHARS,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Worker processes, each serving every collection from one shared port "
+            "[default: the usable cores]. 1 serves from this process.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve indices over HTTP (OpenAPI docs at /docs). The first index is the default collection."""
     import uvicorn
 
-    from api.app import collection_roots, create_app
+    from api.app import collection_roots
+    from api.workers import (
+        WORKER_APP,
+        ServeSettings,
+        create_settings_app,
+        run_directory,
+        threads_per_worker,
+        usable_cores,
+        worker_environment,
+    )
     from indexer.artifact import ArtifactError
     from indexer.versions import resolve_artifact
 
+    workers = workers if workers is not None else usable_cores()
     try:
         roots = collection_roots([_parse(spec) for spec in index])
         for root in roots.values():
             resolve_artifact(root)
-        rankers = _rankers(ranker or [], list(roots))
-        app = create_app(
-            roots,
-            watch_interval_s=watch,
-            rankers=rankers,
+        settings = ServeSettings(
+            indexes=roots,
+            rankers=_rankers(ranker or [], list(roots)),
             feature_log=feature_log,
+            watch_interval_s=watch,
             max_query_chars=max_query_chars,
+            threads=threads_per_worker(workers),
         )
+        app = create_settings_app(settings)  # checks the settings here, not in each worker
     except (ArtifactError, ValueError) as error:
         fail(str(error))
     logging.basicConfig(level=logging.INFO)
-    uvicorn.run(app, host=host, port=port)
+    if workers == 1:
+        uvicorn.run(app, host=host, port=port)
+        return
+    with run_directory() as run_dir:
+        settings = settings.model_copy(update={"run_dir": run_dir})
+        with worker_environment(settings):
+            uvicorn.run(
+                WORKER_APP,
+                factory=True,
+                workers=workers,
+                host=host,
+                port=port,
+                timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
+            )
 
 
 def _rankers(specs: list[str], names: list[str]) -> dict[str, Path]:

@@ -1,4 +1,8 @@
-"""Admin routes, mounted only when `SEARCHREC_ADMIN_TOKEN` is set: hot reload of published versions."""
+"""Admin routes, mounted only when `SEARCHREC_ADMIN_TOKEN` is set: hot reload of published versions.
+
+With several worker processes the request reaches one of them; it reloads, then tells the others through
+the reload broadcast (`api.reload_broadcast`) and answers once every worker has switched.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 
-from api.deps import Registry
-from api.schemas import ReloadResult
+from api.deps import Broadcast, Registry
+from api.schemas import ReloadResult, WorkerVersions
 
 TOKEN_ENV = "SEARCHREC_ADMIN_TOKEN"
 
@@ -25,9 +29,11 @@ router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(requir
 @router.post("/reload", response_model=ReloadResult, summary="Serve newly published versions")
 def reload(
     registry: Registry,
+    broadcast: Broadcast,
     collection: Annotated[str | None, Query(description="Reload only this collection.")] = None,
 ) -> ReloadResult:
     switched = registry.reload(collection)
+    workers = broadcast.wait(broadcast.announce(collection)) if broadcast is not None else []
     return ReloadResult(
         switched=[
             {
@@ -40,4 +46,5 @@ def reload(
             for r in switched
         ],
         versions={name: service.version for name, service in registry.items()},
+        workers=[WorkerVersions(pid=state.pid, versions=state.versions) for state in workers],
     )

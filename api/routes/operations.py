@@ -24,7 +24,8 @@ def readyz(request: Request) -> JSONResponse:
     that was asked for but refused at load shows its `error`, and that collection serves the fusion order.
     `answered` counts this process's requests by how its ranker answered them: `ranked`, or left in the
     fusion order as `out_of_domain` (unlike its training requests) or `out_of_regime` (another task, or a
-    gated branch missing)."""
+    gated branch missing). With several worker processes, all of this is the answering worker's, and
+    `workers` lists every worker that has finished loading, with its versions."""
     registry = getattr(request.app.state, "registry", None)
     services = registry.items() if registry else []
     loaded = {name: service.version for name, service in services}
@@ -34,6 +35,9 @@ def readyz(request: Request) -> JSONResponse:
         for name, service in services
     }
     body = {"ready": ready, "collections": loaded, "scorers": scorers}
+    broadcast = getattr(request.app.state, "broadcast", None)
+    if broadcast is not None:
+        body["workers"] = [{"pid": s.pid, "collections": s.versions} for s in broadcast.workers()]
     return JSONResponse(status_code=200 if ready else 503, content=body)
 
 

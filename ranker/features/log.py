@@ -10,6 +10,7 @@ path, which is how online/offline consistency is checked, and to train on served
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import threading
 import time
@@ -75,6 +76,8 @@ class FeatureLogger:
 
     When the file would grow past `max_bytes` it is rotated first (`path` -> `path.1` -> ... ->
     `path.<backups>`, the oldest dropped), so a long-running service keeps a bounded amount of log.
+    Server worker processes may share one log: the size check, rotation and append hold an exclusive
+    `flock` on a hidden lock file beside it (`.<name>.lock`), so two processes never rotate at once.
     """
 
     def __init__(self, path: Path, *, max_bytes: int = MAX_BYTES, backups: int = BACKUPS) -> None:
@@ -86,6 +89,7 @@ class FeatureLogger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.max_bytes, self.backups = max_bytes, backups
         self._lock = threading.Lock()
+        self._lock_path = self.path.with_name(f".{self.path.name}.lock")
 
     def _rotate(self) -> None:
         for n in range(self.backups - 1, 0, -1):
@@ -133,7 +137,8 @@ class FeatureLogger:
         }
         line = json.dumps(record, ensure_ascii=False, allow_nan=True) + "\n"
         size = len(line.encode("utf-8"))
-        with self._lock:
+        with self._lock, self._lock_path.open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the lock file closes
             if self.path.exists() and self.path.stat().st_size + size > self.max_bytes:
                 self._rotate()
             with self.path.open("a", encoding="utf-8") as handle:

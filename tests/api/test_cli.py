@@ -102,13 +102,46 @@ def test_serve_passes_the_query_limit_from_option_or_environment(
     served: list[int] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **_: served.append(app.state.max_query_chars))
     monkeypatch.delenv(MAX_QUERY_CHARS_ENV, raising=False)
-    index = ["serve", "--index", str(scifact_slice_root)]
+    index = ["serve", "--index", str(scifact_slice_root), "--workers", "1"]
     assert runner.invoke(app, index).exit_code == 0
     assert runner.invoke(app, [*index, "--max-query-chars", "500"]).exit_code == 0
     assert runner.invoke(app, index, env={MAX_QUERY_CHARS_ENV: "70000"}).exit_code == 0
     assert served == [DEFAULT_MAX_QUERY_CHARS, 500, 70_000]
     refused = runner.invoke(app, [*index, "--max-query-chars", "0"])
     assert refused.exit_code == 2 and "--max-query-chars" in refused.output
+
+
+def test_serve_hands_workers_their_settings_through_the_environment(
+    scifact_slice_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    import uvicorn
+
+    from api.metrics import MULTIPROC_ENV
+    from api.workers import SETTINGS_ENV, WORKER_APP, ServeSettings
+
+    calls: list[tuple[object, dict, ServeSettings, str]] = []
+
+    def run(app: object, **options: object) -> None:
+        settings = ServeSettings.model_validate_json(os.environ[SETTINGS_ENV])
+        calls.append((app, options, settings, os.environ["OMP_NUM_THREADS"]))
+
+    monkeypatch.setattr(uvicorn, "run", run)
+    for name in (SETTINGS_ENV, MULTIPROC_ENV, "OMP_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    command = ["serve", "--index", f"sf={scifact_slice_root}", "--workers", "2", "--max-query-chars", "500"]
+    assert runner.invoke(app, [*command, "--watch", "2"]).exit_code == 0
+    [(served, options, settings, threads)] = calls
+    assert served == WORKER_APP
+    assert options["factory"] is True and options["workers"] == 2 and options["port"] == 8000
+    assert settings.indexes == {"sf": scifact_slice_root}
+    assert (settings.max_query_chars, settings.watch_interval_s) == (500, 2.0)
+    assert threads == str(settings.threads) and settings.threads >= 1
+    assert settings.run_dir is not None and not settings.run_dir.exists()  # removed when serving ends
+    assert SETTINGS_ENV not in os.environ and MULTIPROC_ENV not in os.environ
+    refused = runner.invoke(app, [*command, "--workers", "0"])
+    assert refused.exit_code == 2 and "--workers" in refused.output
 
 
 def test_serve_refuses_two_collections_with_one_name(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from indexer.embedding_cache import CachedEncoder, EmbeddingCache, text_digest
 from indexer.encoder import ENCODERS, MODEL_NAME, Encoder, make_encoder
-from indexer.onnx_encoder import ONNX_NAME, OnnxEncoder, export_int8
+from indexer.onnx_encoder import ONNX_NAME, OnnxEncoder, export_int8, session_threads
 from tests.conftest import SCIFACT
 
 DIM = 8
@@ -54,6 +54,17 @@ def test_make_encoder_refuses_unknown_kind_and_bad_batch() -> None:
     with pytest.raises(ValueError, match="batch_size"):
         make_encoder("torch", batch_size=0)
     assert sorted(ENCODERS) == ["onnx-int8", "torch"]
+
+
+def test_onnx_threads_follow_the_argument_then_omp_num_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert session_threads(0) == 0  # onnxruntime's default: one per physical core
+    assert session_threads(3) == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # what serve --workers sets in each worker
+    assert session_threads(0) == 2
+    assert session_threads(3) == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "4,2")  # an OpenMP nesting list: left to onnxruntime
+    assert session_threads(0) == 0
 
 
 def test_make_encoder_kinds_names_and_cache_wrapping(tmp_path: Path) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -329,3 +331,36 @@ def test_feature_log_rotates_and_keeps_a_bounded_number_of_files(tmp_path: Path)
     assert read == {
         "features.jsonl": ["r06"], "features.jsonl.1": ["r04", "r05"], "features.jsonl.2": ["r02", "r03"]
     }  # fmt: skip
+
+
+_WRITER = """
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from ranker.features.log import FeatureLogger
+from ranker.scoring import RankingContext
+
+path, name, lines = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+ranks = [{"bm25": i} for i in range(50)]
+candidates = [SimpleNamespace(fused_score=0.5, ranks=r, branch_scores={"bm25": 1.0}) for r in ranks]
+logger = FeatureLogger(path, max_bytes=20_000, backups=1000)
+for i in range(lines):
+    context = RankingContext(text="bone", request_id=f"{name}{i:03d}")
+    logger.log(context, [str(i) for i in range(50)], candidates, ["f"], np.ones((50, 1)))
+"""
+
+
+def test_worker_processes_share_one_feature_log_and_its_rotation(tmp_path: Path) -> None:
+    path = tmp_path / "features.jsonl"
+    repo = Path(__file__).resolve().parents[2]
+    writers = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, str(path), name, "60"], cwd=repo)
+        for name in ("a", "b")
+    ]
+    assert [writer.wait(timeout=300) for writer in writers] == [0, 0]
+    logged = [r.request_id for f in tmp_path.glob("features.jsonl*") for r in read_feature_log(f)]
+    assert sorted(logged) == sorted(f"{name}{i:03d}" for name in "ab" for i in range(60))
+    assert len(list(tmp_path.glob("features.jsonl.*"))) > 10  # it did rotate, many times
