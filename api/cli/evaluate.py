@@ -139,7 +139,8 @@ def _evaluate_index(
     )
     typer.echo(format_means(table, SEARCH_METRICS))
     if answered:
-        typer.echo("queries by how the ranker answered: " + ", ".join(f"{n} {c}" for n, c in answered.items()))
+        counts = ", ".join(f"{name} {count}" for name, count in answered.items())
+        typer.echo(f"queries by how the ranker answered: {counts}")
     typer.echo(
         "relevant found only by this branch (top 100): " + ", ".join(f"{b} {n}" for b, n in unique.items())
     )
