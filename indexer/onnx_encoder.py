@@ -178,6 +178,7 @@ class OnnxEncoder:
     """Batched, L2-normalised int8 ONNX embeddings; exports on first use if the model file is missing."""
 
     kind = ONNX_INT8
+    multilingual = False
 
     def __init__(self, *, batch_size: int = 64, onnx_dir: Path | None = None, threads: int = 0) -> None:
         if batch_size < 1:
@@ -238,6 +239,10 @@ class OnnxEncoder:
             rows = order[start : start + self.batch_size]
             out[rows] = self._embed([ids[i] for i in rows], pad)
         return out
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        """Queries are embedded like documents (MiniLM has no query form)."""
+        return self.encode(texts)
 
     def _embed(self, batch: list[list[int]], pad: int) -> np.ndarray:
         width = max(len(row) for row in batch)

@@ -114,7 +114,7 @@ class CollectionService:
         ranker appends each scored request's features to.
         """
         collection = Collection.load(root, name=name, encoder=encoder)
-        collection.encoder.encode(["warm-up"])  # load the model now, not inside the first request's deadline
+        collection.encoder.encode_queries(["warm-up"])  # load the model now, not in the first request
         sources = all_sources(collection)
         status = None
         if ranker is not None and scorer is None:

@@ -48,7 +48,7 @@ class DenseSource:
         return bool(query.text.strip()) and cjk_share(query.text) < 0.5
 
     def fetch(self, query: SearchQuery, limit: int) -> BranchResult:
-        vector = self.collection.encoder.encode([query.text])
+        vector = self.collection.encoder.encode_queries([query.text])
         query.query_vectors["dense"] = vector[0]
         rows, scores = self.collection.vectors.search(
             vector, min(limit, len(self.collection)), allowed=query.allowed

@@ -88,7 +88,8 @@ def _query_vector(req: Request, space: str | None) -> np.ndarray:
     if known is not None:
         return _unit(np.asarray(known, dtype=np.float32).reshape(-1))
     if space == "dense":
-        return _unit(np.asarray(req.collection.encoder.encode([req.context.text])[0], dtype=np.float32))
+        vector = req.collection.encoder.encode_queries([req.context.text])[0]  # the query form (E5)
+        return _unit(np.asarray(vector, dtype=np.float32))
     return _unit(np.asarray(req.collection.text_vectors.embed(req.context.text), dtype=np.float32))
 
 

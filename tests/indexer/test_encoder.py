@@ -26,6 +26,7 @@ class CountingEncoder:
         self.kind = name
         self.fingerprint = fingerprint
         self.dim = DIM
+        self.multilingual = False
         self.calls: list[list[str]] = []
 
     @property
@@ -40,6 +41,9 @@ class CountingEncoder:
             row = np.random.default_rng(seed).standard_normal(DIM)
             rows.append(row / np.linalg.norm(row))
         return np.asarray(rows, dtype=np.float32).reshape(len(texts), DIM)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self.encode(texts)
 
 
 def scifact_texts(n: int) -> list[str]:
@@ -65,6 +69,12 @@ def test_onnx_threads_follow_the_argument_then_omp_num_threads(monkeypatch: pyte
     assert session_threads(3) == 3
     monkeypatch.setenv("OMP_NUM_THREADS", "4,2")  # an OpenMP nesting list: left to onnxruntime
     assert session_threads(0) == 0
+
+
+def test_minilm_embeds_queries_like_documents(encoder: Encoder) -> None:
+    texts = ["vitamin D and bone fractures", "北京"]
+    np.testing.assert_array_equal(encoder.encode_queries(texts), encoder.encode(texts))
+    assert encoder.multilingual is False
 
 
 def test_make_encoder_kinds_names_and_cache_wrapping(tmp_path: Path) -> None:
@@ -203,6 +213,8 @@ def test_onnx_attention_mask_survives_padding(onnx_encoder: OnnxEncoder, encoder
     assert abs(float(np.linalg.norm(empty)) - 1.0) < 1e-5
     assert float((encoder.encode([""]) * empty).sum()) >= 0.95  # measured 0.9875
     assert onnx_encoder.encode([]).shape == (0, 384)
+    np.testing.assert_array_equal(onnx_encoder.encode_queries(["a query"]), onnx_encoder.encode(["a query"]))
+    assert onnx_encoder.multilingual is False
 
 
 def long_text(chars: int = 20_000) -> str:

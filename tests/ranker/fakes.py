@@ -43,6 +43,7 @@ class FakeEncoder:
     """Bag of hashed words in 8 dimensions, unit length; counts its calls."""
 
     dim = 8
+    multilingual = False
 
     def __init__(self) -> None:
         self.calls = 0
@@ -55,6 +56,9 @@ class FakeEncoder:
                 out[i, int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dim] += 1.0
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self.encode(texts)
 
 
 class FakeDocstore:
