@@ -2,12 +2,12 @@
 
 Entries live in one RocksDB database (through rocksdict), normally ``ROOT/cache/embeddings`` beside the
 versions of an index root, so they survive rebuilds and version clean-up. A key is the encoder's namespace
-(its name, e.g. ``all-MiniLM-L6-v2`` or ``all-MiniLM-L6-v2-onnx-int8``, plus
+(its name, e.g. ``all-MiniLM-L6-v2``, ``all-MiniLM-L6-v2-onnx-int8`` or ``multilingual-e5-small-q4``, plus
 a fingerprint of the weights and export recipe), a NUL byte, and the 32-byte sha256 of the exact text given
 to the encoder; the value is the vector as little-endian float32 bytes. Namespaces contain no NUL byte and
 digests have a fixed length, so two encoders never read each other's entries, and a changed model starts
-an empty namespace. Only documents (`encode`) are cached; `encode_queries` always asks the model (a model
-may embed queries in a form of their own).
+an empty namespace. Only documents (`encode`) are cached; `encode_queries` always asks the model (E5's
+query form differs from its document form).
 
 The database is opened for the duration of one `CachedEncoder.encode` call: RocksDB lets one process at a
 time open it for writing (the service's query encoder uses no cache). Deleting the folder is always safe.

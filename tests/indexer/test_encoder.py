@@ -53,11 +53,15 @@ def scifact_texts(n: int) -> list[str]:
 
 
 def test_make_encoder_refuses_unknown_kind_and_bad_batch() -> None:
-    with pytest.raises(ValueError, match=r"unknown encoder 'onnx'.*\['onnx-int8', 'torch'\]"):
+    with pytest.raises(
+        ValueError, match=r"unknown encoder 'onnx'.*\['e5-multilingual', 'onnx-int8', 'torch'\]"
+    ):
         make_encoder("onnx")
     with pytest.raises(ValueError, match="batch_size"):
         make_encoder("torch", batch_size=0)
-    assert sorted(ENCODERS) == ["onnx-int8", "torch"]
+    with pytest.raises(ValueError, match=r"unknown encoder 'auto'"):
+        make_encoder("auto")  # a build resolves auto to a kind first
+    assert sorted(ENCODERS) == ["e5-multilingual", "onnx-int8", "torch"]
 
 
 def test_onnx_threads_follow_the_argument_then_omp_num_threads(monkeypatch: pytest.MonkeyPatch) -> None:
