@@ -9,10 +9,12 @@ request. The scorer returns one score per candidate, in the order given: it neve
 Coverage: a model ranks the requests of its training regime (`LearnedScorer.applies`): those of its task
 (a search ranker ranks requests with text, a recommendation ranker requests without) on which every branch
 a feature is gated on ran (`FeatureDeclaration.gates`, e.g. the dense branch). Any other request (a search
-on a collection served with a recommendation ranker; the dense branch gated off for a CJK query, failed or
-late) keeps the fusion order: the pipeline then scores it with fusion and says so, and a direct `score`
-call returns the fused scores and logs nothing. A model trained on English requests has never seen a
-Chinese lexical-only request ranked, and the fusion order is the safe answer there.
+on a collection served with a recommendation ranker; the dense branch gated off for a CJK query on an
+English-only encoder, failed or late) keeps the fusion order: the pipeline then scores it with fusion and
+says so, and a direct `score` call returns the fused scores and logs nothing. A model trained on English
+requests has never seen a Chinese lexical-only request ranked, and the fusion order is the safe answer
+there. On a collection embedded by the multilingual encoder the dense branch runs for every query, so
+coverage no longer keeps Chinese requests from such a model: the domain check below has to.
 
 Bounded: the model scores at most `max_candidates` of the candidates (the best fused ones: the pipeline
 hands them over in fusion order), as it was trained; the rest keep their fusion order below them.

@@ -32,11 +32,12 @@ def cjk_share(text: str) -> float:
 
 
 class DenseSource:
-    """Dense vectors: the transformer's query embedding against the ANN index of item embeddings.
+    """Dense vectors: the encoder's query embedding against the ANN index of item embeddings.
 
-    all-MiniLM-L6-v2 was trained on English: its embedding of a mostly Chinese, Japanese or Korean query is
-    close to noise (nDCG@10 0.30 on XQuAD-R zh against BM25's 0.84), so the gate keeps the branch out of
-    such requests instead of letting it dilute the fusion.
+    An English-only encoder (all-MiniLM-L6-v2: `multilingual` False) embeds a mostly Chinese, Japanese or
+    Korean query close to noise (nDCG@10 0.30 on XQuAD-R zh against BM25's 0.84), so the gate keeps the
+    branch out of such requests instead of letting it dilute the fusion. A multilingual encoder
+    (multilingual-e5-small, what a build picks for a mostly non-Latin corpus) serves every query.
     """
 
     name = "dense"
@@ -45,7 +46,9 @@ class DenseSource:
         self.collection = collection
 
     def enabled(self, query: SearchQuery) -> bool:
-        return bool(query.text.strip()) and cjk_share(query.text) < 0.5
+        if not query.text.strip():
+            return False
+        return self.collection.encoder.multilingual or cjk_share(query.text) < 0.5
 
     def fetch(self, query: SearchQuery, limit: int) -> BranchResult:
         vector = self.collection.encoder.encode_queries([query.text])
