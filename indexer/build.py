@@ -42,6 +42,7 @@ from indexer.behaviour import write_behaviour
 from indexer.config import BuildConfig, FieldConfig
 from indexer.docstore import DocStore
 from indexer.encoder import TextEncoder, index_cache_dir, make_encoder
+from indexer.encoder_choice import AUTO, EncoderChoice, choose_encoder
 from indexer.fields import Bm25Field, FieldedBm25
 from indexer.inverted import InvertedIndex
 from indexer.items import Events, Item, ItemSchema
@@ -78,7 +79,10 @@ def _stage(name: str, timings: dict[str, float], log: Callable[[str], None]) -> 
 
 
 def encoder_for(config: BuildConfig, root: Path) -> TextEncoder:
-    """The encoder a build uses when none is passed in: the one place the encoder kind is chosen."""
+    """The encoder of `config`'s kind, with `root`'s embedding cache: what a build uses when none is passed
+    in. ``auto`` is resolved from the items first (`choose_encoder`); a manifest's config holds the kind."""
+    if config.encoder == AUTO:
+        raise ValueError("encoder 'auto' depends on the items; resolve it with choose_encoder first")
     return make_encoder(
         config.encoder,
         cache_dir=index_cache_dir(root),
@@ -102,7 +106,8 @@ def build_collection(
     `behaviour` is an optional events log (user_id, item_id, timestamp[, weight]). Item roles `config` does
     not set are filled from the file's column names; the mapping used is logged and stored in the manifest.
     Bad input rows raise `indexer.items.BadRowsError` (a ValueError listing file, line and field) unless
-    `config.skip_bad_rows`. Inputs are read and checked before the root is touched.
+    `config.skip_bad_rows`. Inputs are read and checked before the root is touched. With no `encoder`,
+    ``encoder = "auto"`` picks one from the items' scripts; the manifest's config records the kind used.
     """
     timings: dict[str, float] = {}
     with _stage("read", timings, log):
@@ -113,6 +118,9 @@ def build_collection(
     _check_fields(config, source)
     scripts = _auto_scripts(source.items, config)
     report.messages += [f"analyzer auto, field {name}: {describe_auto(s)}" for name, s in scripts.items()]
+    choice = _encoder_choice(config, encoder, source.items, scripts)
+    config = config.model_copy(update={"encoder": choice.kind})  # the service loads this kind
+    report.messages.append(choice.describe())
     report.seconds = timings
     for message in report.messages:
         log(message)
@@ -131,6 +139,7 @@ def build_collection(
             stage,
             previous,
         )
+        parts["encoder"]["choice"] = choice.describe()
         if events is not None:
             report.unknown_item_events = _report_unknown_items(parts["behaviour"], report, log)
         params: dict[str, Any] = {
@@ -197,6 +206,7 @@ def _write_parts(
         "encoder": {
             "model": encoder.name,
             "kind": encoder.kind,
+            "multilingual": encoder.multilingual,
             "dim": int(vectors.shape[1]),
             "normalized": True,
         },
@@ -252,6 +262,20 @@ def _auto_scripts(items: list[Item], config: BuildConfig) -> dict[str, dict[str,
         for spec in config.fields
         if config.field_analyzer(spec) == "auto"
     }
+
+
+def _encoder_choice(
+    config: BuildConfig, encoder: TextEncoder | None, items: list[Item], scripts: dict[str, dict[str, float]]
+) -> EncoderChoice:
+    """The encoder kind of this build: the caller's encoder, the configured kind, or `auto`'s pick."""
+    if encoder is not None:
+        return EncoderChoice(encoder.kind, "given by the caller", encoder.kind)
+    if config.encoder != AUTO:
+        return choose_encoder(config.encoder, {})
+    # A field over all text fields reads what the encoder reads: its shares are already counted.
+    whole = next((spec.name for spec in config.fields if not spec.sources and spec.name in scripts), None)
+    shares = scripts[whole] if whole is not None else script_shares(item.text() for item in items)
+    return choose_encoder(AUTO, shares)
 
 
 def _field_text(item: Item, spec: FieldConfig) -> str:

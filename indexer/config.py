@@ -31,7 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from indexer.encoder import check_encoder_kind
+from indexer.encoder_choice import AUTO, check_encoder_setting
 from indexer.items import EventSchema, ItemSchema
 from indexer.word2vec import DEFAULT_REMOVE_PC, DEFAULT_SIF_A, ITEM2VEC_PARAMS, Weighting, Word2VecParams
 
@@ -162,8 +162,10 @@ class BuildConfig(BaseModel):
         default_factory=dict, description="Backend build parameters."
     )
     encoder: str = Field(
-        default="torch",
-        description="Transformer runtime: torch (fp32) or onnx-int8 (quantised, faster on CPU).",
+        default=AUTO,
+        description="Transformer: auto (e5-multilingual when under half of the items' letters are Latin, "
+        "else torch), torch (all-MiniLM-L6-v2, English, fp32), onnx-int8 (the same, quantised, faster on "
+        "CPU) or e5-multilingual (multilingual-e5-small, 4-bit; needs AVX2).",
     )
     embedding_cache: bool = Field(
         default=True,
@@ -188,7 +190,7 @@ class BuildConfig(BaseModel):
     @field_validator("encoder")
     @classmethod
     def _known_encoder(cls, value: str) -> str:
-        return check_encoder_kind(value)
+        return check_encoder_setting(value)
 
     @model_validator(mode="after")
     def _unique_fields(self) -> BuildConfig:

@@ -15,6 +15,8 @@ A third kind serves every language:
   (`indexer.e5_encoder.E5Encoder`; PyPI's wheel needs x86-64 with AVX2). It embeds queries
   (`encode_queries`) and documents (`encode`) in different forms.
 
+A build's ``encoder = "auto"`` picks one of them from the corpus's scripts (`indexer.encoder_choice`).
+
 With a ``cache_dir`` (an index root's ``cache/`` folder), embeddings are memoised in RocksDB under
 ``cache_dir/embeddings`` (`indexer.embedding_cache`), so a rebuild only encodes texts it has not seen, and the
 ONNX model is exported to ``cache_dir/onnx``. Nothing is ever downloaded.

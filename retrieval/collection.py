@@ -49,7 +49,10 @@ class Collection:
 
     @classmethod
     def load(cls, root: Path, *, name: str | None = None, encoder: TextEncoder | None = None) -> Collection:
-        """Load the current version of `root` (or a version directory), verifying every checksum."""
+        """Load the current version of `root` (or a version directory), verifying every checksum.
+
+        Queries are embedded by the encoder kind the manifest records as used (`params.encoder.kind`, what a
+        build's ``auto`` resolved to); `encoder` is reused when it is of that kind."""
         path = resolve_artifact(root)
         manifest = read_manifest(path, kind=COLLECTION_KIND)
         params = manifest["params"]
@@ -58,6 +61,7 @@ class Collection:
         inverted = FieldedBm25.load(path / "bm25", default_analyzer=config["analyzer"])
         inverted.analyze("warm up 预热")  # load dictionaries (jieba: ~1 s) now, not in the first request
         w2v = params.get("word2vec") or {}
+        kind = str((params.get("encoder") or {}).get("kind") or config.get("encoder", "torch"))
         return cls(
             name=name or params.get("name") or Path(root).name,
             path=path,
@@ -67,9 +71,9 @@ class Collection:
             vectors=load_index(path / "dense"),
             docstore=DocStore.open(path / "docstore"),
             encoder=encoder
-            if encoder is not None and encoder.kind == config.get("encoder", "torch")
+            if encoder is not None and encoder.kind == kind
             else make_encoder(
-                config.get("encoder", "torch"),
+                kind,
                 cache_dir=index_cache_dir(path.parent.parent),  # ROOT/versions/<v> -> ROOT (the ONNX export)
                 batch_size=config["encoder_batch_size"],
                 embedding_cache=False,

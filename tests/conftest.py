@@ -1,4 +1,4 @@
-"""Shared fixtures: a small SciFact slice built once per test session."""
+"""Shared fixtures: a small SciFact slice and a small XQuAD-R Chinese slice, each built once per session."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from indexer.encoder import Encoder
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 SCIFACT = DATA / "scifact"
+XQUAD_ZH = DATA / "xquad-r-zh"
 SLICE_DOCS = 200
+XQUAD_SLICE_DOCS = 60
 
 
 @pytest.fixture(scope="session")
@@ -37,4 +39,20 @@ def scifact_slice_root(
     root = tmp_path_factory.mktemp("scifact-slice")
     cached = CachedEncoder(encoder, slice_embeddings)
     build_collection(SCIFACT, root, BuildConfig(limit=SLICE_DOCS), encoder=cached, progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def xquad_slice_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Index root holding one build of the first 60 XQuAD-R zh sentences with the default configuration
+    (so `auto` picks the encoder: e5-multilingual, which needs AVX2)."""
+    from indexer.build import build_collection
+    from indexer.config import BuildConfig
+    from indexer.e5_encoder import unavailable_reason
+
+    problem = unavailable_reason()
+    if problem is not None:
+        pytest.skip(f"e5-multilingual cannot run here: {problem}")
+    root = tmp_path_factory.mktemp("xquad-slice")
+    build_collection(XQUAD_ZH, root, BuildConfig(limit=XQUAD_SLICE_DOCS), progress=False)
     return root

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from fastapi.testclient import TestClient
 
+from api.app import create_app
 from retrieval.candidates import SearchQuery
 from retrieval.sources import DenseSource
 
@@ -24,3 +28,20 @@ from retrieval.sources import DenseSource
 def test_the_dense_gate_follows_the_encoders_languages(multilingual: bool, text: str, runs: bool) -> None:
     collection = SimpleNamespace(encoder=SimpleNamespace(multilingual=multilingual))
     assert DenseSource(collection).enabled(SearchQuery(text)) is runs  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def client(xquad_slice_root: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(xquad_slice_root)) as test_client:
+        yield test_client
+
+
+def test_a_chinese_query_gets_the_dense_branch_on_an_e5_collection(client: TestClient) -> None:
+    # XQuAD-R zh: the answer to this question is sentence s0.
+    response = client.post("/search", json={"query": "黑豹队的防守丢了多少分？", "k": 5, "explain": True})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert "dense" in body["explain"] and body["degraded"] == []
+    top = body["results"][0]
+    assert top["id"] == "s0"
+    assert top["branches"]["dense"] == 1 and top["branches"]["bm25"] == 1
