@@ -122,7 +122,11 @@ def main() -> None:
         ),
         ("BM25 search, pruned terms", lambda t: inverted.search(pruned[t], args.k), texts),
         ("BM25 search, every term (no pruning)", lambda t: inverted.search(unpruned[t], args.k), texts),
-        ("transformer encoding (first 256 tokens)", lambda t: collection.encoder.encode([t]), texts),
+        (
+            f"query encoding ({collection.encoder.name}, cut to its token limit)",
+            lambda t: collection.encoder.encode_queries([t]),
+            texts,
+        ),
         ("whole pipeline (every branch, fusion)", pipeline, texts),
         (f"whole pipeline, first {SHORT_CHARS} characters only", pipeline, short),
     ]
