@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,12 +170,19 @@ def _wait_ready(
 
 @contextmanager
 def serving(
-    argv: Sequence[str], ready_url: str, ready: Callable[[dict], bool], log: Path, limit_s: float = 900.0
+    argv: Sequence[str],
+    ready_url: str,
+    ready: Callable[[dict], bool],
+    log: Path,
+    env: Mapping[str, str] | None = None,
+    limit_s: float = 900.0,
 ) -> Iterator[subprocess.Popen]:
-    """Run a server until the block ends: started in its own session, ready when `ready_url` answers 200
-    with a body `ready` accepts, stopped with SIGTERM (SIGKILL to the processes left after 30 s)."""
+    """Run a server until the block ends: started in its own session with `env` added to this process's
+    environment, ready when `ready_url` answers 200 with a body `ready` accepts, stopped with SIGTERM
+    (SIGKILL to the processes left after 30 s)."""
     env = {
         **os.environ,
+        **(env or {}),
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
