@@ -149,6 +149,10 @@ def measure(server: Server, args: argparse.Namespace, queries, warmup, qrels, as
         for clients in args.clients:
             cpu = partial(cpu_seconds, process_tree(process.pid))
             run = closed_loop(server.search_url, queries, warmup, clients, K, cpu)
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"{server.label} exited with {process.returncode} in the {clients}-client pass"
+                )
             memory = read_memory(process.pid, worker_pids(server, process.pid))
             rows.append(Row(server, clients, run, ndcg_at_10(run, qrels, asked), memory, load_average()))
             print(f"  {server.label} x{server.workers}, {clients} clients: {len(run.answers)} answers in "

@@ -10,6 +10,12 @@ corpus and configuration reuses it. Run as a script, this module serves such an 
 with ``POST /search {"query": ..., "k": 10}`` → ``{"results": Embeddings.search(query, k)}`` (each result
 ``{"id", "text", "score"}``), answered from FastAPI's thread pool as txtai's own API does, and
 ``GET /readyz`` (uvicorn accepts connections only once the index is loaded).
+
+One change to txtai as installed: its content store shares one SQLite cursor between threads, and
+concurrent searches there fail ("Recursive use of cursors not allowed") or crash the process
+(segmentation fault; txtai 9.14.0, Python 3.11.7, 8 threads), so the content lookup
+(`Embeddings.database.search`) runs under a lock. Query encoding and the BM25 and vector searches still run
+concurrently; with the lock, 8 threads give the same answers as one.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from importlib import metadata
@@ -84,6 +91,18 @@ def build(corpus: Path, root: Path) -> bool:
     return True
 
 
+def serialize_content_lookups(embeddings: Any) -> None:
+    """Run the content store's searches one at a time (they share one SQLite cursor)."""
+    lock = threading.Lock()
+    lookup = embeddings.database.search
+
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return lookup(*args, **kwargs)
+
+    embeddings.database.search = locked
+
+
 class SearchBody(BaseModel):
     query: str = Field(..., min_length=1)
     k: int = Field(10, ge=1, le=1000)
@@ -97,6 +116,7 @@ def create_app(index: Path) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         embeddings = Embeddings()
         embeddings.load(str(index))
+        serialize_content_lookups(embeddings)
         app.state.embeddings = embeddings
         yield
         embeddings.close()
