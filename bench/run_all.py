@@ -21,6 +21,7 @@ FULL = [
     ("Build stages, rebuild with no change, torch against ONNX int8", ["build_stages.py"]),
     ("Ranker scoring latency", ["ranker_latency.py"]),
     ("Long queries: 20,000 characters", ["long_query.py"]),
+    ("HTTP load: searchrec against txtai", ["http_load.py"]),
 ]
 QUICK = [
     ("BM25 on SciFact", ["bm25.py", "--skip-zipf"]),
@@ -28,6 +29,7 @@ QUICK = [
     ("Build stages", ["build_stages.py"]),
     ("Ranker scoring latency", ["ranker_latency.py"]),
     ("Long queries: 20,000 characters", ["long_query.py"]),
+    ("HTTP load: searchrec against txtai (100 queries)", ["http_load.py", "--queries", "100"]),
 ]
 
 
