@@ -17,7 +17,7 @@ runner = CliRunner()
 
 def _slice_qrels(root: Path, out: Path) -> list[str]:
     """Keep only the test judgments whose documents are inside the indexed slice."""
-    from indexer.build import read_ids
+    from indexer.ids import read_ids
     from indexer.versions import resolve_artifact
 
     inside = set(read_ids(resolve_artifact(root)))
@@ -164,7 +164,7 @@ def test_serve_refuses_two_collections_with_one_name(tmp_path: Path) -> None:
 def test_written_run_evaluates_to_the_same_numbers_and_compares(
     scifact_slice_root: Path, tmp_path: Path
 ) -> None:
-    from retrieval.evaluation import read_run, write_run
+    from jobs.evaluation import read_run, write_run
 
     qrels = tmp_path / "qrels.tsv"
     _slice_qrels(scifact_slice_root, qrels)

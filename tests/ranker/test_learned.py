@@ -26,7 +26,7 @@ from ranker.features import FeatureExtractor, FeatureLogger, UnsatisfiableDeclar
 from ranker.learned import load_ranker
 from ranker.training import CANDIDATE_LIMITS, CandidateRecorder, collect_search_examples, truncated
 from retrieval.candidates import SearchQuery
-from retrieval.evaluation import read_qrels, read_queries
+from jobs.evaluation import read_qrels, read_queries
 from retrieval.service import CollectionService
 from tests.conftest import SCIFACT
 
@@ -36,7 +36,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def slice_judgments(scifact_slice_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """SciFact train judgments whose documents are inside the slice (31 queries)."""
-    from indexer.build import read_ids
+    from indexer.ids import read_ids
 
     inside = set(read_ids(resolve_artifact(scifact_slice_root)))
     lines = (SCIFACT / "qrels" / "train.tsv").read_text().splitlines()
