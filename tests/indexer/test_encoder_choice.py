@@ -40,7 +40,9 @@ def test_reading_a_configuration_loads_no_encoder_reader_or_gensim() -> None:
         "heavy = ('indexer.encoder', 'indexer.items', 'indexer.word2vec', 'pyarrow', 'gensim', 'torch'); "
         "print([m for m in heavy if m in sys.modules])"
     )
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
     assert loaded.stdout.strip() == "[]"
 
 

@@ -228,7 +228,8 @@ def test_events_from_csv_with_bad_rows(tmp_path: Path) -> None:
     schema = EventSchema(user_id="user", item_id="item", timestamp="ts", weight="w")
     with pytest.raises(BadRowsError) as caught:
         read_events(path, schema)
-    assert [(r.line, r.field) for r in caught.value.bad_rows] == [(5, "user_id"), (6, "timestamp"), (7, "weight")]
+    bad = [(r.line, r.field) for r in caught.value.bad_rows]
+    assert bad == [(5, "user_id"), (6, "timestamp"), (7, "weight")]
     events = read_events(path, schema, skip_bad_rows=True)
     assert events.user_ids.tolist() == ["u1", "u2", "u1", "u2"]
     assert events.item_ids.tolist() == ["i2", "i1", "i1", "i4"]

@@ -21,12 +21,12 @@ from api.cli import app
 from api.cli.serve import _rankers
 from indexer.artifact import ArtifactError
 from indexer.versions import resolve_artifact
+from jobs.evaluation import read_qrels, read_queries
 from ranker.artifact import read_ranker
 from ranker.features import FeatureExtractor, FeatureLogger, UnsatisfiableDeclaration, read_feature_log
 from ranker.learned import load_ranker
 from ranker.training import CANDIDATE_LIMITS, CandidateRecorder, collect_search_examples, truncated
 from retrieval.candidates import SearchQuery
-from jobs.evaluation import read_qrels, read_queries
 from retrieval.service import CollectionService
 from tests.conftest import SCIFACT
 
