@@ -20,8 +20,8 @@ from ranker.features import (
     default_search_declaration,
     read_feature_log,
 )
+from ranker.features.calc_ops import FARTHEST_KM
 from ranker.features.declarations import check, resolve
-from ranker.features.ops import FARTHEST_KM
 from ranker.features.transforms import TRANSFORMS
 from ranker.scoring import RankingContext
 from tests.ranker.fakes import DOCS, candidates, fake_collection
