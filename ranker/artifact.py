@@ -105,9 +105,7 @@ class RankerParams(BaseModel):
     ranker_format: int = Field(description="Layout version of the artifact; newer ones are refused.")
     model_type: str = Field(description="A key of `ranker.models.MODELS`.")
     features: FeatureDeclaration = Field(description="The feature declaration the model was trained with.")
-    training: RankerTraining = Field(
-        default_factory=RankerTraining, description="The training job's record."
-    )
+    training: RankerTraining = Field(default_factory=RankerTraining, description="The training job's record.")
     domain: DomainProfile | None = Field(
         default=None,
         description="Profile of the training requests; None for rankers from before it was recorded.",
