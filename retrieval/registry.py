@@ -18,6 +18,7 @@ from pathlib import Path
 
 from indexer.artifact import MANIFEST
 from indexer.versions import VersionStore
+from retrieval.errors import UnknownCollectionError
 from retrieval.service import CollectionService
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,6 @@ def service_opener(
         )
 
     return open_service
-
-
-class UnknownCollectionError(LookupError):
-    """A collection name the service does not serve."""
 
 
 @dataclass(frozen=True, slots=True)
