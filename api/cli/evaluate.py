@@ -153,10 +153,9 @@ def _evaluate_url(
     write_run: Path | None, as_json: bool, progress: bool,
 ) -> None:  # fmt: skip
     """The merged ranking exactly as `POST /search` returns it, evaluated like an in-process run."""
-    import urllib.error
-    import urllib.request
     from collections import Counter
 
+    import httpx
     from tqdm import tqdm
 
     from jobs.evaluation import evaluate_runs, format_means
@@ -165,20 +164,18 @@ def _evaluate_url(
     endpoint = url.rstrip("/") + (f"/collections/{collection}/search" if collection else "/search")
     merged: dict[str, list[str]] = {}
     answered_by: Counter[tuple[str, str, str]] = Counter()
-    for qid, text in tqdm(asked.items(), "queries", disable=not progress, unit="q"):
-        body = json.dumps({"query": text, "k": k}).encode()
-        request = urllib.request.Request(endpoint, body, {"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                answer = json.load(response)
-        except urllib.error.HTTPError as error:
-            raise ValueError(
-                f"{endpoint} answered {error.code} for query {qid}: {error.read().decode()}"
-            ) from None
-        except urllib.error.URLError as error:
-            raise ValueError(f"cannot reach {endpoint}: {error.reason}") from None
-        merged[qid] = [hit["id"] for hit in answer["results"]]
-        answered_by[(answer["index_version"], answer["scorer"], answer.get("scorer_version", ""))] += 1
+    with httpx.Client(timeout=60) as client:
+        for qid, text in tqdm(asked.items(), "queries", disable=not progress, unit="q"):
+            try:
+                response = client.post(endpoint, json={"query": text, "k": k})
+            except httpx.TransportError as error:
+                raise ValueError(f"cannot reach {endpoint}: {error}") from None
+            if response.is_error:
+                status, body = response.status_code, response.text
+                raise ValueError(f"{endpoint} answered {status} for query {qid}: {body}")
+            answer = response.json()
+            merged[qid] = [hit["id"] for hit in answer["results"]]
+            answered_by[(answer["index_version"], answer["scorer"], answer.get("scorer_version", ""))] += 1
     table = _means(evaluate_runs({"merged": merged}, judged, SEARCH_METRICS))
     if write_run is not None:
         write_trec_run(write_run, merged, tag="searchrec-http")
