@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from api.app import create_app
 from api.schemas import DEFAULT_MAX_QUERY_CHARS
 from indexer.fields import MAX_QUERY_TERMS
 from indexer.versions import VersionStore
+from tests.conftest import SCIFACT
 
 
 @pytest.fixture(scope="module")
@@ -38,14 +40,17 @@ def test_search_returns_ranked_hits_with_provenance(client: TestClient, scifact_
     assert body["degraded"] == []
 
 
-def test_exact_title_query_finds_its_document(client: TestClient) -> None:
-    from indexer.beir import read_corpus
-    from tests.conftest import SCIFACT
+def scifact_documents() -> list[dict]:
+    """SciFact's corpus records, in file order."""
+    with (SCIFACT / "corpus.jsonl").open(encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines if line.strip()]
 
-    doc = next(d for i, d in enumerate(read_corpus(SCIFACT)) if i == 17)
-    body = client.post("/search", json={"query": doc.title, "k": 3}).json()
-    assert body["results"][0]["id"] == doc.id
-    assert body["results"][0]["title"] == doc.title
+
+def test_exact_title_query_finds_its_document(client: TestClient) -> None:
+    doc = scifact_documents()[17]
+    body = client.post("/search", json={"query": doc["title"], "k": 3}).json()
+    assert body["results"][0]["id"] == doc["_id"]
+    assert body["results"][0]["title"] == doc["title"]
     assert {"bm25", "dense"} <= body["results"][0]["branches"].keys()
 
 
@@ -88,14 +93,11 @@ def test_healthz_and_openapi(client: TestClient) -> None:
 
 def document_query(chars: int) -> str:
     """A pasted document: SciFact abstracts (from row 100 on) joined and cut to `chars` characters."""
-    from indexer.beir import read_corpus
-    from tests.conftest import SCIFACT
-
     parts, total = [], 0
-    for i, doc in enumerate(read_corpus(SCIFACT)):
-        if i >= 100 and total < chars:
-            parts.append(doc.text)
-            total += len(doc.text) + 1
+    for doc in scifact_documents()[100:]:
+        if total < chars:
+            parts.append(doc["text"])
+            total += len(doc["text"]) + 1
     return " ".join(parts)[:chars]
 
 
