@@ -39,6 +39,7 @@ from indexer.ann import make_index
 from indexer.artifact import write_manifest
 from indexer.behaviour import write_behaviour
 from indexer.config import BuildConfig, FieldConfig
+from indexer.crash_points import crash_point
 from indexer.docstore import DocStore
 from indexer.encoder import TextEncoder, index_cache_dir, make_encoder
 from indexer.encoder_choice import AUTO, EncoderChoice, choose_encoder
@@ -74,6 +75,7 @@ class BuildReport:
 
 @contextmanager
 def _stage(name: str, timings: dict[str, float], log: Callable[[str], None]) -> Iterator[None]:
+    crash_point(f"build:{name}")
     log(f"{name}...")
     start = time.perf_counter()
     yield
@@ -163,6 +165,7 @@ def build_collection(
             **parts,
             "seconds": timings,
         }
+        crash_point("build:manifest")
         write_manifest(staging, kind=COLLECTION_KIND, params=params, parts={"version": version})
     report.version, report.path = version, store.versions_dir / version
     return report
