@@ -53,10 +53,12 @@ demo: install index rankers
 test: install
 	$(BIN)/python -m pytest
 
+# Lint, format, types, and the layering: imports flow api > jobs > retrieval > ranker > indexer, no cycles.
 check: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_layers.py
 
 # Writes bench/out/latest.md; BENCHMARKS.md holds the curated tables with the machine they ran on.
 bench: install index rankers
