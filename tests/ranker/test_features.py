@@ -336,16 +336,13 @@ def test_feature_log_rotates_and_keeps_a_bounded_number_of_files(tmp_path: Path)
 _WRITER = """
 import sys
 from pathlib import Path
-from types import SimpleNamespace
-
 import numpy as np
 
-from ranker.features.log import FeatureLogger
+from ranker.features.log import FeatureLogger, LoggedCandidate
 from ranker.scoring import RankingContext
 
 path, name, lines = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-ranks = [{"bm25": i} for i in range(50)]
-candidates = [SimpleNamespace(fused_score=0.5, ranks=r, branch_scores={"bm25": 1.0}) for r in ranks]
+candidates = [LoggedCandidate(i, 0.5, {"bm25": i}, {"bm25": 1.0}) for i in range(50)]
 logger = FeatureLogger(path, max_bytes=20_000, backups=1000)
 for i in range(lines):
     context = RankingContext(text="bone", request_id=f"{name}{i:03d}")
