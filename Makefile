@@ -54,10 +54,12 @@ demo: install index rankers
 test: install
 	$(BIN)/python -m pytest
 
+# Lint, format, types, and the layering: imports flow api > jobs > retrieval > ranker > indexer, no cycles.
 check: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_layers.py
 
 # The bench extra: peers the benchmarks compare against (txtai), kept out of the dev install.
 $(BENCH_STAMP): $(STAMP)

@@ -15,20 +15,21 @@ from api.metrics import install_metrics
 from api.reload_broadcast import ReloadBroadcast
 from api.routes import admin, collections, operations, recommend, search
 from api.schemas import DEFAULT_MAX_QUERY_CHARS
-from retrieval.registry import CollectionRegistry, service_opener
+from retrieval.registry import CollectionRegistry, collection_name, service_opener
 
 
 def collection_roots(
     indexes: Sequence[Path | str | tuple[str | None, Path | str]] | Mapping[str, Path | str],
 ) -> dict[str, Path]:
-    """Collection name -> index root. In a list, each root is named after its directory unless it comes as a
-    (name, root) pair with a name; names must be unique. A mapping is taken as given."""
+    """Collection name -> index root. In a list, a root that comes as a (name, root) pair with a name gets
+    that name; any other gets the name its build recorded (`build --name`), else its folder's name
+    (`collection_name`). Names must be unique. A mapping is taken as given."""
     if isinstance(indexes, Mapping):
         return {name: Path(root) for name, root in indexes.items()}
     roots: dict[str, Path] = {}
     for index in indexes:
         given, root = index if isinstance(index, tuple) else (None, index)
-        name = given or Path(root).resolve().name
+        name = given or collection_name(Path(root))
         if name in roots:
             raise ValueError(f"two indexes are both named {name!r}; give each its own name with NAME=ROOT")
         roots[name] = Path(root)

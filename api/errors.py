@@ -1,34 +1,48 @@
-"""Domain errors mapped to HTTP status codes in one place, with messages that name the bad field."""
+"""Domain errors mapped to HTTP status codes in one place, with messages that name the bad field.
+
+A 422 has FastAPI's shape, so clients written for FastAPI keep working: ``detail`` is a list of errors,
+each with ``type``, ``loc`` (e.g. ``["body", "k"]``), ``msg`` and ``input``. Each also carries ``field``, the
+dotted name of the request value (``k``, ``filters.colour``), and the service's own refusals (a filter on a
+field the collection lacks, an unknown branch or item) come in the same list with type ``value_error``.
+Other errors (404, 500) have a string ``detail``, as FastAPI's `HTTPException` does.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from api.reload_broadcast import ReloadIncompleteError
-from retrieval.registry import UnknownCollectionError
-from retrieval.service import RequestError, UnknownItemError
+from retrieval.errors import RequestError, UnknownCollectionError, UnknownItemError
 
 
-def _describe(error: dict) -> dict:
-    location = ".".join(str(part) for part in error["loc"] if part != "body")
-    return {"field": location or "body", "message": error["msg"], "input": error.get("input")}
+def _field(location: Sequence[Any]) -> str:
+    """The dotted request field of a FastAPI error location, without where it came from (body, query)."""
+    parts = list(location)
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    return ".".join(str(part) for part in parts) or "body"
 
 
-def _unprocessable(errors: list[dict]) -> JSONResponse:
-    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-    return JSONResponse(status_code=422, content={"detail": detail, "errors": errors})
+def _unprocessable(errors: Sequence[dict[str, Any]]) -> JSONResponse:
+    detail = [{**error, "field": _field(error["loc"])} for error in errors]
+    return JSONResponse(status_code=422, content={"detail": jsonable_encoder(detail)})
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return _unprocessable([_describe(e) for e in exc.errors()])
+        return _unprocessable(exc.errors())
 
     @app.exception_handler(RequestError)
     async def unsupported_value(_: Request, exc: RequestError) -> JSONResponse:
-        return _unprocessable([{"field": exc.field, "message": exc.message, "input": None}])
+        location = ["body", *exc.field.split(".")]
+        return _unprocessable([{"type": "value_error", "loc": location, "msg": exc.message, "input": None}])
 
     @app.exception_handler(UnknownCollectionError)
     @app.exception_handler(UnknownItemError)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 # Default of `create_app(max_query_chars=...)` / `serve --max-query-chars`: room for query by document (a
 # pasted report or article); BM25 keeps a long query's most informative terms (`indexer.fields.prune_terms`)
@@ -61,6 +62,13 @@ class SearchRequest(BaseModel):
     branches: list[str] | None = Field(None, min_length=1, description="Run only these recall branches.")
     explain: bool = Field(False, description="Include every branch's own candidates and scores.")
 
+    @field_validator("query")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise PydanticCustomError("blank_query", "must contain a non-space character")
+        return value
+
 
 class RecommendRequest(BaseModel):
     model_config = ConfigDict(
@@ -105,12 +113,18 @@ class BranchCandidate(BaseModel):
     score: float
 
 
-class SearchResponse(BaseModel):
+class RankedResponse(BaseModel):
+    """The envelope every ranked answer shares (search, recommend, similar): which request, which version
+    and what ordered the results."""
+
     request_id: str = Field(..., description="The X-Request-ID header's value, or an id made up for it.")
     results: list[SearchHit]
     collection: str = Field(..., description="Collection that answered.")
     index_version: str = Field(..., description="Version of the index that answered.")
-    scorer: str = Field(..., description="What ordered the results: 'fusion' or a ranker's model type.")
+    scorer: str = Field(
+        ...,
+        description="What ordered the results: 'fusion' or a ranker's model type ('dense' for /similar).",
+    )
     scorer_version: str = Field("", description="Version of the ranker that scored (a ranker artifact's).")
     scorer_reason: str | None = Field(
         None,
@@ -126,6 +140,18 @@ class SearchResponse(BaseModel):
     explain: dict[str, list[BranchCandidate]] | None = Field(
         None, description="With explain: each branch's candidates, best first, with the branch's own scores."
     )
+
+
+class SearchResponse(RankedResponse):
+    """The best `k` items for a query."""
+
+
+class RecommendResponse(RankedResponse):
+    """The best `k` items for a user, a list of recent items, a location, or none of them (popularity)."""
+
+
+class SimilarResponse(RankedResponse):
+    """The items nearest to one item in the transformer space (scorer 'dense'), the item itself excluded."""
 
 
 class Health(BaseModel):

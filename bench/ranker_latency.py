@@ -28,11 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from machine import cpu_model, load_average, usable_cores, versions
 
+from jobs.evaluation import read_qrels, read_queries
 from ranker.learned import LearnedScorer, load_ranker
 from ranker.scoring import RankingContext, Scoreable
 from ranker.training import CandidateRecorder
 from retrieval.candidates import SearchQuery
-from retrieval.evaluation import read_qrels, read_queries
 from retrieval.service import CollectionService
 
 ROOT = Path(__file__).resolve().parents[1]

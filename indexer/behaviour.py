@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer.config import BehaviourConfig
-from indexer.items import Events
+from indexer.events import Events
 from indexer.word2vec import item_vectors, save_vectors, train_item2vec
 
 PARAMS_FILE = "params.json"

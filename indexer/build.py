@@ -23,7 +23,6 @@ Layout of a version directory (every file is checksummed in ``manifest.json``)::
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -40,21 +39,26 @@ from indexer.ann import make_index
 from indexer.artifact import write_manifest
 from indexer.behaviour import write_behaviour
 from indexer.config import BuildConfig, FieldConfig
+from indexer.crash_points import crash_point
 from indexer.docstore import DocStore
 from indexer.encoder import TextEncoder, index_cache_dir, make_encoder
 from indexer.encoder_choice import AUTO, EncoderChoice, choose_encoder
+from indexer.events import Events
 from indexer.fields import Bm25Field, FieldedBm25
+from indexer.ids import IDS_FILE, read_ids, write_ids
 from indexer.inverted import InvertedIndex
-from indexer.items import Events, Item, ItemSchema
+from indexer.items import Item
 from indexer.keywords import write_columns, write_keywords
+from indexer.manifests import COLLECTION_KIND
 from indexer.reuse import fingerprint, record_inputs, reuse_part
+from indexer.schemas import ItemSchema
 from indexer.sources import ItemInput, describe_skipped, read_event_input, read_item_input
 from indexer.text_vectors import write_text_vectors
 from indexer.versions import VersionStore
 
-COLLECTION_KIND = "collection"
-IDS_FILE = "ids.txt"
 SKIPPED_EXAMPLES = 20
+# `retrieval.collection` imports these from here; they live in `indexer.ids` and `indexer.manifests`.
+__all__ = ["COLLECTION_KIND", "IDS_FILE", "BuildReport", "build_collection", "encoder_for", "read_ids"]
 
 
 @dataclass
@@ -71,6 +75,7 @@ class BuildReport:
 
 @contextmanager
 def _stage(name: str, timings: dict[str, float], log: Callable[[str], None]) -> Iterator[None]:
+    crash_point(f"build:{name}")
     log(f"{name}...")
     start = time.perf_counter()
     yield
@@ -105,7 +110,7 @@ def build_collection(
 
     `behaviour` is an optional events log (user_id, item_id, timestamp[, weight]). Item roles `config` does
     not set are filled from the file's column names; the mapping used is logged and stored in the manifest.
-    Bad input rows raise `indexer.items.BadRowsError` (a ValueError listing file, line and field) unless
+    Bad input rows raise `indexer.rows.BadRowsError` (a ValueError listing file, line and field) unless
     `config.skip_bad_rows`. Inputs are read and checked before the root is touched. With no `encoder`,
     ``encoder = "auto"`` picks one from the items' scripts; the manifest's config records the kind used.
     """
@@ -160,6 +165,7 @@ def build_collection(
             **parts,
             "seconds": timings,
         }
+        crash_point("build:manifest")
         write_manifest(staging, kind=COLLECTION_KIND, params=params, parts={"version": version})
     report.version, report.path = version, store.versions_dir / version
     return report
@@ -178,7 +184,7 @@ def _write_parts(
     """Write every part of the version; return what the manifest says about each. Trained parts whose
     inputs did not change are copied from the `previous` version instead of retrained."""
     items = source.items
-    _write_ids(staging, items)
+    write_ids(staging, (item.id for item in items))
     with stage("analyze+bm25"):
         fielded, tokens_by_key = _build_fields(items, config, progress)
         fielded.save(staging / "bm25")
@@ -391,13 +397,3 @@ def _record(item: Item) -> dict[str, Any]:
     if item.features:
         record["features"] = item.features
     return record
-
-
-def _write_ids(directory: Path, items: list[Item]) -> None:
-    """One JSON string per line; ids are unique (`read_items` turns a repeated id into a bad row)."""
-    (directory / IDS_FILE).write_text("".join(json.dumps(i.id) + "\n" for i in items), encoding="utf-8")
-
-
-def read_ids(directory: Path) -> list[str]:
-    with (Path(directory) / IDS_FILE).open(encoding="utf-8") as lines:
-        return [json.loads(line) for line in lines]

@@ -20,6 +20,9 @@ A TOML file maps onto `BuildConfig` one to one::
 `--map ROLE=COLUMN` on the command line overrides single column keys and `--map ROLE=` turns an optional one
 off (see `apply_column_map`). Item roles neither sets are filled from the file's column names
 (`indexer.columns`); `ItemColumns.model_fields_set` tells which were set.
+
+A leaf of the package: it imports only pydantic and `indexer.schemas`, so reading a configuration never loads
+an encoder, pyarrow or gensim.
 """
 
 from __future__ import annotations
@@ -31,9 +34,17 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from indexer.encoder_choice import AUTO, check_encoder_setting
-from indexer.items import EventSchema, ItemSchema
-from indexer.word2vec import DEFAULT_REMOVE_PC, DEFAULT_SIF_A, ITEM2VEC_PARAMS, Weighting, Word2VecParams
+from indexer.schemas import (
+    AUTO,
+    DEFAULT_REMOVE_PC,
+    DEFAULT_SIF_A,
+    ITEM2VEC_PARAMS,
+    EventSchema,
+    ItemSchema,
+    Weighting,
+    Word2VecParams,
+    check_encoder_setting,
+)
 
 FIELD_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 # Docstore record keys the build writes beside the text fields; no text field may be named like them.

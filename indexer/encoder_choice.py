@@ -13,9 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from indexer.e5_encoder import unavailable_reason
-from indexer.encoder import E5_MULTILINGUAL, ENCODERS, MODEL_NAME, TORCH, check_encoder_kind
+from indexer.encoder import E5_MULTILINGUAL, MODEL_NAME, TORCH, check_encoder_kind
+from indexer.schemas import AUTO
 
-AUTO = "auto"
+__all__ = ["AUTO", "LATIN_AT_LEAST", "EncoderChoice", "choose_encoder"]
+
 LATIN_AT_LEAST = 0.5  # Latin share of letters from which `auto` keeps the English model
 
 
@@ -31,14 +33,6 @@ class EncoderChoice:
         """One line for the build log, e.g. ``encoder auto: e5-multilingual (latin 3% of letters; ...)``."""
         label = "encoder auto" if self.setting == AUTO else "encoder"
         return f"{label}: {self.kind} ({self.reason})"
-
-
-def check_encoder_setting(value: str) -> str:
-    """`value` if a build configuration may name it (``auto`` or an encoder kind), else ValueError listing
-    them."""
-    if value != AUTO and value not in ENCODERS:
-        raise ValueError(f"unknown encoder {value!r}; choose one of {[AUTO, *sorted(ENCODERS)]}")
-    return value
 
 
 def choose_encoder(setting: str, shares: dict[str, float]) -> EncoderChoice:

@@ -15,7 +15,9 @@ from pathlib import Path
 from indexer.beir import corpus_path
 from indexer.columns import ResolvedColumns, read_header, resolve_columns
 from indexer.config import BuildConfig, ItemColumns
-from indexer.items import FORMATS, BadRow, Events, Item, read_events, read_items
+from indexer.events import Events, read_events
+from indexer.items import Item, read_items
+from indexer.rows import FORMATS, BadRow
 
 BEIR_SCHEMA = ItemColumns(id="_id", text={"title": "title", "text": "text"})
 

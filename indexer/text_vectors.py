@@ -22,7 +22,8 @@ import numpy as np
 from indexer.analysis import make_analyzer
 from indexer.ann import VectorIndex, load_index, make_index
 from indexer.config import TextVectorsConfig
-from indexer.word2vec import SentenceVectorizer, load_vectors, save_vectors, train_text_word2vec
+from indexer.sentence_vectors import SentenceVectorizer
+from indexer.word2vec import load_vectors, save_vectors, train_text_word2vec
 
 PARAMS_FILE = "params.json"
 

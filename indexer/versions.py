@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from indexer.artifact import MANIFEST, ArtifactError
+from indexer.crash_points import crash_point
 
 CURRENT = "CURRENT"
 STAGING_PREFIX = ".staging-"
@@ -108,6 +109,7 @@ class VersionStore:
             handle.write(name + "\n")
             handle.flush()
             os.fsync(handle.fileno())
+        crash_point("publish:written")
         os.replace(tmp, self.root / CURRENT)
         _fsync_dir(self.root)
 
@@ -146,6 +148,7 @@ class VersionStore:
             retired = self.versions_dir / f"{RETIRED_PREFIX}{version.name}"
             version.path.rename(retired)  # atomic: the version stops being published before any file goes
             _fsync_dir(self.versions_dir)
+            crash_point("prune:retired")
             shutil.rmtree(retired)
         return [v.name for v in doomed]
 
@@ -162,14 +165,17 @@ class VersionStore:
                 yield name, staging
                 if not (staging / MANIFEST).is_file():
                     raise ArtifactError(f"build of {name} finished without writing {MANIFEST}")
+                crash_point("version:staged")
                 final = self.versions_dir / name
                 staging.rename(final)
                 _fsync_dir(self.versions_dir)
+                crash_point("version:final")
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
             if publish:
                 self.publish(name)
+                crash_point("version:published")
                 self.prune(keep)
 
 

@@ -18,9 +18,9 @@ import json
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from indexer.artifact import ArtifactError, read_manifest, write_manifest
 from indexer.versions import VersionStore, resolve_artifact
@@ -78,42 +78,86 @@ def write_ranker(
     return version, store.versions_dir / version
 
 
+class RankerTraining(BaseModel):
+    """What the training job recorded about its data and choices; serving reads `task` and
+    `max_candidates`, the rest (metrics, data paths, counts) is kept as written."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    task: Literal["search", "recommend"] = Field(
+        default="search",
+        description="Requests with text (search) or without (recommend); rankers from before the task was "
+        "recorded were all search rankers.",
+    )
+    max_candidates: int | None = Field(
+        default=None,
+        ge=1,
+        description="How many of a request's best fused candidates the model scores; None: all (also "
+        "rankers from before the bound was chosen).",
+    )
+
+
+class RankerParams(BaseModel):
+    """A ranker version's ``params`` (see the module docstring); what serving needs is required."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    ranker_format: int = Field(description="Layout version of the artifact; newer ones are refused.")
+    model_type: str = Field(description="A key of `ranker.models.MODELS`.")
+    features: FeatureDeclaration = Field(description="The feature declaration the model was trained with.")
+    training: RankerTraining = Field(default_factory=RankerTraining, description="The training job's record.")
+    domain: DomainProfile | None = Field(
+        default=None,
+        description="Profile of the training requests; None for rankers from before it was recorded.",
+    )
+
+
+class _Format(BaseModel):
+    """Just the format, read before anything a newer format may have changed."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    ranker_format: int
+
+
 @dataclass
 class RankerArtifact:
     path: Path
     version: str
     manifest: dict[str, Any]
-    declaration: FeatureDeclaration
+    params: RankerParams
     model: RankingModel
 
     @property
+    def declaration(self) -> FeatureDeclaration:
+        return self.params.features
+
+    @property
     def model_type(self) -> str:
-        return str(self.manifest["params"]["model_type"])
+        return self.params.model_type
 
     @property
     def domain(self) -> DomainProfile | None:
         """The training requests' profile (None for rankers trained before profiles were recorded)."""
-        described = self.manifest["params"].get("domain")
-        return DomainProfile.model_validate(described) if described else None
+        return self.params.domain
 
     @property
     def max_candidates(self) -> int | None:
         """How many of a request's best fused candidates the model scores (None: all), as trained."""
-        limit = self.manifest["params"].get("training", {}).get("max_candidates")
-        return int(limit) if limit is not None else None
+        return self.params.training.max_candidates
 
     @property
     def task(self) -> str:
         """What the ranker was trained for: "search" (requests with text) or "recommend" (without)."""
-        return str(self.manifest["params"].get("training", {}).get("task", "search"))
+        return self.params.training.task
 
 
-def read_ranker(path: Path) -> RankerArtifact:
-    """Load and check a ranker (root or version directory)."""
-    directory = resolve_artifact(path)
-    manifest = read_manifest(directory, kind=RANKER_KIND)
-    params = manifest.get("params", {})
-    found = params.get("ranker_format")
+def _ranker_params(directory: Path, params: Any) -> RankerParams:
+    """`params` validated, or an `ArtifactError` naming what this searchrec cannot serve."""
+    try:
+        found: Any = _Format.model_validate(params).ranker_format
+    except ValidationError:
+        found = params.get("ranker_format") if isinstance(params, dict) else None
     if not isinstance(found, int) or found > RANKER_FORMAT:
         raise ArtifactError(
             f"{directory}: ranker format {found!r}; this searchrec reads up to {RANKER_FORMAT}. Retrain it."
@@ -124,17 +168,20 @@ def read_ranker(path: Path) -> RankerArtifact:
             f"{directory}: unknown model type {kind!r}; this searchrec knows {sorted(MODELS)}"
         )
     try:
-        declaration = FeatureDeclaration.model_validate(params["features"])
-    except (KeyError, ValidationError) as error:
-        raise ArtifactError(f"{directory}: the feature declaration cannot be read: {error}") from None
-    try:
-        DomainProfile.model_validate(params["domain"]) if params.get("domain") else None
+        return RankerParams.model_validate(params)
     except ValidationError as error:
-        raise ArtifactError(f"{directory}: the domain profile cannot be read: {error}") from None
-    model: RankingModel = model_class(kind).load(directory / MODEL_DIR)
-    if model.n_features != len(declaration.names):
+        raise ArtifactError(f"{directory}: the ranker's parameters cannot be read: {error}") from None
+
+
+def read_ranker(path: Path) -> RankerArtifact:
+    """Load and check a ranker (root or version directory)."""
+    directory = resolve_artifact(path)
+    manifest = read_manifest(directory, kind=RANKER_KIND)
+    params = _ranker_params(directory, manifest.get("params", {}))
+    model: RankingModel = model_class(params.model_type).load(directory / MODEL_DIR)
+    if model.n_features != len(params.features.names):
         raise ArtifactError(
             f"{directory}: the model takes {model.n_features} features, the declaration has "
-            f"{len(declaration.names)}"
+            f"{len(params.features.names)}"
         )
-    return RankerArtifact(directory, str(manifest["parts"]["version"]), manifest, declaration, model)
+    return RankerArtifact(directory, str(manifest["parts"]["version"]), manifest, params, model)

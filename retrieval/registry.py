@@ -17,12 +17,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from indexer.artifact import MANIFEST
-from indexer.versions import VersionStore
+from indexer.manifests import read_collection_params
+from indexer.versions import VersionStore, resolve_artifact
+from retrieval.errors import UnknownCollectionError
 from retrieval.service import CollectionService
 
 log = logging.getLogger(__name__)
 
 RETIRE_AFTER_S = 60.0
+
+
+def collection_name(root: Path) -> str:
+    """What the collection at `root` (an index root or a version directory) is called when the service is
+    given no name for it: the name its build recorded (`build --name`), else the root's folder name.
+    `ArtifactError` when `root` holds no published collection."""
+    recorded = read_collection_params(resolve_artifact(root), verify=False).name  # loading verifies
+    return recorded or Path(root).resolve().name
 
 
 def service_opener(
@@ -40,10 +50,6 @@ def service_opener(
         )
 
     return open_service
-
-
-class UnknownCollectionError(LookupError):
-    """A collection name the service does not serve."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,14 +12,15 @@ import numpy as np
 
 from indexer.encoder import TextEncoder
 from indexer.geo import haversine_km
-from indexer.versions import VersionStore
-from ranker.scoring import FusionScorer, Scorer
+from ranker.scoring import Scorer
 from retrieval.branches import all_sources
 from retrieval.candidates import SearchQuery
 from retrieval.collection import Collection
+from retrieval.errors import RequestError, UnknownItemError
 from retrieval.pipeline import PipelineConfig, SearchOutcome, SearchPipeline
+from retrieval.ranker_status import RankerStatus, load_scorer
 
-log = logging.getLogger(__name__)
+SIMILAR_SCORER = "dense"  # what orders /similar: cosine in the transformer space
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,42 +44,6 @@ class SearchAnswer:
     explain: dict[str, list[dict]] | None = None
     scorer_version: str = ""
     scorer_reason: str | None = None  # why a configured ranker left this answer in the fusion order
-
-
-@dataclass(frozen=True, slots=True)
-class RankerStatus:
-    """What scores a collection's candidates: the learned ranker asked for, or fusion and why."""
-
-    scorer: str
-    version: str
-    path: str | None = None
-    error: str | None = None  # set when a ranker was asked for and refused: the fusion order serves
-    published: str | None = None  # the ranker root's published version when it was loaded
-
-    def as_dict(self) -> dict[str, str | None]:
-        return {"scorer": self.scorer, "version": self.version, "path": self.path, "error": self.error}
-
-    def stale(self) -> bool:
-        """Whether the ranker root has published another version since this one was loaded."""
-        if self.path is None or self.published is None:
-            return False
-        return VersionStore(Path(self.path)).current_name() not in (None, self.published)
-
-
-class RequestError(ValueError):
-    """A request value the collection cannot honour; `field` names it for the 422."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-
-class UnknownItemError(LookupError):
-    """An item id the collection does not hold."""
-
-    def __init__(self, collection: str, item_id: str) -> None:
-        super().__init__(f"collection {collection!r} has no item {item_id!r}")
 
 
 FilterValue = str | list[str]
@@ -118,7 +83,8 @@ class CollectionService:
         sources = all_sources(collection)
         status = None
         if ranker is not None and scorer is None:
-            scorer, status = _learned_scorer(ranker, collection, [s.name for s in sources], feature_log)
+            branches = [source.name for source in sources]
+            scorer, status = load_scorer(ranker, collection, collection.name, branches, feature_log)
         return cls(collection, SearchPipeline(sources, scorer=scorer, config=config), status)
 
     @property
@@ -192,7 +158,14 @@ class CollectionService:
         filters: Mapping[str, FilterValue] | None = None,
         exclude_seen: bool = True,
     ) -> SearchQuery:
-        """A query without text, for behaviour, location and popularity recall."""
+        """A query without text, for behaviour, location and popularity recall. An id in `items` the
+        collection does not hold is a `RequestError` naming `items` (a bad request value, not a missing
+        resource)."""
+        unknown = [item_id for item_id in items or [] if item_id not in self.collection.row_of]
+        if unknown:
+            raise RequestError(
+                "items", f"unknown item id(s) {unknown[:5]} in collection {self.collection.name!r}"
+            )
         recent = [self.row(item_id) for item_id in items or []]
         query = self.query("", k, filters=filters, location=location, radius_km=radius_km, user_id=user_id)
         allowed = query.allowed
@@ -256,9 +229,10 @@ class CollectionService:
             raise UnknownItemError(self.collection.name, item_id)
         return stored
 
-    def similar(self, item_id: str, k: int) -> list[Hit]:
+    def similar(self, item_id: str, k: int) -> SearchAnswer:
         """Items nearest to `item_id` in the transformer space, itself excluded; UnknownItemError for an
         unknown id."""
+        start = time.perf_counter()
         row = self.row(item_id)
         vector = self.collection.vectors.reconstruct(np.array([row]))
         rows, scores = self.collection.vectors.search(vector, min(k + 1, len(self.collection)))
@@ -267,34 +241,12 @@ class CollectionService:
         ]
         ids = self.collection.external_ids_of([r for r, _ in pairs[:k]])
         stored = self.collection.docstore.get_many(ids)
-        return [
+        hits = [
             Hit(id=doc_id, score=score, title=(doc or {}).get("title", ""), branches={"dense": rank})
             for rank, (doc_id, doc, (_, score)) in enumerate(zip(ids, stored, pairs, strict=False), start=1)
         ]
+        took_ms = (time.perf_counter() - start) * 1000
+        return SearchAnswer(hits, [], self.version, SIMILAR_SCORER, took_ms)
 
     def close(self) -> None:
         self.collection.close()
-
-
-def _learned_scorer(
-    path: Path, collection: Collection, branches: list[str], feature_log: Path | None
-) -> tuple[Scorer | None, RankerStatus]:
-    """The ranker at `path` for `collection`, or (None: fusion, the reason) when it cannot serve it."""
-    from indexer.artifact import ArtifactError
-    from ranker.features import FeatureLogger
-    from ranker.learned import load_ranker
-
-    published = VersionStore(path).current_name()  # read first: a later publish shows up as stale
-    try:
-        if not path.exists():
-            raise FileNotFoundError(f"ranker path {path} does not exist")
-        logger = FeatureLogger(feature_log) if feature_log is not None else None
-        scorer = load_ranker(path, collection, branches=branches, logger=logger)
-    except (ArtifactError, ValueError, OSError) as error:
-        log.error(
-            "ranker %s refused for collection %s, serving the fusion order: %s", path, collection.name, error
-        )
-        fusion = FusionScorer()
-        refused = f"ranker refused: {error}"
-        return None, RankerStatus(fusion.name, fusion.version, str(path), refused, published)
-    return scorer, RankerStatus(scorer.name, scorer.version, str(path), published=published)

@@ -13,7 +13,7 @@ from api.cli.common import bad_input_fails, fail
 from api.schemas import MAX_K
 
 if TYPE_CHECKING:
-    from retrieval.evaluation import RunEvaluation
+    from jobs.evaluation import RunEvaluation
 
 SEARCH_METRICS = [
     "ndcg@10", "ndcg@100", "recall@10", "recall@100", "recall@1000",
@@ -66,7 +66,7 @@ def evaluate(
     progress: Annotated[bool, typer.Option(help="Show a progress bar over queries.")] = True,
 ) -> None:
     """Report Recall, MAP (trec_eval and 11-point/all-point AP), nDCG, MRR and P@10, per branch and merged."""
-    from retrieval.evaluation import check_qrels_match_queries, read_qrels, read_queries
+    from jobs.evaluation import check_qrels_match_queries, read_qrels, read_queries
 
     if data is not None:
         queries = queries or data / "queries.jsonl"
@@ -104,9 +104,9 @@ def _evaluate_index(
     index: Path, asked: dict[str, str], judged: dict[str, dict[str, int]], k: int, write_run: Path | None,
     report: Path | None, as_json: bool, progress: bool, ranker: Path | None,
 ) -> None:  # fmt: skip
-    from retrieval.evaluation import evaluate_runs, format_means, unique_contribution
-    from retrieval.evaluation import write_run as write_trec_run
-    from retrieval.evaluation.runner import run_queries
+    from jobs.evaluation import evaluate_runs, format_means, unique_contribution
+    from jobs.evaluation import write_run as write_trec_run
+    from jobs.evaluation.runner import run_queries
     from retrieval.pipeline import PipelineConfig
     from retrieval.service import CollectionService
 
@@ -120,7 +120,7 @@ def _evaluate_index(
     if write_run is not None:
         write_trec_run(write_run, runs.merged, tag=f"searchrec-{service.version}")
     if report is not None:
-        from retrieval.evaluation.report import write_report
+        from jobs.evaluation.report import write_report
 
         write_report(report, runs.branches, runs.merged, judged, metrics=SEARCH_METRICS, unique_k=min(k, 100))
     summary = {"queries": len(asked), "version": service.version, "k": k, "metrics": table}
@@ -153,32 +153,29 @@ def _evaluate_url(
     write_run: Path | None, as_json: bool, progress: bool,
 ) -> None:  # fmt: skip
     """The merged ranking exactly as `POST /search` returns it, evaluated like an in-process run."""
-    import urllib.error
-    import urllib.request
     from collections import Counter
 
+    import httpx
     from tqdm import tqdm
 
-    from retrieval.evaluation import evaluate_runs, format_means
-    from retrieval.evaluation import write_run as write_trec_run
+    from jobs.evaluation import evaluate_runs, format_means
+    from jobs.evaluation import write_run as write_trec_run
 
     endpoint = url.rstrip("/") + (f"/collections/{collection}/search" if collection else "/search")
     merged: dict[str, list[str]] = {}
     answered_by: Counter[tuple[str, str, str]] = Counter()
-    for qid, text in tqdm(asked.items(), "queries", disable=not progress, unit="q"):
-        body = json.dumps({"query": text, "k": k}).encode()
-        request = urllib.request.Request(endpoint, body, {"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                answer = json.load(response)
-        except urllib.error.HTTPError as error:
-            raise ValueError(
-                f"{endpoint} answered {error.code} for query {qid}: {error.read().decode()}"
-            ) from None
-        except urllib.error.URLError as error:
-            raise ValueError(f"cannot reach {endpoint}: {error.reason}") from None
-        merged[qid] = [hit["id"] for hit in answer["results"]]
-        answered_by[(answer["index_version"], answer["scorer"], answer.get("scorer_version", ""))] += 1
+    with httpx.Client(timeout=60) as client:
+        for qid, text in tqdm(asked.items(), "queries", disable=not progress, unit="q"):
+            try:
+                response = client.post(endpoint, json={"query": text, "k": k})
+            except httpx.TransportError as error:
+                raise ValueError(f"cannot reach {endpoint}: {error}") from None
+            if response.is_error:
+                status, body = response.status_code, response.text
+                raise ValueError(f"{endpoint} answered {status} for query {qid}: {body}")
+            answer = response.json()
+            merged[qid] = [hit["id"] for hit in answer["results"]]
+            answered_by[(answer["index_version"], answer["scorer"], answer.get("scorer_version", ""))] += 1
     table = _means(evaluate_runs({"merged": merged}, judged, SEARCH_METRICS))
     if write_run is not None:
         write_trec_run(write_run, merged, tag="searchrec-http")
@@ -195,7 +192,7 @@ def _evaluate_url(
 
 
 def _evaluate_file(run_path: Path, qrels_path: Path, as_json: bool) -> None:
-    from retrieval.evaluation import evaluate_runs, format_means, read_qrels, read_run
+    from jobs.evaluation import evaluate_runs, format_means, read_qrels, read_run
 
     # Not evaluate_run_files: it reads the qrels first, and a bad run file is reported before bad qrels.
     table = _means(evaluate_runs({run_path.stem: read_run(run_path)}, read_qrels(qrels_path), SEARCH_METRICS))
@@ -203,7 +200,7 @@ def _evaluate_file(run_path: Path, qrels_path: Path, as_json: bool) -> None:
 
 
 def _compare(paths: tuple[Path, Path], qrels_path: Path, as_json: bool) -> None:
-    from retrieval.evaluation import (
+    from jobs.evaluation import (
         evaluate_runs,
         most_changed_queries,
         paired_randomization_test,

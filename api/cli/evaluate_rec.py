@@ -42,8 +42,8 @@ def evaluate_rec(
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Hold out each user's last event, rebuild on the rest, and compare /recommend with the baselines."""
-    from retrieval.evaluation import format_means
-    from retrieval.evaluation.holdout import evaluate_holdout
+    from jobs.evaluation import format_means
+    from jobs.holdout import evaluate_holdout
 
     if ranker is not None and train_ranker:
         fail("give --ranker or --train-ranker, not both")

@@ -6,7 +6,7 @@ Recommendation (`--behaviour`): the collection is rebuilt without each user's la
 candidates `/recommend` gives each user are labelled with that event. Either way the features come from the
 code the serving scorer runs, LambdaMART and a list-wise MLP are trained with early stopping on validation
 nDCG@10 (a list whose relevant item recall missed counts as 0), and the better one is published as a
-ranker artifact. The work itself is in `retrieval.training`.
+ranker artifact. The work itself is in `jobs.train_ranker`.
 """
 
 from __future__ import annotations
@@ -58,9 +58,9 @@ def train_ranker(
     With --queries and --qrels: a search ranker (/search). With --behaviour: a next-item ranker
     (/recommend), labelled with each user's last event on a collection rebuilt without it.
     """
+    from jobs.train_ranker import train_recommend_ranker, train_search_ranker
     from ranker.features import FeatureDeclaration
     from ranker.training import MODEL_KINDS, metrics_table
-    from retrieval.training import train_recommend_ranker, train_search_ranker
 
     if behaviour is not None and (queries is not None or qrels is not None):
         fail("give either --behaviour (a /recommend ranker) or --queries and --qrels (a /search ranker)")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from api.answers import respond
 from api.deps import AppMetrics, DefaultCollection, NamedCollection, RequestId
-from api.routes.search import respond
-from api.schemas import RecommendRequest, SearchResponse
+from api.schemas import RecommendRequest, RecommendResponse
 from retrieval.service import CollectionService
 
 router = APIRouter(tags=["recommend"])
@@ -14,7 +14,7 @@ router = APIRouter(tags=["recommend"])
 
 def recommend_for(
     request: RecommendRequest, service: CollectionService, metrics: AppMetrics, request_id: str
-) -> SearchResponse:
+) -> RecommendResponse:
     """Recall from behaviour (item-to-item, preferences), location and popularity; merge, score, best `k`."""
     query = service.recommendation(
         request.k,
@@ -25,20 +25,22 @@ def recommend_for(
         filters=request.filters,
         exclude_seen=request.exclude_seen,
     )
-    return respond(service, query, metrics, explain=request.explain, request_id=request_id)
+    return respond(
+        service, query, metrics, explain=request.explain, request_id=request_id, shape=RecommendResponse
+    )
 
 
-@router.post("/recommend", response_model=SearchResponse, summary="Recommend from the default collection")
+@router.post("/recommend", response_model=RecommendResponse, summary="Recommend from the default collection")
 def recommend(
     request: RecommendRequest, service: DefaultCollection, metrics: AppMetrics, request_id: RequestId
-) -> SearchResponse:
+) -> RecommendResponse:
     return recommend_for(request, service, metrics, request_id)
 
 
 @router.post(
-    "/collections/{name}/recommend", response_model=SearchResponse, summary="Recommend from one collection"
+    "/collections/{name}/recommend", response_model=RecommendResponse, summary="Recommend from one collection"
 )
 def recommend_collection(
     request: RecommendRequest, service: NamedCollection, metrics: AppMetrics, request_id: RequestId
-) -> SearchResponse:
+) -> RecommendResponse:
     return recommend_for(request, service, metrics, request_id)

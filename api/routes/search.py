@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from fastapi import APIRouter
 from fastapi.exceptions import RequestValidationError
 
+from api.answers import respond
 from api.deps import AppMetrics, DefaultCollection, MaxQueryChars, NamedCollection, RequestId
-from api.schemas import BranchCandidate, SearchHit, SearchRequest, SearchResponse
-from retrieval.candidates import SearchQuery
+from api.schemas import SearchRequest, SearchResponse
 from retrieval.service import CollectionService
 
 router = APIRouter(tags=["search"])
@@ -20,18 +18,16 @@ ECHO_CHARS = 100
 
 
 def check_query(query: str, max_chars: int) -> None:
-    """422 naming `query` when it is only white space or longer than the service's `max_chars`."""
+    """422 naming `query` when it is longer than the service's `max_chars` (a setting of the running
+    service, so not in the schema; the schema refuses a blank query)."""
     if len(query) > max_chars:
         echo = query[:ECHO_CHARS] + "…"
         message = (
             f"String should have at most {max_chars} characters (this service's limit, "
             f"serve --max-query-chars); got {len(query)}"
         )
-        raise RequestValidationError([{"loc": ("body", "query"), "msg": message, "input": echo}])
-    if not query.strip():
-        raise RequestValidationError(
-            [{"loc": ("body", "query"), "msg": "must contain a non-space character", "input": query}]
-        )
+        error = {"type": "string_too_long", "loc": ("body", "query"), "msg": message, "input": echo}
+        raise RequestValidationError([error])
 
 
 def answer(
@@ -48,31 +44,8 @@ def answer(
         user_id=request.user_id,
         branches=request.branches,
     )
-    return respond(service, query, metrics, explain=request.explain, request_id=request_id)
-
-
-def respond(
-    service: CollectionService, query: SearchQuery, metrics: AppMetrics, *, explain: bool, request_id: str
-) -> SearchResponse:
-    """Run `query`, record its branch metrics, and shape the answer (shared by search and recommend)."""
-    result = service.search(dataclasses.replace(query, request_id=request_id), explain=explain)
-    metrics.observe_answer(service.collection.name, result)
-    return SearchResponse(
-        request_id=request_id,
-        results=[
-            SearchHit(id=h.id, score=h.score, title=h.title, branches=h.branches, features=h.features)
-            for h in result.hits
-        ],
-        collection=service.collection.name,
-        index_version=result.version,
-        scorer=result.scorer,
-        scorer_version=result.scorer_version,
-        scorer_reason=result.scorer_reason,
-        degraded=result.degraded,
-        took_ms=round(result.took_ms, 3),
-        explain=None
-        if result.explain is None
-        else {name: [BranchCandidate(**c) for c in found] for name, found in result.explain.items()},
+    return respond(
+        service, query, metrics, explain=request.explain, request_id=request_id, shape=SearchResponse
     )
 
 

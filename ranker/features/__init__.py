@@ -1,8 +1,8 @@
 """Ranking features declared once and computed by the same code for training and serving (Augur style).
 
 Design choice: operators live in explicit Python registries, features are *declared as data*. A feature is
-a calc op (`ops.CALC_OPS`) over IO ops (`ops.IO_OPS`, fetched once per request and shared), followed by a
-chain of transformers (`transforms.TRANSFORMS`). Declarations are JSON/TOML parsed into pydantic models
+a calc op (`calc_ops.CALC_OPS`) over IO ops (`io_ops.IO_OPS`, fetched once per request and shared), followed
+by a chain of transformers (`transforms.TRANSFORMS`). Declarations are JSON/TOML parsed into pydantic models
 (`declarations.FeatureDeclaration`), so the exact declaration a model was trained with travels in the
 ranker artifact's manifest and is rebuilt at serving, and a new feature from existing operators needs no
 code. Before any request, a declaration is checked against the collection (and the pipeline's branches):
@@ -11,7 +11,7 @@ anything it cannot compute is refused at load with the reasons (`UnsatisfiableDe
 Modules:
 
 - `collection`: the structural protocol of what features read from a loaded collection.
-- `ops`, `transforms`: the operators.
+- `io_ops`, `calc_ops`, `transforms`: the operators (IO: fetch raw values; calc: compute features).
 - `declarations`: the typed declaration, satisfiability checks.
 - `defaults`: the default search declaration.
 - `extract`: `FeatureExtractor`, one float64 matrix per request, vectorised over the candidates.

@@ -5,7 +5,7 @@ trained with is stored in its manifest and rebuilt identically at serving. TOML 
 
     [[features]]
     name = "bm25"                       # unique column name
-    calc = "bm25"                       # a key of ranker.features.ops.CALC_OPS
+    calc = "bm25"                       # a key of ranker.features.calc_ops.CALC_OPS
     transforms = ["max_ratio"]          # keys of ranker.features.transforms.TRANSFORMS, applied in order
 
     [[features]]
@@ -36,8 +36,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ranker.features.calc_ops import CALC_OPS, REQUIRED
 from ranker.features.collection import CollectionView
-from ranker.features.ops import CALC_OPS, IO_OPS, REQUIRED
+from ranker.features.io_ops import IO_OPS
 from ranker.features.transforms import TRANSFORMS
 
 FORMAT = 1

@@ -14,9 +14,10 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from ranker.features.calc_ops import CALC_OPS
 from ranker.features.collection import CollectionView, FeatureCollection
 from ranker.features.declarations import FeatureDeclaration, FeatureSpec, require
-from ranker.features.ops import CALC_OPS, Request
+from ranker.features.io_ops import Request
 from ranker.features.transforms import TRANSFORMS
 from ranker.scoring import RankingContext, Scoreable, branches_found
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import json
+import logging
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import Any
 
@@ -71,35 +73,45 @@ MAX_BYTES = 256 * 1024 * 1024
 BACKUPS = 5
 
 
+class _RotatingLines(RotatingFileHandler):
+    """The standard library's size-based rotation, raising what it cannot write instead of printing it."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        raise  # called from within `emit`'s except block: re-raise the write error to the caller
+
+
 class FeatureLogger:
     """Appends one JSON line per scored request to `path`; safe to share between request threads.
 
-    When the file would grow past `max_bytes` it is rotated first (`path` -> `path.1` -> ... ->
-    `path.<backups>`, the oldest dropped), so a long-running service keeps a bounded amount of log.
-    Server worker processes may share one log: the size check, rotation and append hold an exclusive
-    `flock` on a hidden lock file beside it (`.<name>.lock`), so two processes never rotate at once.
+    Rotation is `logging.handlers.RotatingFileHandler`'s: when a line would take the file to `max_bytes` or
+    beyond it is rotated first (`path` -> `path.1` -> ... -> `path.<backups>`, the oldest dropped), so a
+    long-running service keeps a bounded amount of log. Server worker processes may share one log: each
+    write (size check, rotation, append) holds an exclusive `flock` on a hidden lock file beside it
+    (`.<name>.lock`) and reopens the file, so two processes never rotate at once and none appends to a file
+    another one has rotated away.
     """
 
     def __init__(self, path: Path, *, max_bytes: int = MAX_BYTES, backups: int = BACKUPS) -> None:
-        if max_bytes < 1 or backups < 0:
-            raise ValueError(
-                f"max_bytes must be positive and backups not negative, got {max_bytes}, {backups}"
-            )
+        if max_bytes < 1 or backups < 1:
+            raise ValueError(f"max_bytes and backups must be positive, got {max_bytes}, {backups}")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.max_bytes, self.backups = max_bytes, backups
+        self._handler = _RotatingLines(
+            self.path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8", delay=True
+        )
         self._lock = threading.Lock()
         self._lock_path = self.path.with_name(f".{self.path.name}.lock")
 
-    def _rotate(self) -> None:
-        for n in range(self.backups - 1, 0, -1):
-            older = self.path.with_name(f"{self.path.name}.{n}")
-            if older.exists():
-                older.replace(self.path.with_name(f"{self.path.name}.{n + 1}"))
-        if self.backups:
-            self.path.replace(self.path.with_name(f"{self.path.name}.1"))
-        else:
-            self.path.unlink()
+    def _write(self, line: str) -> None:
+        """Append `line` (no newline), rotating first when it would reach `max_bytes`."""
+        record = logging.makeLogRecord({"msg": line})
+        with self._lock, self._lock_path.open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the lock file closes
+            try:
+                self._handler.emit(record)
+            finally:
+                self._handler.close()  # the next write reopens `path`, wherever another process left it
 
     def log(
         self,
@@ -135,14 +147,7 @@ class FeatureLogger:
             ],
             "features": features.tolist(),  # float64 -> shortest repr that round-trips exactly
         }
-        line = json.dumps(record, ensure_ascii=False, allow_nan=True) + "\n"
-        size = len(line.encode("utf-8"))
-        with self._lock, self._lock_path.open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the lock file closes
-            if self.path.exists() and self.path.stat().st_size + size > self.max_bytes:
-                self._rotate()
-            with self.path.open("a", encoding="utf-8") as handle:
-                handle.write(line)
+        self._write(json.dumps(record, ensure_ascii=False, allow_nan=True))
         return request_id
 
 

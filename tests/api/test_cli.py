@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from api.cli import app
 from api.cli.evaluate import SEARCH_METRICS
+from indexer.artifact import ArtifactError
 from tests.conftest import SCIFACT
 
 runner = CliRunner()
@@ -17,7 +18,7 @@ runner = CliRunner()
 
 def _slice_qrels(root: Path, out: Path) -> list[str]:
     """Keep only the test judgments whose documents are inside the indexed slice."""
-    from indexer.build import read_ids
+    from indexer.ids import read_ids
     from indexer.versions import resolve_artifact
 
     inside = set(read_ids(resolve_artifact(root)))
@@ -144,11 +145,24 @@ def test_serve_hands_workers_their_settings_through_the_environment(
     assert refused.exit_code == 2 and "--workers" in refused.output
 
 
+def _published(root: Path, name: str | None = None) -> Path:
+    """A root publishing one collection manifest (no parts): enough to name it, not to load it."""
+    from indexer.artifact import write_manifest
+    from indexer.config import BuildConfig
+    from indexer.manifests import COLLECTION_KIND
+    from indexer.versions import VersionStore
+
+    with VersionStore(root).build() as (_, staging):
+        params = {"config": BuildConfig().model_dump(), "name": name, "corpus": "items.jsonl"}
+        write_manifest(staging, kind=COLLECTION_KIND, params=params)
+    return root
+
+
 def test_serve_refuses_two_collections_with_one_name(tmp_path: Path) -> None:
     from api.app import collection_roots
 
-    (tmp_path / "x").mkdir()
-    (tmp_path / "y").mkdir()
+    _published(tmp_path / "x")
+    _published(tmp_path / "y")
     result = runner.invoke(app, ["serve", "--index", f"a={tmp_path / 'x'}", "--index", f"a={tmp_path / 'y'}"])
     assert result.exit_code == 2
     assert "two indexes are both named 'a'" in result.output
@@ -159,12 +173,17 @@ def test_serve_refuses_two_collections_with_one_name(tmp_path: Path) -> None:
         "a": tmp_path / "x",
         "y": tmp_path / "y",
     }
+    # A root built with a name is served under it; one without a published collection is refused.
+    assert collection_roots([_published(tmp_path / "z", "movies")]) == {"movies": tmp_path / "z"}
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ArtifactError, match="no published version"):
+        collection_roots([tmp_path / "empty"])
 
 
 def test_written_run_evaluates_to_the_same_numbers_and_compares(
     scifact_slice_root: Path, tmp_path: Path
 ) -> None:
-    from retrieval.evaluation import read_run, write_run
+    from jobs.evaluation import read_run, write_run
 
     qrels = tmp_path / "qrels.tsv"
     _slice_qrels(scifact_slice_root, qrels)

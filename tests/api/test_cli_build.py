@@ -159,3 +159,22 @@ def test_search_hits_show_the_name_when_there_is_no_title(tmp_path: Path) -> Non
         response = client.post("/search", json={"query": "noodle dumplings", "k": 1})
     assert response.status_code == 200, response.text
     assert [(hit["id"], hit["title"]) for hit in response.json()["results"]] == [("p2", "Golden dragon")]
+
+
+def test_a_collection_is_served_under_its_built_name_and_ids_may_hold_slashes(tmp_path: Path) -> None:
+    corpus = tmp_path / "films.csv"
+    corpus.write_text(
+        "id,title\nfilm/1,The river of stone\nfilm/2,A river in the clouds\nshort/3,Stone soup\n"
+    )
+    assert _build(corpus, tmp_path / "idx", "--name", "movies").exit_code == 0
+    with TestClient(create_app(tmp_path / "idx")) as client:  # no NAME=: the recorded name, not "idx"
+        assert [c["name"] for c in client.get("/collections").json()] == ["movies"]
+        item = client.get("/collections/movies/items/film/1")
+        assert item.status_code == 200, item.text
+        assert (item.json()["id"], item.json()["fields"]["title"]) == ("film/1", "The river of stone")
+        similar = client.get("/collections/movies/similar/film/1", params={"k": 2})
+        assert similar.status_code == 200, similar.text
+        assert {hit["id"] for hit in similar.json()["results"]} == {"film/2", "short/3"}
+        assert client.get("/collections/movies/items/film/9").status_code == 404
+    with TestClient(create_app([("films", tmp_path / "idx")])) as client:  # a name given wins
+        assert [c["name"] for c in client.get("/collections").json()] == ["films"]

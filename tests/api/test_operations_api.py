@@ -66,14 +66,17 @@ def test_branch_subset_explain_and_unknown_branch(client: TestClient) -> None:
     assert ranks == list(range(1, len(ranks) + 1))
     bad = client.post("/search", json={"query": "cancer", "branches": ["telepathy"]})
     assert bad.status_code == 422
-    assert bad.json()["errors"][0]["field"] == "branches"
-    assert "telepathy" in bad.json()["detail"]
+    assert bad.json()["detail"][0]["field"] == "branches"
+    assert bad.json()["detail"][0]["loc"] == ["body", "branches"]
+    assert "telepathy" in bad.json()["detail"][0]["msg"]
 
 
 def test_unknown_filter_field_is_422_naming_it(client: TestClient) -> None:
     response = client.post("/search", json={"query": "cancer", "filters": {"colour": "red"}})
     assert response.status_code == 422
-    assert response.json()["errors"][0]["field"] == "filters.colour"
+    error = response.json()["detail"][0]
+    assert (error["field"], error["type"]) == ("filters.colour", "value_error")
+    assert error["loc"] == ["body", "filters", "colour"]
 
 
 def test_metrics_count_requests_and_branches(client: TestClient) -> None:

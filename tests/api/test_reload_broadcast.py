@@ -3,12 +3,19 @@ reloads, what the admin request waits for, and what it reports when a worker fai
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from api.reload_broadcast import ReloadBroadcast, ReloadIncompleteError
+
+
+@dataclass(frozen=True)
+class Served:
+    """What the broadcast reads of a served collection: its version."""
+
+    version: str
 
 
 class StandInRegistry:
@@ -29,7 +36,7 @@ class StandInRegistry:
         return []
 
     def items(self) -> list:
-        return [(name, SimpleNamespace(version=v)) for name, v in self.versions.items()]
+        return [(name, Served(v)) for name, v in self.versions.items()]
 
     def publish(self, **versions: str) -> None:
         self.published.update(versions)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from api.app import create_app
 from api.schemas import DEFAULT_MAX_QUERY_CHARS
 from indexer.fields import MAX_QUERY_TERMS
 from indexer.versions import VersionStore
+from tests.conftest import SCIFACT
 
 
 @pytest.fixture(scope="module")
@@ -38,14 +40,17 @@ def test_search_returns_ranked_hits_with_provenance(client: TestClient, scifact_
     assert body["degraded"] == []
 
 
-def test_exact_title_query_finds_its_document(client: TestClient) -> None:
-    from indexer.beir import read_corpus
-    from tests.conftest import SCIFACT
+def scifact_documents() -> list[dict]:
+    """SciFact's corpus records, in file order."""
+    with (SCIFACT / "corpus.jsonl").open(encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines if line.strip()]
 
-    doc = next(d for i, d in enumerate(read_corpus(SCIFACT)) if i == 17)
-    body = client.post("/search", json={"query": doc.title, "k": 3}).json()
-    assert body["results"][0]["id"] == doc.id
-    assert body["results"][0]["title"] == doc.title
+
+def test_exact_title_query_finds_its_document(client: TestClient) -> None:
+    doc = scifact_documents()[17]
+    body = client.post("/search", json={"query": doc["title"], "k": 3}).json()
+    assert body["results"][0]["id"] == doc["_id"]
+    assert body["results"][0]["title"] == doc["title"]
     assert {"bm25", "dense"} <= body["results"][0]["branches"].keys()
 
 
@@ -67,8 +72,9 @@ def test_bad_requests_name_the_field(client: TestClient, payload: dict, field: s
     response = client.post("/search", json=payload)
     assert response.status_code == 422
     body = response.json()
-    assert any(error["field"] == field and fragment in error["message"] for error in body["errors"]), body
-    assert field in body["detail"]
+    # FastAPI's shape (a list of errors with loc and msg), each also naming the request field.
+    assert any(error["field"] == field and fragment in error["msg"] for error in body["detail"]), body
+    assert all({"type", "loc", "msg", "input", "field"} <= set(error) for error in body["detail"]), body
 
 
 def test_healthz_and_openapi(client: TestClient) -> None:
@@ -87,14 +93,11 @@ def test_healthz_and_openapi(client: TestClient) -> None:
 
 def document_query(chars: int) -> str:
     """A pasted document: SciFact abstracts (from row 100 on) joined and cut to `chars` characters."""
-    from indexer.beir import read_corpus
-    from tests.conftest import SCIFACT
-
     parts, total = [], 0
-    for i, doc in enumerate(read_corpus(SCIFACT)):
-        if i >= 100 and total < chars:
-            parts.append(doc.text)
-            total += len(doc.text) + 1
+    for doc in scifact_documents()[100:]:
+        if total < chars:
+            parts.append(doc["text"])
+            total += len(doc["text"]) + 1
     return " ".join(parts)[:chars]
 
 
@@ -120,9 +123,10 @@ def test_the_query_limit_is_the_services_setting(client: TestClient) -> None:
         name = registry.default.collection.name
         response = small.post(f"/collections/{name}/search", json={"query": "b" * 101})
         assert response.status_code == 422
-        error = response.json()["errors"][0]
-        assert error["field"] == "query" and "at most 100 characters" in error["message"]
-        assert "got 101" in error["message"] and len(error["input"]) <= 101  # not echoed whole
+        error = response.json()["detail"][0]
+        assert error["field"] == "query" and error["loc"] == ["body", "query"]
+        assert "at most 100 characters" in error["msg"]
+        assert "got 101" in error["msg"] and len(error["input"]) <= 101  # not echoed whole
     assert client.post("/search", json={"query": "b" * DEFAULT_MAX_QUERY_CHARS}).status_code == 200
     with pytest.raises(ValueError, match="max_query_chars must be a positive number of characters, got 0"):
         create_app([], registry=registry, max_query_chars=0)

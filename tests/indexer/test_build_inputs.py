@@ -16,7 +16,7 @@ from indexer.analysis import make_analyzer
 from indexer.build import BuildReport, build_collection
 from indexer.config import BuildConfig, apply_column_map
 from indexer.encoder import Encoder
-from indexer.items import BadRowsError
+from indexer.rows import BadRowsError
 from retrieval.collection import Collection
 
 NAN = float("nan")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,9 +11,13 @@ import pytest
 from indexer import encoder_choice
 from indexer.build import build_collection, encoder_for
 from indexer.config import BuildConfig
+from indexer.encoder import ENCODERS
 from indexer.encoder_choice import AUTO, choose_encoder
+from indexer.schemas import ENCODER_KINDS
 from retrieval.collection import Collection
 from tests.conftest import SCIFACT, XQUAD_SLICE_DOCS
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_auto_is_the_default_and_unknown_settings_list_it() -> None:
@@ -21,6 +27,23 @@ def test_auto_is_the_default_and_unknown_settings_list_it() -> None:
         BuildConfig(encoder="minilm")
     with pytest.raises(ValueError, match="auto"):
         encoder_for(BuildConfig(), Path("unused"))  # auto needs the items
+
+
+def test_the_configuration_names_every_encoder_kind_and_no_other() -> None:
+    # `indexer.schemas` lists the kinds without importing the encoders; the registry is where they are built.
+    assert set(ENCODER_KINDS) == set(ENCODERS)
+
+
+def test_reading_a_configuration_loads_no_encoder_reader_or_gensim() -> None:
+    code = (
+        "import sys, indexer.config; "
+        "heavy = ('indexer.encoder', 'indexer.items', 'indexer.word2vec', 'pyarrow', 'gensim', 'torch'); "
+        "print([m for m in heavy if m in sys.modules])"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert loaded.stdout.strip() == "[]"
 
 
 def test_auto_picks_by_the_latin_share_of_letters(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,16 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
 
-from indexer.items import (
-    BadRowsError,
-    EventSchema,
-    ItemSchema,
-    item_records,
-    parse_timestamp,
-    read_events,
-    read_items,
-    sequences_by_user,
-)
+from indexer.events import read_events
+from indexer.items import read_items
+from indexer.rows import BadRowsError, parse_timestamp
+from indexer.schemas import EventSchema, ItemSchema
 
 MOVIELENS = Path(__file__).resolve().parents[2] / "data" / "movielens"
 
@@ -83,7 +77,7 @@ def test_jsonl_items_are_typed(tmp_path: Path) -> None:
         None,
     )
     assert second.text() == "北京烤鸭"
-    assert dict(item_records(result.items))["1"]["lat"] == 39.9
+    assert result.items[0].to_record()["lat"] == 39.9
     assert result.skipped_count == 0
 
 
@@ -228,25 +222,21 @@ def test_events_from_csv_with_bad_rows(tmp_path: Path) -> None:
         ",i3,7,1\n"  # line 5: missing user
         "u2,i3,soon,1\n"  # line 6: bad timestamp
         "u2,i2,9,lots\n"  # line 7: bad weight
-        "u2,i4,9,1\n",  # line 8: unknown item
+        "u2,i4,9,1\n",  # line 8: an item outside any catalogue is not the reader's business
         encoding="utf-8",
     )
     schema = EventSchema(user_id="user", item_id="item", timestamp="ts", weight="w")
     with pytest.raises(BadRowsError) as caught:
-        read_events(path, schema, known_item_ids={"i1", "i2", "i3"})
-    assert [(r.line, r.field) for r in caught.value.bad_rows] == [
-        (5, "user_id"),
-        (6, "timestamp"),
-        (7, "weight"),
-        (8, "item_id"),
-    ]
-    events = read_events(path, schema, known_item_ids={"i1", "i2", "i3"}, skip_bad_rows=True)
-    assert events.user_ids.tolist() == ["u1", "u2", "u1"]
-    assert events.timestamps.dtype == np.int64 and events.timestamps.tolist() == [946684810, 5, 946684800]
-    assert events.weights is not None and events.weights.tolist() == [1.0, 2.5, 1.0]
-    assert sequences_by_user(events) == {"u1": ["i1", "i2"], "u2": ["i1"]}
-    assert sequences_by_user(events, min_length=2) == {"u1": ["i1", "i2"]}
-    assert events.to_arrow().column_names == ["user_id", "item_id", "timestamp", "weight"]
+        read_events(path, schema)
+    bad = [(r.line, r.field) for r in caught.value.bad_rows]
+    assert bad == [(5, "user_id"), (6, "timestamp"), (7, "weight")]
+    events = read_events(path, schema, skip_bad_rows=True)
+    assert events.user_ids.tolist() == ["u1", "u2", "u1", "u2"]
+    assert events.item_ids.tolist() == ["i2", "i1", "i1", "i4"]
+    assert events.timestamps.dtype == np.int64
+    assert events.timestamps.tolist() == [946684810, 5, 946684800, 9]
+    assert events.weights is not None and events.weights.tolist() == [1.0, 2.5, 1.0, 1.0]
+    assert events.skipped_count == 3
 
 
 def test_events_from_parquet_with_timestamp_type(tmp_path: Path) -> None:
@@ -262,8 +252,7 @@ def test_events_from_parquet_with_timestamp_type(tmp_path: Path) -> None:
     events = read_events(path)
     assert events.weights is None
     assert events.timestamps.tolist() == [30, 10, 5, 30]
-    # equal times keep file order: item 3 before item 2 for user a
-    assert sequences_by_user(events) == {"a": ["1", "3", "2"], "b": ["2"]}
+    assert events.item_ids.tolist() == ["3", "1", "2", "2"]  # integer ids read as strings, in file order
 
 
 def test_movielens_items_and_ratings() -> None:
@@ -274,17 +263,11 @@ def test_movielens_items_and_ratings() -> None:
     assert toy_story.id == "1" and toy_story.fields["title"] == "Toy Story (1995)"
     assert toy_story.tags == ["Adventure", "Animation", "Children", "Comedy", "Fantasy"]
     events = read_events(
-        MOVIELENS / "ratings.csv",
-        EventSchema(user_id="userId", item_id="movieId", weight="rating"),
-        known_item_ids={item.id for item in items},
+        MOVIELENS / "ratings.csv", EventSchema(user_id="userId", item_id="movieId", weight="rating")
     )
     assert len(events) == 100836 and len(set(events.user_ids.tolist())) == 610
+    assert set(events.item_ids.tolist()) <= {item.id for item in items}
     assert (
         events.weights is not None
         and 0.5 <= float(events.weights.min()) <= float(events.weights.max()) <= 5.0
     )
-    sequences = sequences_by_user(events)
-    assert len(sequences) == 610 and sum(map(len, sequences.values())) == len(events)
-    mask = events.user_ids == "1"
-    times = dict(zip(events.item_ids[mask].tolist(), events.timestamps[mask].tolist(), strict=True))
-    assert np.all(np.diff([times[item] for item in sequences["1"]]) >= 0)

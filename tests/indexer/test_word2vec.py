@@ -7,16 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.word2vec import (
-    SentenceVectorizer,
-    Word2VecParams,
-    document_vectors,
-    item_vectors,
-    load_vectors,
-    save_vectors,
-    train_item2vec,
-    train_text_word2vec,
-)
+from indexer.schemas import Word2VecParams
+from indexer.sentence_vectors import SentenceVectorizer
+from indexer.word2vec import item_vectors, load_vectors, save_vectors, train_item2vec, train_text_word2vec
 
 TOPICS = {
     "animals": ["cat", "dog", "mouse", "horse", "fur", "pet", "tail", "paw"],
@@ -72,7 +65,7 @@ def test_training_is_reproducible_with_one_worker(corpus, kv) -> None:
 def test_document_vectors_are_normalised_and_group_by_topic(corpus, kv, weighting, remove_pc) -> None:
     sentences, labels = corpus
     docs = [*sentences[:50], ["unknown", "words", "only"]]
-    vectors = document_vectors(docs, kv, weighting, remove_pc=remove_pc)
+    vectors = SentenceVectorizer.fit(docs, kv, weighting=weighting, remove_pc=remove_pc).transform(docs)
     assert vectors.shape == (51, 16) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors[:50], axis=1), 1.0, atol=1e-5)
     assert not vectors[50].any()  # no known token: the zero vector
@@ -100,7 +93,6 @@ def test_query_vector_matches_document_vector_and_removes_the_component(corpus, 
     assert vectorizer.component is not None
     assert np.linalg.norm(vectorizer.component) == pytest.approx(1.0, abs=1e-5)
     docs = vectorizer.transform(sentences)
-    assert np.allclose(docs, document_vectors(sentences, kv, "sif", remove_pc=True), atol=1e-6)
     query = vectorizer.vector(sentences[3])
     assert np.allclose(query, docs[3], atol=1e-6)
     assert abs(float(query @ vectorizer.component)) < 1e-5

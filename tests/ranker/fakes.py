@@ -1,17 +1,25 @@
-"""A tiny in-memory collection that satisfies `ranker.features.FeatureCollection`, and candidates for it."""
+"""A tiny collection that satisfies `ranker.features.FeatureCollection`, and candidates for it.
+
+The BM25 fields, vectors and columns are built in memory; the keyword fields and the behaviour log are real
+artifacts (`indexer.keywords`, `indexer.behaviour`) written to a directory the test gives.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from types import SimpleNamespace
+from pathlib import Path
 
 import numpy as np
 
 from indexer.analysis import make_analyzer
 from indexer.ann import make_index
+from indexer.behaviour import Behaviour, write_behaviour
+from indexer.config import BehaviourConfig
+from indexer.events import Events
 from indexer.fields import Bm25Field, FieldedBm25
 from indexer.inverted import InvertedIndex
+from indexer.keywords import Keywords, write_keywords
 from retrieval.candidates import Candidate
 
 DOCS = [
@@ -25,18 +33,35 @@ DOCS = [
 IDS = [f"d{i}" for i in range(len(DOCS))]
 LAT = np.array([48.8566, 51.5074, np.nan, 40.7128, 35.6762, 52.52])
 LON = np.array([2.3522, -0.1278, np.nan, -74.0060, 139.6503, 13.405])
-CATEGORY_CODES = np.array([0, 1, 0, 2, 1, -1], dtype=np.int32)  # values: health, cardio, sleep
+CATEGORIES = ["bone", "heart", "bone", "sleep", "heart", None]  # codes 0, 1, 0, 2, 1, -1 (values sorted)
 DAY = 86_400
 TAGS = [["bone", "vitamin"], ["heart"], ["bone"], ["sleep"], ["liver"], ["bone", "space"]]
+# u1 saw rows 0, 2, 3 on days 0, 20 and 30; another user row 0 on day 30 and row 1 on day 100.
+EVENTS = [("u1", 0, 0), ("u1", 2, 20), ("u1", 3, 30), ("other", 0, 30), ("other", 1, 100)]
+ITEM2VEC = np.eye(len(DOCS), 4, dtype=np.float32)  # row i's item2vec vector
 
 
-def tags_field() -> SimpleNamespace:
-    """A multi-valued keyword field over TAGS with the postings interface of `indexer.keywords`."""
-    values = sorted({tag for tags in TAGS for tag in tags})
-    rows = [[row for row, tags in enumerate(TAGS) if value in tags] for value in values]
-    offsets = np.cumsum([0, *map(len, rows)]).astype(np.int64)
-    flat = np.array([r for group in rows for r in group], dtype=np.int64)
-    return SimpleNamespace(values=values, codes=None, postings=lambda: (offsets, flat))
+def write_keyword_fields(directory: Path) -> Keywords:
+    """A single-valued `category` field and a multi-valued `tags` field, written and loaded back."""
+    category = [[value] if value is not None else [] for value in CATEGORIES]
+    write_keywords(directory, {"category": category, "tags": TAGS}, len(DOCS))
+    return Keywords.load(directory, len(DOCS))
+
+
+def write_events(directory: Path) -> Behaviour:
+    """The behaviour artifact of EVENTS, with ITEM2VEC standing in for trained item2vec vectors."""
+    users, rows, days = zip(*EVENTS, strict=True)
+    events = Events(
+        user_ids=np.array(users, dtype=str),
+        item_ids=np.array([IDS[row] for row in rows], dtype=str),
+        timestamps=np.array(days, dtype=np.int64) * DAY,
+        weights=None,
+    )
+    row_of = {item_id: row for row, item_id in enumerate(IDS)}
+    write_behaviour(directory, events, row_of, BehaviourConfig(item2vec=False))
+    (directory / "item2vec").mkdir()
+    np.save(directory / "item2vec" / "item_vectors.npy", ITEM2VEC)
+    return Behaviour(directory)
 
 
 class FakeEncoder:
@@ -77,8 +102,8 @@ class FakeCollection:
     docstore: FakeDocstore
     encoder: FakeEncoder
     text_vectors: object = None
-    behaviour: object = None
-    keywords: object = field(default_factory=lambda: SimpleNamespace(fields={}))
+    behaviour: Behaviour | None = None
+    keywords: Keywords = field(default_factory=lambda: Keywords({}))
     columns: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
@@ -89,7 +114,8 @@ class FakeCollection:
         return len(self.ids)
 
 
-def fake_collection(*, behaviour: bool = True) -> FakeCollection:
+def fake_collection(directory: Path, *, behaviour: bool = True) -> FakeCollection:
+    """The collection, its keyword fields and behaviour log written under `directory`."""
     analyzer = make_analyzer("english")
     tokens = [analyzer(f"{d['title']}\n{d['text']}") for d in DOCS]
     inverted = FieldedBm25([Bm25Field("content", "english", 1.0, (), InvertedIndex.build(tokens))])
@@ -97,25 +123,14 @@ def fake_collection(*, behaviour: bool = True) -> FakeCollection:
     vectors = make_index("exact", FakeEncoder.dim)
     vectors.add(encoder.encode([f"{d['title']} {d['text']}" for d in DOCS]))
     encoder.calls = 0
-    history = np.array([0, 2, 3], dtype=np.int64)
-    times = history * DAY * 10  # u1 saw rows 0, 2, 3 on days 0, 20 and 30
-    user = SimpleNamespace(
-        history=lambda user_id: (history, times, history) if user_id == "u1" else (np.zeros(0),) * 3,
-        item_vectors=np.eye(len(DOCS), 4, dtype=np.float32),
-        # the whole log: row 0 on days 0 and 30, row 2 on day 20, row 3 on day 30, row 1 on day 100
-        rows=np.array([0, 2, 3, 0, 1], dtype=np.int32),
-        timestamps=np.array([0, 20, 30, 30, 100], dtype=np.int64) * DAY,
-    )
     return FakeCollection(
         ids=list(IDS),
         inverted=inverted,
         vectors=vectors,
         docstore=FakeDocstore(),
         encoder=encoder,
-        behaviour=user if behaviour else None,
-        keywords=SimpleNamespace(
-            fields={"category": SimpleNamespace(codes=CATEGORY_CODES), "tags": tags_field()}
-        ),
+        behaviour=write_events(Path(directory) / "behaviour") if behaviour else None,
+        keywords=write_keyword_fields(Path(directory) / "keywords"),
         columns={"lat": LAT, "lon": LON, "popularity": np.array([5.0, 1.0, np.nan, 0.0, 2.0, 3.0])},
     )
 

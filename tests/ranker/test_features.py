@@ -20,8 +20,8 @@ from ranker.features import (
     default_search_declaration,
     read_feature_log,
 )
+from ranker.features.calc_ops import FARTHEST_KM
 from ranker.features.declarations import check, resolve
-from ranker.features.ops import FARTHEST_KM
 from ranker.features.transforms import TRANSFORMS
 from ranker.scoring import RankingContext
 from tests.ranker.fakes import DOCS, candidates, fake_collection
@@ -94,8 +94,8 @@ def test_repeated_names_and_unknown_files_are_refused(tmp_path: Path) -> None:
         FeatureDeclaration.load(tmp_path / "features.yaml")
 
 
-def test_lexical_and_provenance_features() -> None:
-    collection = fake_collection()
+def test_lexical_and_provenance_features(tmp_path: Path) -> None:
+    collection = fake_collection(tmp_path)
     context = RankingContext(text="bone density vitamin")
     decl = declaration(
         {"name": "bm25", "calc": "bm25"},
@@ -128,8 +128,8 @@ def test_lexical_and_provenance_features() -> None:
     np.testing.assert_allclose(by_name["title"], [1.0, 0.0, 1 / 3, 0.0])  # doc 5 has an empty title
 
 
-def test_lexical_features_see_a_long_querys_pruned_terms() -> None:
-    collection = fake_collection()
+def test_lexical_features_see_a_long_querys_pruned_terms(tmp_path: Path) -> None:
+    collection = fake_collection(tmp_path)
     collection.inverted.max_query_terms = 2
     # tf * idf over 6 documents: vitamin 2 * idf(df 1) > densiti idf(df 2) > bone idf(df 3), which goes.
     context = RankingContext(text="bone density vitamin vitamin")
@@ -148,8 +148,8 @@ def test_lexical_features_see_a_long_querys_pruned_terms() -> None:
     assert by_name["qlen"].tolist() == [3.0] * 4
 
 
-def test_dense_features_read_the_query_vector_once() -> None:
-    collection = fake_collection()
+def test_dense_features_read_the_query_vector_once(tmp_path: Path) -> None:
+    collection = fake_collection(tmp_path)
     decl = declaration(
         {"name": "cos", "calc": "cosine"},
         {"name": "cos_z", "calc": "cosine", "transforms": ["zscore"]},
@@ -168,8 +168,8 @@ def test_dense_features_read_the_query_vector_once() -> None:
     assert collection.encoder.calls == calls  # a vector the dense branch computed is reused
 
 
-def test_gated_feature_is_not_computed_without_its_branch() -> None:
-    collection = fake_collection()
+def test_gated_feature_is_not_computed_without_its_branch(tmp_path: Path) -> None:
+    collection = fake_collection(tmp_path)
     decl = declaration({"name": "cos", "calc": "cosine", "gate": "dense", "gated_value": -5.0})
     extractor = FeatureExtractor(decl, collection)
     lexical_only = [c for c in candidates() if "dense" not in c.ranks]
@@ -180,8 +180,8 @@ def test_gated_feature_is_not_computed_without_its_branch() -> None:
     assert not extractor.covers(lexical_only) and extractor.covers(candidates())
 
 
-def test_context_features() -> None:
-    collection = fake_collection()
+def test_context_features(tmp_path: Path) -> None:
+    collection = fake_collection(tmp_path)
     decl = declaration(
         {"name": "km", "calc": "geo_distance"},
         {"name": "pref", "calc": "category_preference"},
@@ -199,8 +199,8 @@ def test_context_features() -> None:
     assert column(decl, collection, anonymous, "affinity").tolist() == [0.0] * 4
 
 
-def test_history_features_read_the_users_history_or_the_requests_items() -> None:
-    collection = fake_collection()
+def test_history_features_read_the_users_history_or_the_requests_items(tmp_path: Path) -> None:
+    collection = fake_collection(tmp_path)
     decl = declaration(
         {"name": "tags", "calc": "tag_preference"},
         {"name": "n", "calc": "history_length"},
@@ -221,8 +221,8 @@ def test_history_features_read_the_users_history_or_the_requests_items() -> None
     assert column(decl, collection, nobody, "tags").tolist() == [0.0] * 4
 
 
-def test_time_features_compare_the_items_audience_with_the_users_moment() -> None:
-    collection = fake_collection()
+def test_time_features_compare_the_items_audience_with_the_users_moment(tmp_path: Path) -> None:
+    collection = fake_collection(tmp_path)
     decl = declaration(
         {"name": "gap", "calc": "time_gap"},
         {"name": "near", "calc": "events_near", "params": {"days": 15}},
@@ -236,8 +236,8 @@ def test_time_features_compare_the_items_audience_with_the_users_moment() -> Non
     assert column(decl, collection, nobody, "near").tolist() == [0.0] * 4
 
 
-def test_unsatisfiable_declarations_are_refused_with_reasons() -> None:
-    collection = fake_collection(behaviour=False)
+def test_unsatisfiable_declarations_are_refused_with_reasons(tmp_path: Path) -> None:
+    collection = fake_collection(tmp_path, behaviour=False)
     decl = declaration(
         {"name": "w2v", "calc": "cosine", "params": {"space": "word2vec"}},
         {"name": "stars", "calc": "column", "params": {"name": "stars"}},
@@ -255,8 +255,8 @@ def test_unsatisfiable_declarations_are_refused_with_reasons() -> None:
     assert "bm25" not in check(decl, CollectionView(collection), ["bm25", "dense"])
 
 
-def test_resolve_drops_only_optional_features() -> None:
-    view = CollectionView(fake_collection())
+def test_resolve_drops_only_optional_features(tmp_path: Path) -> None:
+    view = CollectionView(fake_collection(tmp_path))
     decl = declaration(
         {"name": "bm25", "calc": "bm25"},
         {"name": "w2v", "calc": "cosine", "params": {"space": "word2vec"}, "optional": True},
@@ -267,8 +267,8 @@ def test_resolve_drops_only_optional_features() -> None:
         resolve(strict, view)
 
 
-def test_default_declaration_is_satisfiable_and_normalised() -> None:
-    collection = fake_collection()
+def test_default_declaration_is_satisfiable_and_normalised(tmp_path: Path) -> None:
+    collection = fake_collection(tmp_path)
     decl = resolve(default_search_declaration(), CollectionView(collection), ["bm25", "dense"])
     assert "title_overlap" in decl.names and decl.gates == ["dense"]
     matrix = FeatureExtractor(decl, collection).extract(RankingContext(text="bone density"), candidates())
@@ -276,7 +276,7 @@ def test_default_declaration_is_satisfiable_and_normalised() -> None:
 
 
 def test_feature_log_round_trips_exactly(tmp_path: Path) -> None:
-    collection = fake_collection()
+    collection = fake_collection(tmp_path)
     extractor = FeatureExtractor(default_search_declaration(), collection)
     logger = FeatureLogger(tmp_path / "log" / "features.jsonl")
     contexts = [RankingContext(text=t, request_id=f"r{i}") for i, t in enumerate(["bone density", "coffee"])]
@@ -312,7 +312,7 @@ def test_feature_log_round_trips_exactly(tmp_path: Path) -> None:
 
 
 def test_feature_log_rotates_and_keeps_a_bounded_number_of_files(tmp_path: Path) -> None:
-    collection = fake_collection()
+    collection = fake_collection(tmp_path)
     extractor = FeatureExtractor(default_search_declaration(), collection)
     path = tmp_path / "features.jsonl"
     matrix = extractor.extract(RankingContext(text="bone"), candidates())
@@ -336,16 +336,13 @@ def test_feature_log_rotates_and_keeps_a_bounded_number_of_files(tmp_path: Path)
 _WRITER = """
 import sys
 from pathlib import Path
-from types import SimpleNamespace
-
 import numpy as np
 
-from ranker.features.log import FeatureLogger
+from ranker.features.log import FeatureLogger, LoggedCandidate
 from ranker.scoring import RankingContext
 
 path, name, lines = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-ranks = [{"bm25": i} for i in range(50)]
-candidates = [SimpleNamespace(fused_score=0.5, ranks=r, branch_scores={"bm25": 1.0}) for r in ranks]
+candidates = [LoggedCandidate(i, 0.5, {"bm25": i}, {"bm25": 1.0}) for i in range(50)]
 logger = FeatureLogger(path, max_bytes=20_000, backups=1000)
 for i in range(lines):
     context = RankingContext(text="bone", request_id=f"{name}{i:03d}")

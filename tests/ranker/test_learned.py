@@ -21,12 +21,12 @@ from api.cli import app
 from api.cli.serve import _rankers
 from indexer.artifact import ArtifactError
 from indexer.versions import resolve_artifact
+from jobs.evaluation import read_qrels, read_queries
 from ranker.artifact import read_ranker
 from ranker.features import FeatureExtractor, FeatureLogger, UnsatisfiableDeclaration, read_feature_log
 from ranker.learned import load_ranker
 from ranker.training import CANDIDATE_LIMITS, CandidateRecorder, collect_search_examples, truncated
 from retrieval.candidates import SearchQuery
-from retrieval.evaluation import read_qrels, read_queries
 from retrieval.service import CollectionService
 from tests.conftest import SCIFACT
 
@@ -36,7 +36,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def slice_judgments(scifact_slice_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """SciFact train judgments whose documents are inside the slice (31 queries)."""
-    from indexer.build import read_ids
+    from indexer.ids import read_ids
 
     inside = set(read_ids(resolve_artifact(scifact_slice_root)))
     lines = (SCIFACT / "qrels" / "train.tsv").read_text().splitlines()

@@ -80,7 +80,7 @@ def test_radius_keeps_only_nearby_items(client: TestClient) -> None:
     )
     no_location = client.post("/search", json={"query": "shop", "radius_km": 50})
     assert no_location.status_code == 422
-    assert no_location.json()["errors"][0]["field"] == "radius_km"
+    assert no_location.json()["detail"][0]["field"] == "radius_km"
 
 
 def test_recommend_for_a_known_user_uses_behaviour_and_excludes_seen(client: TestClient) -> None:
@@ -111,15 +111,21 @@ def test_recommend_from_items_and_location(client: TestClient) -> None:
     found_by = set().union(*(hit["branches"] for hit in body["results"]))
     assert {"item2item", "geo", "popular"} <= found_by
     assert "sushi-il-0" not in [hit["id"] for hit in body["results"]]
-    missing = client.post("/recommend", json={"items": ["nope"]})
-    assert missing.status_code == 404
-    assert "no item 'nope'" in missing.json()["detail"]
+    missing = client.post("/recommend", json={"items": ["sushi-il-0", "nope"]})
+    assert missing.status_code == 422  # a bad value in the body, not a missing resource
+    error = missing.json()["detail"][0]
+    assert error["field"] == "items" and "'nope'" in error["msg"]
 
 
 def test_similar_items(client: TestClient) -> None:
-    response = client.get("/collections/shops/similar/pizza-il-0", params={"k": 3})
+    response = client.get(
+        "/collections/shops/similar/pizza-il-0", params={"k": 3}, headers={"X-Request-ID": "sim-1"}
+    )
     assert response.status_code == 200
-    ids = [hit["id"] for hit in response.json()]
+    body = response.json()  # the search envelope
+    assert (body["request_id"], body["collection"], body["scorer"]) == ("sim-1", "shops", "dense")
+    assert body["index_version"] and body["took_ms"] >= 0
+    ids = [hit["id"] for hit in body["results"]]
     assert "pizza-il-0" not in ids and len(ids) == 3
     assert all(i.startswith("pizza-") for i in ids), ids
     assert client.get("/collections/shops/similar/nope").status_code == 404

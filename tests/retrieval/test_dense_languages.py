@@ -4,14 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from indexer.encoder import Encoder
 from retrieval.candidates import SearchQuery
+from retrieval.collection import Collection
 from retrieval.sources import DenseSource
+
+
+@pytest.fixture(scope="module")
+def collections(
+    scifact_slice_root: Path, xquad_slice_root: Path, encoder: Encoder
+) -> Iterator[dict[bool, Collection]]:
+    """Real collections by whether their encoder reads every language: MiniLM (SciFact), E5 (XQuAD-R zh)."""
+    english, multilingual = (
+        Collection.load(scifact_slice_root, encoder=encoder),
+        Collection.load(xquad_slice_root),
+    )
+    yield {False: english, True: multilingual}
+    english.close()
+    multilingual.close()
 
 
 @pytest.mark.parametrize(
@@ -25,9 +40,12 @@ from retrieval.sources import DenseSource
         (True, "   ", False),
     ],
 )
-def test_the_dense_gate_follows_the_encoders_languages(multilingual: bool, text: str, runs: bool) -> None:
-    collection = SimpleNamespace(encoder=SimpleNamespace(multilingual=multilingual))
-    assert DenseSource(collection).enabled(SearchQuery(text)) is runs  # type: ignore[arg-type]
+def test_the_dense_gate_follows_the_encoders_languages(
+    collections: dict[bool, Collection], multilingual: bool, text: str, runs: bool
+) -> None:
+    collection = collections[multilingual]
+    assert collection.encoder.multilingual is multilingual
+    assert DenseSource(collection).enabled(SearchQuery(text)) is runs
 
 
 @pytest.fixture(scope="module")

@@ -1,32 +1,68 @@
-"""The collection registry: concurrent reloads open each new version once."""
+"""The collection registry: concurrent reloads open each new version once.
+
+The two reloads overlap by construction, not by timing: the first one's load of the new version waits
+until the second reload has reached the registry's lock (an event set by the lock itself).
+"""
 
 from __future__ import annotations
 
 import threading
-import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 
 from retrieval.registry import CollectionRegistry
 
 
-def _fake_service(version: str) -> SimpleNamespace:
-    ranker = SimpleNamespace(version="", stale=lambda: False)
-    return SimpleNamespace(version=version, ranker=ranker, close=lambda: None)
+@dataclass
+class StubRanker:
+    version: str = ""
+
+    def stale(self) -> bool:
+        return False
+
+
+@dataclass
+class StubService:
+    """What the registry reads of a `CollectionService`: its version, its ranker's status, close."""
+
+    version: str
+    ranker: StubRanker = field(default_factory=StubRanker)
+
+    def close(self) -> None:
+        pass
+
+
+class ObservedLock:
+    """A lock that tells (`contended`) when a thread had to wait for it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.contended = threading.Event()
+
+    def __enter__(self) -> ObservedLock:
+        if not self._lock.acquire(blocking=False):
+            self.contended.set()
+            self._lock.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
 
 
 def test_concurrent_reloads_open_a_new_version_once(tmp_path: Path) -> None:
     (tmp_path / "CURRENT").write_text("v1")
     opened: list[str] = []
+    lock = ObservedLock()
 
-    def opener(root: Path, name: str, previous: object) -> SimpleNamespace:
+    def opener(root: Path, name: str, previous: object) -> StubService:
         version = (root / "CURRENT").read_text()
         opened.append(version)
-        if previous is not None:
-            time.sleep(0.2)  # a slow load: without the lock, the other reload also sees the old version
-        return _fake_service(version)
+        if previous is not None:  # the first reload's load: hold it until the second reload is waiting
+            assert lock.contended.wait(timeout=30), "the second reload never reached the lock"
+        return StubService(version)
 
     registry = CollectionRegistry({"c": tmp_path}, opener=opener, retire_after_s=0.0)  # type: ignore[arg-type]
+    registry._reload_lock = lock  # type: ignore[assignment]
     registry.load()
     (tmp_path / "CURRENT").write_text("v2")
     results: list[list] = []

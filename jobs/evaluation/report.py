@@ -19,8 +19,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from ranker.metrics import ELEVEN_RECALL_LEVELS, Run, evaluate_run
-from retrieval.evaluation.evaluate import (
+from jobs.evaluation.evaluate import (
     DEFAULT_METRICS,
     RECALL_CURVE_KS,
     evaluate_runs,
@@ -28,6 +27,7 @@ from retrieval.evaluation.evaluate import (
     recall_curve,
     unique_contribution,
 )
+from ranker.metrics import ELEVEN_RECALL_LEVELS, Run, evaluate_run
 
 Qrels = Mapping[str, Mapping[str, int]]
 

@@ -18,36 +18,14 @@ matrix) to the user's history items. Both exclude seen items; ties go to the sma
 
 from __future__ import annotations
 
-import csv
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
 Event = tuple[str, str, float]
-
-
-def read_events_csv(
-    path: Path, user_col: str = "userId", item_col: str = "movieId", time_col: str = "timestamp"
-) -> list[Event]:
-    """Read `(user, item, timestamp)` events from a CSV with a header (MovieLens `ratings.csv` by default)."""
-    with Path(path).open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [col for col in (user_col, item_col, time_col) if col not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {missing}; the header has {reader.fieldnames}")
-        events: list[Event] = []
-        for number, row in enumerate(reader, start=2):
-            try:
-                events.append((str(row[user_col]), str(row[item_col]), float(row[time_col])))
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"{path}:{number}: timestamp must be a number, got {row[time_col]!r}"
-                ) from None
-    return events
 
 
 @dataclass(frozen=True, slots=True)

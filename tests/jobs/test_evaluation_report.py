@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from jobs.evaluation.report import write_report
 from ranker.metrics import Run
-from retrieval.evaluation.report import write_report
 
 QRELS = {"q1": {"a": 1, "b": 1}, "q2": {"c": 1}}
 BRANCHES: dict[str, Run] = {

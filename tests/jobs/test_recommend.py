@@ -7,12 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.evaluation.recommend import (
+from indexer.events import read_events
+from indexer.schemas import EventSchema
+from jobs.evaluation.recommend import (
     InteractionMatrix,
     evaluate_baselines,
     evaluate_recommendations,
     leave_last_out,
-    read_events_csv,
     recommend_item_knn,
     recommend_popular,
 )
@@ -103,26 +104,20 @@ def test_item_knn_equals_brute_force_cosine() -> None:
         assert not set(recs[user]) & {data.items[c] for c in np.flatnonzero(dense[row])}  # nothing seen
 
 
-def test_input_errors(tmp_path: Path) -> None:
+def test_input_errors() -> None:
     data = InteractionMatrix.from_events(EVENTS)
     with pytest.raises(ValueError, match=r"users without history.*\['nobody'\]"):
         recommend_popular(data, ["nobody"], k=3)
     with pytest.raises(ValueError, match=r"unknown baseline.*'item_knn', 'popularity'"):
         evaluate_baselines(EVENTS, baselines=["als"])
-    path = tmp_path / "ratings.csv"
-    path.write_text("userId,movieId,rating,timestamp\n1,10,4.0,100\n1,11,3.0,soon\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"ratings\.csv:3: timestamp must be a number, got 'soon'"):
-        read_events_csv(path)
-    path.write_text("user,item\n1,10\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"missing column\(s\) \['userId', 'movieId', 'timestamp'\]"):
-        read_events_csv(path)
 
 
 MOVIELENS = Path(__file__).resolve().parents[2] / "data" / "movielens" / "ratings.csv"
 
 
 def test_baselines_on_movielens_slice() -> None:
-    events = read_events_csv(MOVIELENS)
+    read = read_events(MOVIELENS, EventSchema(user_id="userId", item_id="movieId"))
+    events = list(zip(read.user_ids.tolist(), read.item_ids.tolist(), read.timestamps.tolist(), strict=True))
     users = sorted({user for user, _, _ in events}, key=int)[:200]
     keep = set(users)
     sliced = [event for event in events if event[0] in keep]

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ranker.metrics import ELEVEN_RECALL_LEVELS, Run, evaluate_run, interpolated_precision, ranked_lists
-from retrieval.evaluation.datasets import (
+from jobs.evaluation.datasets import (
     check_qrels_match_queries,
     check_run_docids,
     read_qrels,
     read_queries,
     read_run,
 )
+from ranker.metrics import ELEVEN_RECALL_LEVELS, Run, evaluate_run, interpolated_precision, ranked_lists
 
 DEFAULT_METRICS: tuple[str, ...] = ("ndcg@10", "recall@10", "recall@100", "map@100", "mrr@10", "p@10")
 RECALL_CURVE_KS: tuple[int, ...] = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)

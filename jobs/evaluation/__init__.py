@@ -7,7 +7,7 @@ and writes the files around them, compares runs and writes reports. `report` (ma
 
 from __future__ import annotations
 
-from retrieval.evaluation.datasets import (
+from jobs.evaluation.datasets import (
     check_qrels_match_queries,
     check_run_docids,
     read_qrels,
@@ -15,7 +15,7 @@ from retrieval.evaluation.datasets import (
     read_run,
     write_run,
 )
-from retrieval.evaluation.evaluate import (
+from jobs.evaluation.evaluate import (
     DEFAULT_METRICS,
     RunEvaluation,
     evaluate_run_files,
@@ -26,7 +26,7 @@ from retrieval.evaluation.evaluate import (
     recall_curve,
     unique_contribution,
 )
-from retrieval.evaluation.significance import (
+from jobs.evaluation.significance import (
     PermutationTestResult,
     QueryChange,
     most_changed_queries,

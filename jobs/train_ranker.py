@@ -21,6 +21,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from jobs.evaluation import check_qrels_match_queries, read_qrels, read_queries
+from jobs.history import rebuild_on_history
 from ranker.artifact import write_ranker
 from ranker.domain import DomainProfile
 from ranker.features import (
@@ -46,8 +48,6 @@ from ranker.training import (
     truncated,
 )
 from retrieval.candidates import SearchQuery
-from retrieval.evaluation import check_qrels_match_queries, read_qrels, read_queries
-from retrieval.evaluation.holdout import rebuild_on_history
 from retrieval.pipeline import PipelineConfig
 from retrieval.service import CollectionService
 
