@@ -34,7 +34,7 @@ from loadgen import Pass, closed_loop, cpu_seconds, free_port, memory_kib, proce
 from machine import cpu_model, load_average, usable_cores, versions
 
 from api.workers import THREAD_ENV
-from retrieval.evaluation import read_qrels, read_queries
+from jobs.evaluation import read_qrels, read_queries
 
 ROOT = Path(__file__).resolve().parents[1]
 K = 10
