@@ -22,7 +22,7 @@ DENSE_RATIO = 8
 # Pruning gives up once phase 1 has touched more than 1/TOUCH_SHARE of the documents, or when completing
 # its candidates would take more than (postings left + documents) / PROBE_COST searches; it scans a tier
 # rather than searching it when the tier is shorter than SCAN_RATIO x the candidates.
-TOUCH_SHARE = 32
+TOUCH_SHARE = 64
 PROBE_COST = 16
 SCAN_RATIO = 8
 _NO_MASK = np.zeros(0, dtype=np.bool_)
