@@ -77,14 +77,18 @@ class CompiledSearch:
     def search(self, tids: list[int], k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k rows and scores of one query given as term ids in query order (-1: not in the
         vocabulary)."""
-        return kernels.search(
+        k = min(k, self._n)
+        rows, scores = np.empty(k, dtype=np.int64), np.empty(k, dtype=np.float32)
+        n = kernels.search(
             np.array(tids, dtype=np.int64),
-            min(k, self._n),
             _NO_MASK if mask is None else _readonly(mask),
             self._arrays,
             self._scratch(),
             self._limits(),
+            rows,
+            scores,
         )
+        return (rows, scores) if n == k else (rows[:n], scores[:n])
 
     def search_batch(
         self, flat: np.ndarray, lengths: list[int], k: int

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numba
 
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 def njit(fn: F) -> F:
     """Compile ``fn`` in nopython mode, releasing the GIL, cached on disk when possible."""
     try:
-        return numba.njit(cache=True, nogil=True)(fn)
+        return cast(F, numba.njit(cache=True, nogil=True)(fn))
     except RuntimeError as err:  # "cannot cache function ...: no locator available"
         log.warning("numba cannot cache %s (%s); compiling it in memory", fn.__qualname__, err)
-        return numba.njit(cache=False, nogil=True)(fn)
+        return cast(F, numba.njit(cache=False, nogil=True)(fn))

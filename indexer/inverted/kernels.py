@@ -37,6 +37,8 @@ import numpy as np
 
 from indexer.inverted.jit import njit
 
+Score = float | np.floating | np.integer  # heap values: float32 scores, or integers for selections
+Row = int | np.integer
 _ONE = np.uint32(1)
 # Match bits: one per distinct query term, for the first _BITS terms; later terms are treated as unmatched.
 _BITS = 32
@@ -49,7 +51,7 @@ _CHUNK = 16
 
 
 @njit
-def _worse(s1: float, r1: int, s2: float, r2: int) -> bool:
+def _worse(s1: Score, r1: Row, s2: Score, r2: Row) -> bool | np.bool_:
     return s1 < s2 or (s1 == s2 and r1 > r2)
 
 
@@ -70,7 +72,7 @@ def _sift_down(hs: np.ndarray, hr: np.ndarray, n: int, i: int) -> None:
 
 
 @njit
-def _offer(hs: np.ndarray, hr: np.ndarray, n: int, k: int, s: np.float32, r: int) -> int:
+def _offer(hs: np.ndarray, hr: np.ndarray, n: int, k: int, s: Score, r: Row) -> int:
     """Add (s, r) to the heap of the k best (root = worst kept); returns the new heap size."""
     if n < k:
         i = n
@@ -89,12 +91,13 @@ def _offer(hs: np.ndarray, hr: np.ndarray, n: int, k: int, s: np.float32, r: int
 
 
 @njit
-def _drain(hs: np.ndarray, hr: np.ndarray, n: int, rows: np.ndarray, scores: np.ndarray) -> None:
-    """Empty the heap into ``rows``/``scores``, best first."""
-    for j in range(n - 1, -1, -1):
-        scores[j], rows[j] = hs[0], hr[0]
+def _sort_heap(hs: np.ndarray, hr: np.ndarray, n: int) -> None:
+    """Sort the heap ``hs[:n]``/``hr[:n]`` in place, best first (heapsort: the worst goes last)."""
+    for j in range(n - 1, 0, -1):
+        s, r = hs[0], hr[0]
         hs[0], hr[0] = hs[j], hr[j]
         _sift_down(hs, hr, j, 0)
+        hs[j], hr[j] = s, r
 
 
 @njit
@@ -559,10 +562,17 @@ def _search_into(
 
 @njit
 def search(
-    tids: np.ndarray, k: int, mask: np.ndarray, index: tuple, scratch: tuple, limits: tuple
-) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k rows (int64) and scores (float32) of one query (token ids in query order, -1 for a token not
-    in the vocabulary), best first.
+    tids: np.ndarray,
+    mask: np.ndarray,
+    index: tuple,
+    scratch: tuple,
+    limits: tuple,
+    rows: np.ndarray,
+    scores: np.ndarray,
+) -> int:
+    """Top-k rows and scores of one query (token ids in query order, -1 for a token not in the
+    vocabulary) into ``rows``/``scores`` (int64 and float32 arrays of length k), best first; returns how
+    many there are. Writing into the caller's arrays spares allocating and boxing results.
 
     ``mask`` is a boolean array over rows, or empty for no filter. ``limits`` (see
     ``indexer.inverted.compiled``) = (fewest docs for which pruning is tried, most postings always added
@@ -570,11 +580,9 @@ def search(
     docs, phase 2 gives up when candidates x tiers left x this exceed postings left + n_docs, a tier is
     scanned rather than searched when shorter than this x candidates).
     """
-    hs, hr = np.empty(k, np.float32), np.empty(k, np.int64)
-    n = _search_into(_known(tids), k, mask, index, scratch, hs, hr, limits)
-    rows, scores = np.empty(n, np.int64), np.empty(n, np.float32)
-    _drain(hs, hr, n, rows, scores)
-    return rows, scores
+    n = _search_into(_known(tids), len(rows), mask, index, scratch, scores, rows, limits)
+    _sort_heap(scores, rows, n)
+    return n
 
 
 @njit
@@ -586,12 +594,11 @@ def search_batch(
     n_q = len(offsets) - 1
     rows, scores = np.zeros((n_q, k), np.int64), np.zeros((n_q, k), np.float32)
     counts = np.zeros(n_q, np.int64)
-    hs, hr = np.empty(k, np.float32), np.empty(k, np.int64)
     no_mask = np.zeros(0, np.bool_)
     for q in range(n_q):
         if offsets[q + 1] > offsets[q]:
             tids = _known(flat[offsets[q] : offsets[q + 1]])
-            n = _search_into(tids, k, no_mask, index, scratch, hs, hr, limits)
-            _drain(hs, hr, n, rows[q], scores[q])
+            n = _search_into(tids, k, no_mask, index, scratch, scores[q], rows[q], limits)
+            _sort_heap(scores[q], rows[q], n)
             counts[q] = n
     return rows, scores, counts
