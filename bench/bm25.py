@@ -4,10 +4,11 @@ Two corpora: SciFact (english analyzer, all test+train queries) and a synthetic 
 seed (``--docs`` documents of 50-150 tokens over a ``--vocab`` term vocabulary with exponent ``--zipf``;
 queries of 2-6 terms drawn from the same distribution). Every engine gets the same token lists and
 k1/b: ours, and bm25s on both of its backends (numpy, its default, and numba, its fastest), built once
-and loaded twice, each searching single-threaded. Prints a markdown table: build time, index size on
-disk, queries/second one query at a time and as one batch (median of ``--repeats`` timed runs, wall
-clock and process CPU time), top-10 overlap with bm25s, and the share of queries whose top-10 score
-lists are bit-identical; then our speed as a ratio of each bm25s backend's, measured in the same run.
+and loaded twice, each searching single-threaded. All engines are loaded, then timed round-robin
+(``--repeats`` rounds), so that load from other work on the machine hits them alike. Prints a markdown
+table: build time, index size on disk, queries/second one query at a time and as one batch (medians,
+wall clock and process CPU time), top-10 overlap with bm25s, and the share of queries whose top-10
+score lists are bit-identical; then our speed as a ratio of each bm25s backend's.
 
 Usage: .venv/bin/python bench/bm25.py [--docs 1000000] [--queries 1000] [--skip-scifact] [--skip-zipf]
 """
@@ -72,81 +73,87 @@ def zipf(n_docs: int, vocab: int, exponent: float, n_queries: int, seed: int) ->
     return docs, queries
 
 
-def median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, float, Any]:
-    """Median wall-clock and median CPU (process) seconds over ``repeats`` runs, and the last result."""
-    walls, cpus, out = [], [], None
+Search = Callable[[], Any]
+
+
+def interleaved_medians(engines: dict[str, tuple[Search, Search]], repeats: int) -> dict[str, dict]:
+    """Time each engine's (one-by-one, batch) searches round-robin, ``repeats`` rounds, so that a change of
+    load on a shared machine hits every engine alike; median wall and CPU seconds and the last results."""
+    times: dict[str, dict[str, list[float]]] = {name: {} for name in engines}
+    last: dict[str, Any] = {}
     for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
-        out = fn()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return float(np.median(walls)), float(np.median(cpus)), out
+        for name, searches in engines.items():
+            for mode, fn in zip(("single", "batch"), searches, strict=True):
+                gc.collect()
+                wall, cpu = time.perf_counter(), time.process_time()
+                last[name, mode] = fn()
+                times[name].setdefault(f"{mode}_wall", []).append(time.perf_counter() - wall)
+                times[name].setdefault(f"{mode}_cpu", []).append(time.process_time() - cpu)
+    return {
+        name: {**{key: float(np.median(v)) for key, v in spans.items()}, "batch": last[name, "batch"]}
+        for name, spans in times.items()
+    }
 
 
 def dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def run_ours(docs: Tokens, queries: Tokens, k: int, repeats: int, workdir: Path) -> tuple[dict, Results]:
+def prepare_ours(docs: Tokens, queries: Tokens, k: int, workdir: Path) -> tuple[dict, tuple[Search, Search]]:
+    """Build, save and memory-map our index; its row and its (one-by-one, batch) searches."""
     t0 = time.perf_counter()
-    index = InvertedIndex.build(docs)
+    index = InvertedIndex.build(docs, engine="numpy")  # the build alone; kernels compile at load
     build_s = time.perf_counter() - t0
     index.save(workdir / "ours")
     del index
     gc.collect()
     index = InvertedIndex.load(workdir / "ours", mmap=True)
     index.search_batch(queries[:20], k)  # warm up
-    single = median_time(lambda: [index.search(q, k) for q in queries], repeats)
-    batch = median_time(lambda: index.search_batch(queries, k), repeats)
-    row = {"build_s": build_s, "size": dir_size(workdir / "ours"), **qps(len(queries), single, batch)}
-    results = batch[2]
-    return row, results
+    row = {"build_s": build_s, "size": dir_size(workdir / "ours")}
+    return row, (lambda: [index.search(q, k) for q in queries], lambda: index.search_batch(queries, k))
 
 
-def run_bm25s(
-    docs: Tokens, queries: Tokens, k: int, repeats: int, workdir: Path
-) -> list[tuple[str, dict, Results]]:
-    """bm25s built once, then searched on its numpy backend and (when installed) its numba backend."""
+def prepare_bm25s(docs: Tokens, queries: Tokens, k: int, workdir: Path) -> dict[str, tuple[dict, tuple]]:
+    """bm25s built once, then loaded on its numpy backend and (when installed) its numba backend."""
     t0 = time.perf_counter()
     retriever = bm25s.BM25(k1=1.5, b=0.75, method="lucene")
     retriever.index(docs, show_progress=False)
     build_s = time.perf_counter() - t0
     retriever.save(str(workdir / "bm25s"))
     size = dir_size(workdir / "bm25s")
-    out = [("bm25s numpy", {"build_s": build_s, "size": size}, retriever)]
+    del retriever
+    gc.collect()
+    backends = {"bm25s numpy": ("numpy", build_s)}
     if _has_numba():
-        del retriever
-        gc.collect()
-        numba_retriever = bm25s.BM25.load(str(workdir / "bm25s"), backend="numba")
-        out.append(("bm25s numba", {"build_s": None, "size": size}, numba_retriever))
-    rows = []
-    for name, row, ret in out:
-        rows.append((name, *time_bm25s(ret, queries, k, repeats, row)))
-    return rows
+        backends["bm25s numba"] = ("numba", None)
+    out = {}
+    for name, (backend, built) in backends.items():
+        ret = bm25s.BM25.load(str(workdir / "bm25s"), backend=backend)
+        ret.retrieve(queries[:20], k=k, show_progress=False)  # warm up (compiles the numba backend)
+        out[name] = (
+            {"build_s": built, "size": size},
+            (
+                lambda ret=ret: [ret.retrieve([q], k=k, show_progress=False) for q in queries],
+                lambda ret=ret: ret.retrieve(queries, k=k, show_progress=False),
+            ),
+        )
+    return out
 
 
-def time_bm25s(
-    retriever: bm25s.BM25, queries: Tokens, k: int, repeats: int, row: dict
-) -> tuple[dict, Results]:
-    retriever.retrieve(queries[:20], k=k, show_progress=False)  # warm up (compiles the numba backend)
-    single = median_time(
-        lambda: [retriever.retrieve([q], k=k, show_progress=False) for q in queries], repeats
-    )
-    batch = median_time(lambda: retriever.retrieve(queries, k=k, show_progress=False), repeats)
-    res = batch[2]
-    results = []
+def bm25s_results(res: Any) -> Results:
+    out = []
     for rows, scores in zip(res.documents, res.scores, strict=True):
         positive = scores > 0
-        results.append((rows[positive], scores[positive]))
-    return {**row, **qps(len(queries), single, batch)}, results
+        out.append((rows[positive], scores[positive]))
+    return out
 
 
-def qps(n: int, single: tuple[float, float, Any], batch: tuple[float, float, Any]) -> dict[str, float]:
+def qps(n: int, timed: dict) -> dict[str, float]:
     return {
-        "qps_single": n / single[0],
-        "qps_batch": n / batch[0],
-        "cpu_qps_single": n / single[1],
-        "cpu_qps_batch": n / batch[1],
+        "qps_single": n / timed["single_wall"],
+        "qps_batch": n / timed["batch_wall"],
+        "cpu_qps_single": n / timed["single_cpu"],
+        "cpu_qps_batch": n / timed["batch_cpu"],
     }
 
 
@@ -163,15 +170,18 @@ def agreement(ours: Results, ref: Results) -> tuple[float, float]:
 
 def bench_corpus(name: str, docs: Tokens, queries: Tokens, args: argparse.Namespace) -> list[dict]:
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
-        ours_row, ours_res = run_ours(docs, queries, args.k, args.repeats, Path(tmp))
+        ours_row, ours_searches = prepare_ours(docs, queries, args.k, Path(tmp))
         gc.collect()
-        refs = run_bm25s(docs, queries, args.k, args.repeats, Path(tmp))
-    ref_res = refs[0][2]
+        refs = prepare_bm25s(docs, queries, args.k, Path(tmp))
+        engines = {"ours": (ours_row, ours_searches), **refs}
+        timed = interleaved_medians({name: e[1] for name, e in engines.items()}, args.repeats)
+    results = {name: t["batch"] if name == "ours" else bm25s_results(t["batch"]) for name, t in timed.items()}
     meta = {"corpus": name, "docs": len(docs), "queries": len(queries)}
     out = []
-    for engine, row, res in [("ours", ours_row, ours_res), *refs]:
-        overlap, equal = agreement(res, ref_res)
-        out.append({**meta, "engine": engine, **row, "overlap": overlap, "equal": equal})
+    for engine, (row, _) in engines.items():
+        overlap, equal = agreement(results[engine], results["bm25s numpy"])
+        out.append({**meta, "engine": engine, **row, **qps(len(queries), timed[engine])})
+        out[-1].update(overlap=overlap, equal=equal)
     return out
 
 
@@ -235,7 +245,7 @@ def main() -> None:
     print(f"peak RSS {peak_rss_gib():.2f} GiB; load average at end {load_average()}")
     print(
         f"QPS = queries / median wall-clock time of {args.repeats} runs; "
-        "CPU-QPS = queries / median process CPU time.\n"
+        "CPU-QPS = queries / median process CPU time; engines timed round-robin.\n"
     )
     print_table(rows)
     print_ratios(rows)
