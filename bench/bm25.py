@@ -2,9 +2,13 @@
 
 Two corpora: SciFact (english analyzer, all test+train queries) and a synthetic Zipf corpus generated from a
 seed (``--docs`` documents of 50-150 tokens over a ``--vocab`` term vocabulary with exponent ``--zipf``;
-queries of 2-6 terms drawn from the same distribution). Both engines get the same token lists and
-k1/b. Prints a markdown table: build time, index size on disk, queries/second one query at a time and
-as one batch, top-10 overlap with bm25s, and the share of queries whose top-10 score lists are equal.
+queries of 2-6 terms drawn from the same distribution). Every engine gets the same token lists and
+k1/b: ours, and bm25s on both of its backends (numpy, its default, and numba, its fastest), built once
+and loaded twice, each searching single-threaded. All engines are loaded, then timed round-robin
+(``--repeats`` rounds), so that load from other work on the machine hits them alike. Prints a markdown
+table: build time, index size on disk, queries/second one query at a time and as one batch (medians,
+wall clock and process CPU time), top-10 overlap with bm25s, and the share of queries whose top-10
+score lists are bit-identical; then our speed as a ratio of each bm25s backend's.
 
 Usage: .venv/bin/python bench/bm25.py [--docs 1000000] [--queries 1000] [--skip-scifact] [--skip-zipf]
 """
@@ -26,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import bm25s
-from machine import cpu_model, load_average, peak_rss_gib, usable_cores
+from machine import cpu_model, load_average, peak_rss_gib, usable_cores, versions
 
 from indexer.analysis import make_analyzer
 from indexer.inverted import InvertedIndex
@@ -69,86 +73,116 @@ def zipf(n_docs: int, vocab: int, exponent: float, n_queries: int, seed: int) ->
     return docs, queries
 
 
-def best_time(fn: Callable[[], Any], repeats: int) -> tuple[float, float, Any]:
-    """Best wall-clock and best CPU (process) seconds over ``repeats`` runs, and the last result."""
-    best_wall, best_cpu, out = float("inf"), float("inf"), None
+Search = Callable[[], Any]
+
+
+def interleaved_medians(engines: dict[str, tuple[Search, Search]], repeats: int) -> dict[str, dict]:
+    """Time each engine's (one-by-one, batch) searches round-robin, ``repeats`` rounds, so that a change of
+    load on a shared machine hits every engine alike; median wall and CPU seconds and the last results."""
+    times: dict[str, dict[str, list[float]]] = {name: {} for name in engines}
+    last: dict[str, Any] = {}
     for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
-        out = fn()
-        best_wall = min(best_wall, time.perf_counter() - wall)
-        best_cpu = min(best_cpu, time.process_time() - cpu)
-    return best_wall, best_cpu, out
+        for name, searches in engines.items():
+            for mode, fn in zip(("single", "batch"), searches, strict=True):
+                gc.collect()
+                wall, cpu = time.perf_counter(), time.process_time()
+                last[name, mode] = fn()
+                times[name].setdefault(f"{mode}_wall", []).append(time.perf_counter() - wall)
+                times[name].setdefault(f"{mode}_cpu", []).append(time.process_time() - cpu)
+    return {
+        name: {**{key: float(np.median(v)) for key, v in spans.items()}, "batch": last[name, "batch"]}
+        for name, spans in times.items()
+    }
 
 
 def dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def run_ours(docs: Tokens, queries: Tokens, k: int, repeats: int, workdir: Path) -> tuple[dict, Results]:
+def prepare_ours(docs: Tokens, queries: Tokens, k: int, workdir: Path) -> tuple[dict, tuple[Search, Search]]:
+    """Build, save and memory-map our index; its row and its (one-by-one, batch) searches."""
     t0 = time.perf_counter()
-    index = InvertedIndex.build(docs)
+    index = InvertedIndex.build(docs, engine="numpy")  # the build alone; kernels compile at load
     build_s = time.perf_counter() - t0
     index.save(workdir / "ours")
     del index
     gc.collect()
     index = InvertedIndex.load(workdir / "ours", mmap=True)
     index.search_batch(queries[:20], k)  # warm up
-    single = best_time(lambda: [index.search(q, k) for q in queries], repeats)
-    batch = best_time(lambda: index.search_batch(queries, k), repeats)
-    row = {"build_s": build_s, "size": dir_size(workdir / "ours"), **qps(len(queries), single, batch)}
-    results = batch[2]
-    return row, results
+    row = {"build_s": build_s, "size": dir_size(workdir / "ours")}
+    return row, (lambda: [index.search(q, k) for q in queries], lambda: index.search_batch(queries, k))
 
 
-def run_bm25s(docs: Tokens, queries: Tokens, k: int, repeats: int, workdir: Path) -> tuple[dict, Results]:
+def prepare_bm25s(docs: Tokens, queries: Tokens, k: int, workdir: Path) -> dict[str, tuple[dict, tuple]]:
+    """bm25s built once, then loaded on its numpy backend and (when installed) its numba backend."""
     t0 = time.perf_counter()
     retriever = bm25s.BM25(k1=1.5, b=0.75, method="lucene")
     retriever.index(docs, show_progress=False)
     build_s = time.perf_counter() - t0
     retriever.save(str(workdir / "bm25s"))
-    retriever.retrieve(queries[:20], k=k, show_progress=False)  # warm up
-    single = best_time(lambda: [retriever.retrieve([q], k=k, show_progress=False) for q in queries], repeats)
-    batch = best_time(lambda: retriever.retrieve(queries, k=k, show_progress=False), repeats)
-    res = batch[2]
-    results = []
+    size = dir_size(workdir / "bm25s")
+    del retriever
+    gc.collect()
+    backends = {"bm25s numpy": ("numpy", build_s)}
+    if _has_numba():
+        backends["bm25s numba"] = ("numba", None)
+    out = {}
+    for name, (backend, built) in backends.items():
+        ret = bm25s.BM25.load(str(workdir / "bm25s"), backend=backend)
+        ret.retrieve(queries[:20], k=k, show_progress=False)  # warm up (compiles the numba backend)
+        out[name] = (
+            {"build_s": built, "size": size},
+            (
+                lambda ret=ret: [ret.retrieve([q], k=k, show_progress=False) for q in queries],
+                lambda ret=ret: ret.retrieve(queries, k=k, show_progress=False),
+            ),
+        )
+    return out
+
+
+def bm25s_results(res: Any) -> Results:
+    out = []
     for rows, scores in zip(res.documents, res.scores, strict=True):
         positive = scores > 0
-        results.append((rows[positive], scores[positive]))
-    row = {"build_s": build_s, "size": dir_size(workdir / "bm25s"), **qps(len(queries), single, batch)}
-    return row, results
+        out.append((rows[positive], scores[positive]))
+    return out
 
 
-def qps(n: int, single: tuple[float, float, Any], batch: tuple[float, float, Any]) -> dict[str, float]:
+def qps(n: int, timed: dict) -> dict[str, float]:
     return {
-        "qps_single": n / single[0],
-        "qps_batch": n / batch[0],
-        "cpu_qps_single": n / single[1],
-        "cpu_qps_batch": n / batch[1],
+        "qps_single": n / timed["single_wall"],
+        "qps_batch": n / timed["batch_wall"],
+        "cpu_qps_single": n / timed["single_cpu"],
+        "cpu_qps_batch": n / timed["batch_cpu"],
     }
 
 
 def agreement(ours: Results, ref: Results) -> tuple[float, float]:
-    """Mean top-k overlap with the reference, and share of queries with equal score lists (1e-5)."""
+    """Mean top-k overlap with the reference, and share of queries whose score lists are bit-identical."""
     overlaps, equal = [], 0
     for (rows, scores), (ref_rows, ref_scores) in zip(ours, ref, strict=True):
         overlaps.append(
             len(set(rows.tolist()) & set(ref_rows.tolist())) / len(ref_rows) if len(ref_rows) else 1.0
         )
-        equal += int(len(scores) == len(ref_scores) and np.allclose(scores, ref_scores, rtol=0, atol=1e-5))
+        equal += int(np.array_equal(scores.astype(np.float32), ref_scores.astype(np.float32)))
     return float(np.mean(overlaps)), equal / len(ours)
 
 
 def bench_corpus(name: str, docs: Tokens, queries: Tokens, args: argparse.Namespace) -> list[dict]:
-    repeats = args.repeats if len(docs) < 100_000 else 1
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
-        ours_row, ours_res = run_ours(docs, queries, args.k, repeats, Path(tmp))
+        ours_row, ours_searches = prepare_ours(docs, queries, args.k, Path(tmp))
         gc.collect()
-        ref_row, ref_res = run_bm25s(docs, queries, args.k, repeats, Path(tmp))
-    overlap, equal = agreement(ours_res, ref_res)
-    ours_row.update(overlap=overlap, equal=equal)
-    ref_row.update(overlap=1.0, equal=1.0)
+        refs = prepare_bm25s(docs, queries, args.k, Path(tmp))
+        engines = {"ours": (ours_row, ours_searches), **refs}
+        timed = interleaved_medians({name: e[1] for name, e in engines.items()}, args.repeats)
+    results = {name: t["batch"] if name == "ours" else bm25s_results(t["batch"]) for name, t in timed.items()}
     meta = {"corpus": name, "docs": len(docs), "queries": len(queries)}
-    return [{**meta, "engine": "searchrec InvertedIndex", **ours_row}, {**meta, "engine": "bm25s", **ref_row}]
+    out = []
+    for engine, (row, _) in engines.items():
+        overlap, equal = agreement(results[engine], results["bm25s numpy"])
+        out.append({**meta, "engine": engine, **row, **qps(len(queries), timed[engine])})
+        out[-1].update(overlap=overlap, equal=equal)
+    return out
 
 
 def print_table(rows: list[dict]) -> None:
@@ -159,12 +193,26 @@ def print_table(rows: list[dict]) -> None:
     print(head)
     print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
+        build = "same index" if r["build_s"] is None else f"{r['build_s']:.1f}"
         print(
-            f"| {r['corpus']} | {r['docs']:,} | {r['queries']:,} | {r['engine']} | {r['build_s']:.1f} "
+            f"| {r['corpus']} | {r['docs']:,} | {r['queries']:,} | {r['engine']} | {build} "
             f"| {r['size'] / 2**20:.1f} | {r['qps_single']:,.0f} | {r['qps_batch']:,.0f} "
             f"| {r['cpu_qps_single']:,.0f} | {r['cpu_qps_batch']:,.0f} "
             f"| {r['overlap']:.4f} | {r['equal']:.4f} |"
         )
+
+
+def print_ratios(rows: list[dict]) -> None:
+    """Our QPS divided by each bm25s backend's, per corpus: wall clock and CPU time, same run."""
+    print("\n| corpus | ours / | single (wall) | batch (wall) | single (CPU) | batch (CPU) |")
+    print("|---|---|---:|---:|---:|---:|")
+    keys = ["qps_single", "qps_batch", "cpu_qps_single", "cpu_qps_batch"]
+    for r in rows:
+        if r["engine"] == "ours":
+            continue
+        ours = next(o for o in rows if o["corpus"] == r["corpus"] and o["engine"] == "ours")
+        ratios = " | ".join(f"{ours[key] / r[key]:.2f}x" for key in keys)
+        print(f"| {r['corpus']} | {r['engine']} | {ratios} |")
 
 
 def main() -> None:
@@ -175,12 +223,13 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1000, help="number of Zipf queries")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=3, help="timing repeats (best of) for small corpora")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (median)")
     parser.add_argument("--workdir", type=Path, default=None, help="where temporary indices are written")
     parser.add_argument("--skip-scifact", action="store_true")
     parser.add_argument("--skip-zipf", action="store_true")
     args = parser.parse_args()
 
+    load = load_average()
     rows: list[dict] = []
     if not args.skip_scifact:
         rows += bench_corpus("SciFact", *scifact(), args)
@@ -188,14 +237,18 @@ def main() -> None:
         docs, queries = zipf(args.docs, args.vocab, args.zipf, args.queries, args.seed)
         rows += bench_corpus(f"Zipf s={args.zipf} V={args.vocab:,}", docs, queries, args)
         del docs
-    numba = "installed" if _has_numba() else "not installed"
+    numba = versions("numba") or "numba not installed: no bm25s numba row"
     print(
-        f"machine: {cpu_model()}, {usable_cores()} usable cores; numpy {np.__version__}; "
-        f"bm25s {bm25s.__version__} backend=numpy (its default; numba {numba}); single-threaded; k={args.k}"
+        f"machine: {cpu_model()}, {usable_cores()} usable cores; numpy {np.__version__}; {numba}; "
+        f"bm25s {bm25s.__version__}; single-threaded; k={args.k}; load average at start {load}"
     )
-    print(f"peak RSS {peak_rss_gib():.2f} GiB; load average {load_average()}")
-    print("QPS = queries / best wall-clock time; CPU-QPS = queries / best process CPU time.\n")
+    print(f"peak RSS {peak_rss_gib():.2f} GiB; load average at end {load_average()}")
+    print(
+        f"QPS = queries / median wall-clock time of {args.repeats} runs; "
+        "CPU-QPS = queries / median process CPU time; engines timed round-robin.\n"
+    )
     print_table(rows)
+    print_ratios(rows)
 
 
 def _has_numba() -> bool:

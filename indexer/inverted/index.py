@@ -4,11 +4,15 @@ Scores equal those of ``bm25s.BM25(method="lucene")`` built on the same tokens: 
 the same float arithmetic and a query's impacts are summed in float32 in query-token order (a token that
 occurs twice in the query counts twice, as in bm25s), so scores are bit-identical.
 
-Query evaluation, chosen per query (all three return the exact top-k, ties broken by lower row):
+Two search engines return the same exact top-k (ties broken by lower row), picked by ``engine``:
 
-- collections up to ``_DENSE_MAX_DOCS`` documents: add all postings into a dense accumulator;
-- larger collections, few postings: add them into a per-thread accumulator and rank the touched docs;
-- otherwise MaxScore over impact tiers (see :mod:`indexer.inverted.maxscore`), then exact rescoring.
+- ``"numba"`` (the default when numba imports): one compiled call per query or per batch
+  (:mod:`indexer.inverted.kernels`): on large collections, tiers of decreasing impact are added until no
+  unseen document can reach the top k, and the few candidates left are completed by search; otherwise,
+  or when that would not pay, every posting is added and the accumulator ranked block by block;
+- ``"numpy"``: collections up to ``_DENSE_MAX_DOCS`` documents add all postings into a dense accumulator;
+  larger ones with few postings add them into a per-thread accumulator and rank the touched docs;
+  otherwise MaxScore over impact tiers (:mod:`indexer.inverted.maxscore`), then exact rescoring.
 
 Long posting lists are stored as impact tiers (highest impacts first, docs ascending inside each tier);
 ``term_segments``/``segment_bounds``/``segment_max`` describe the tiers.
@@ -16,12 +20,13 @@ Long posting lists are stored as impact tiers (highest impacts first, docs ascen
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,7 +34,12 @@ from indexer.inverted.build import build_postings, lucene_idf
 from indexer.inverted.maxscore import Segment, candidates
 from indexer.inverted.topk import EMPTY_ROWS, EMPTY_SCORES, top_k, top_k_dense
 
+if TYPE_CHECKING:
+    from indexer.inverted.compiled import CompiledSearch
+
 FORMAT_VERSION = 1
+ENGINES = ("numba", "numpy")
+_UNKNOWN = itertools.repeat(-1)  # term id of a token not in the vocabulary, for the compiled engine
 _FILES = {
     "indptr": "indptr.npy",
     "doc_ids": "doc_ids.npy",
@@ -55,6 +65,8 @@ class InvertedIndex:
         vocab: dict[str, int],
         arrays: dict[str, np.ndarray],
         params: dict[str, Any],
+        *,
+        engine: str = "auto",
     ) -> None:
         self._vocab = vocab
         # Plain ndarray views of memory-mapped arrays: slicing an np.memmap is several times slower.
@@ -68,13 +80,28 @@ class InvertedIndex:
         self.params = params
         self._n = int(params["n_docs"])
         self._local = threading.local()
+        self.engine = _pick_engine(engine)
+        self._compiled: CompiledSearch | None = None
+        if self.engine == "numba":
+            from indexer.inverted.compiled import CompiledSearch  # imports numba: only when used
+
+            self._compiled = CompiledSearch(self._n, arrays)
+            self._compiled.warm()
 
     # ----------------------------------------------------------------------------------------- build
     @classmethod
     def build(
-        cls, docs: Iterable[list[str]], *, k1: float = 1.5, b: float = 0.75, show_progress: bool = False
+        cls,
+        docs: Iterable[list[str]],
+        *,
+        k1: float = 1.5,
+        b: float = 0.75,
+        show_progress: bool = False,
+        engine: str = "auto",
     ) -> InvertedIndex:
-        """Index ``docs`` (lists of analyzed tokens); document ``i`` of the iterable gets row ``i``."""
+        """Index ``docs`` (lists of analyzed tokens); document ``i`` of the iterable gets row ``i``.
+
+        ``engine`` is the search engine (`ENGINES`); "auto" is numba when it imports, else numpy."""
         if not k1 >= 0:
             raise ValueError(f"k1 must be >= 0, got {k1!r}")
         if not 0 <= b <= 1:
@@ -91,7 +118,7 @@ class InvertedIndex:
             "avg_doc_len": post.avg_doc_len,
         }
         arrays = {key: getattr(post, key) for key in _FILES}
-        return cls(post.vocab, arrays, params)
+        return cls(post.vocab, arrays, params, engine=engine)
 
     def __len__(self) -> int:
         return self._n
@@ -110,8 +137,9 @@ class InvertedIndex:
         return [*_FILES.values(), _VOCAB_FILE, _PARAMS_FILE]
 
     @classmethod
-    def load(cls, directory: Path, *, mmap: bool = True) -> InvertedIndex:
-        """Open an index written by :meth:`save`; with ``mmap`` the postings stay on disk."""
+    def load(cls, directory: Path, *, mmap: bool = True, engine: str = "auto") -> InvertedIndex:
+        """Open an index written by :meth:`save`; with ``mmap`` the postings stay on disk. ``engine`` as
+        in :meth:`build`; the numba kernels are compiled (or read from numba's cache) here."""
         directory = Path(directory)
         with open(directory / _PARAMS_FILE, encoding="utf-8") as f:
             params = json.load(f)
@@ -135,7 +163,7 @@ class InvertedIndex:
             or arrays["impacts"].shape != (n_post,)
         ):
             raise ValueError(f"index files in {directory} do not match {_PARAMS_FILE}")
-        return cls(vocab, arrays, params)
+        return cls(vocab, arrays, params, engine=engine)
 
     # --------------------------------------------------------------------------------------- search
     def search(
@@ -145,16 +173,31 @@ class InvertedIndex:
 
         ``allowed`` is an optional boolean mask over rows; only rows where it is True are returned.
         """
-        _check_k(k)
-        mask = self._check_allowed(allowed)
+        if k.__class__ is not int or k < 1:
+            _check_k(k)
+        mask = None if allowed is None else self._check_allowed(allowed)
+        if self._compiled is not None:
+            if isinstance(query_tokens, str):
+                self._term_ids(query_tokens)  # raises
+            return self._compiled.search(list(map(self._vocab.get, query_tokens, _UNKNOWN)), k, mask)
         tids = self._term_ids(query_tokens)
         if not tids:
             return EMPTY_ROWS.copy(), EMPTY_SCORES.copy()
         return self._search_ids(tids, k, mask)
 
     def search_batch(self, queries: list[list[str]], k: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        """:meth:`search` for each query, in order."""
+        """:meth:`search` for each query, in order (one compiled call for the whole batch)."""
         _check_k(k)
+        if self._compiled is not None:
+            if str in set(map(type, queries)):
+                self._term_ids(next(q for q in queries if isinstance(q, str)))  # raises
+            lengths = list(map(len, queries))
+            flat = np.fromiter(
+                map(self._vocab.get, itertools.chain.from_iterable(queries), _UNKNOWN),
+                dtype=np.int64,
+                count=sum(lengths),
+            )
+            return self._compiled.search_batch(flat, lengths, k)
         tid_lists = [self._term_ids(query) for query in queries]
         empty = (EMPTY_ROWS, EMPTY_SCORES)
         return [self._search_ids(t, k, None) if t else (empty[0].copy(), empty[1].copy()) for t in tid_lists]
@@ -328,6 +371,14 @@ class InvertedIndex:
                 found[t] = hit
             out[hit[0]] += hit[1]
         return out
+
+
+def _pick_engine(engine: str) -> str:
+    if engine == "auto":
+        return "numba" if importlib.util.find_spec("numba") is not None else "numpy"
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose one of {['auto', *ENGINES]}")
+    return engine
 
 
 def _check_k(k: int) -> None:

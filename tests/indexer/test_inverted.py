@@ -122,7 +122,7 @@ def test_top10_equals_bm25s_on_scifact_slice(scifact_1000: tuple[list[list[str]]
     assert tied_boundaries <= 5  # measured 0 on this slice
 
 
-# variant -> (search method expected, maxscore settings patched); every variant must give exact results.
+# numpy engine: variant -> (search method expected, maxscore settings patched); each must be exact.
 VARIANTS = {
     "dense": ("_dense", {}),
     "exhaustive": ("_exhaustive", {}),
@@ -135,11 +135,11 @@ VARIANTS = {
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_every_search_strategy_is_exact(variant: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_numpy_search_strategy_is_exact(variant: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(build_module, "TIER_MIN_DF", 50)  # small impact tiers so MaxScore can prune
     monkeypatch.setattr(build_module, "_FIRST_TIER", 8)
     docs = _zipf_corpus(3000, 2000, seed=0)
-    index = InvertedIndex.build(docs)
+    index = InvertedIndex.build(docs, engine="numpy")
     assert len(index._segment_max) > index.params["vocab_size"]  # some lists were split into tiers
     method, settings = VARIANTS[variant]
     if method != "_dense":
@@ -255,10 +255,11 @@ def test_matches_returns_every_scoring_row() -> None:
     np.testing.assert_array_equal(scores, full[rows])
 
 
-def test_concurrent_searches_match_sequential(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("engine", ["numba", "numpy"])
+def test_concurrent_searches_match_sequential(engine: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(inverted_module, "_DENSE_MAX_DOCS", 0)  # exercise the shared-buffer strategies
     monkeypatch.setattr(inverted_module, "_EXHAUSTIVE_MAX_POSTINGS", 500)
-    index = InvertedIndex.build(_zipf_corpus(2000, 1000, seed=7))
+    index = InvertedIndex.build(_zipf_corpus(2000, 1000, seed=7), engine=engine)
     rng = np.random.default_rng(8)
     queries = [[f"w{t - 1}" for t in rng.zipf(1.2, 4) if t <= 1000] for _ in range(200)]
     expected = index.search_batch(queries, 10)
