@@ -135,3 +135,17 @@ def test_query_terms_are_cached_per_text_and_pruning_limit() -> None:
         index.query_terms(other)
     assert len(index.query_cache) == 2
 
+
+def test_query_terms_cache_answers_like_analysis_and_pruning(scifact_slice_root) -> None:
+    from retrieval.collection import Collection
+
+    collection = Collection.load(scifact_slice_root, query_encoder="build")
+    inverted = collection.inverted
+    texts = scifact_queries(30)
+    cold = [inverted.query_terms(t) for t in texts]
+    warm = [inverted.query_terms(t) for t in texts]
+    uncached = [
+        {name: inverted._prune(name, tokens) for name, tokens in inverted.analyze(t).items()} for t in texts
+    ]
+    assert cold == warm == uncached
+    collection.close()
