@@ -38,6 +38,7 @@ class Request:
         self.candidates = candidates
         self.rows = np.fromiter((c.row for c in candidates), dtype=np.int64, count=len(candidates))
         self._memo: dict[tuple[str, str | None], Any] = {}
+        self._records: dict[int, dict | None] = {}
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -46,6 +47,14 @@ class Request:
     def branches_present(self) -> set[str]:
         """The branches that found at least one of the candidates."""
         return branches_found(self.candidates)
+
+    def records(self, rows: Sequence[int]) -> list[dict | None]:
+        """Docstore records of candidate rows, each read at most once per request: on first sight of an
+        item, its length and its title's terms both need its record."""
+        missing = [row for row in dict.fromkeys(rows) if row not in self._records]
+        if missing:
+            self._records.update(zip(missing, self.view.records(missing), strict=True))
+        return [self._records[row] for row in rows]
 
     def get(self, op: str, arg: str | None = None) -> Any:
         key = (op, arg)
@@ -184,9 +193,9 @@ IO_OPS: dict[str, IoOp] = {
         lambda req, name: np.asarray(req.collection.keywords.fields[name].codes[req.rows], dtype=np.int64),
         _check_keyword_codes,
     ),
-    "item_lengths": IoOp(lambda req, _: req.view.item_lengths(req.rows)),
+    "item_lengths": IoOp(lambda req, _: req.view.item_lengths(req.rows, req.records)),
     "field_terms": IoOp(
-        lambda req, name: req.view.field_terms(req.rows, name or ""),
+        lambda req, name: req.view.field_terms(req.rows, name or "", req.records),
         lambda view, name: (
             None if view.has_field(name or "") else f"stored items have no text field {name!r}"
         ),
