@@ -7,11 +7,12 @@ A process opens the collection with its ranker as the service does, warms up on 
 
 - **end to end**: `CollectionService.search` plus the `SearchResponse` the route builds and serialises, for
   every test query once (each text is new to the process, so no query cache helps);
-- **stages**: the same queries with each stage called on its own, in sequence, on one thread (no pipeline,
+- **stages**: the same queries on a freshly opened service (warmed up alike, every cache as cold as the
+  end-to-end run found it), with each stage called on its own, in sequence, on one thread (no pipeline,
   no threads): analyse, BM25, query encoding, ANN search, Word2Vec, fusion, ranker features, model,
-  docstore fetch of the hits, response. Query caches are emptied first, so analysis and encoding are
-  computed, as in a first request for a text. The end-to-end median minus the stage medians is what the
-  pipeline adds around them (thread hand-offs, waiting, contention between branches).
+  docstore fetch of the hits, response. The end-to-end median minus the stage medians is what the
+  pipeline adds around them (thread hand-offs, waiting, contention between branches), or saves by
+  running branches side by side.
 
 ``--cprofile N`` also prints cProfile's top functions over N stage-by-stage requests (one thread, so the
 profiler sees every stage). Prints markdown: a table per measurement with the median over rounds, each
@@ -61,10 +62,17 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     texts = read_queries(args.data / "queries.jsonl")
     tests = [texts[q] for q in sorted(read_qrels(args.data / "qrels" / "test.tsv"))][: args.queries]
     train = [texts[q] for q in sorted(read_qrels(args.data / "qrels" / "train.tsv"))][:WARM_UP]
+
+    def fresh() -> Any:
+        """A newly opened service, warmed up on train queries, with empty process-wide query caches."""
+        service = CollectionService.open(args.index, ranker=args.ranker)
+        for text in train:
+            respond(service, SearchQuery(text=text, k=10))
+        clear_query_caches(service)
+        return service
+
     load_before = load_average()
-    service = CollectionService.open(args.index, ranker=args.ranker)
-    for text in train:
-        respond(service, SearchQuery(text=text, k=10))
+    service = fresh()
     e2e, pipeline_ms, branch_ms = [], [], []
     cpu_start = time.process_time()
     for text in tests:
@@ -74,13 +82,27 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         pipeline_ms.append(answer.took_ms)
         branch_ms.append(answer.branch_ms)
     cpu_ms = (time.process_time() - cpu_start) * 1000 / len(tests)
+    repeated = []  # the first 100 texts again: what a query cache saves on a repeated text
+    for text in tests[:100]:
+        start = time.perf_counter()
+        respond(service, SearchQuery(text=text, k=10))
+        repeated.append((time.perf_counter() - start) * 1000)
+    encoder = f"{service.collection.encoder.name} ({service.collection.encoder.kind})"
+    service.close()
+    service = fresh()
     stages = stage_times(service, tests)
-    profile = cprofile(service, tests[: args.cprofile]) if args.cprofile else ""
+    service.close()
+    profile = ""
+    if args.cprofile:
+        service = fresh()
+        profile = cprofile(service, tests[: args.cprofile])
+        service.close()
     branches = sorted({name for times in branch_ms for name in times})
     return {
-        "encoder": f"{service.collection.encoder.name} ({service.collection.encoder.kind})",
+        "encoder": encoder,
         "load": f"{load_before} / {load_average()}",
         "e2e": e2e,
+        "repeated": repeated,
         "cpu_ms": cpu_ms,
         "pipeline": pipeline_ms,
         "branch": {b: float(np.median([t[b] for t in branch_ms if b in t])) for b in branches},
@@ -121,7 +143,6 @@ def clear_query_caches(service: Any) -> None:
 
 def stage_times(service: Any, texts: list[str]) -> dict[str, float]:
     """Median milliseconds of each stage over `texts`, each stage called on its own on this thread."""
-    clear_query_caches(service)
     samples: dict[str, list[float]] = {name: [] for name in STAGES}
     for text in texts:
         for name, took in one_request(service, text).items():
@@ -189,7 +210,6 @@ def cprofile(service: Any, texts: list[str]) -> str:
     import io
     import pstats
 
-    clear_query_caches(service)
     profiler = cProfile.Profile()
     profiler.enable()
     for text in texts:
@@ -217,20 +237,21 @@ def report(runs: dict[str, list[dict[str, Any]]]) -> None:
     print("### One search in process: end to end\n")
     print(f"{len(runs[names[0]][0]['e2e'])} SciFact test queries, k = 10, learned ranker; milliseconds.\n")
     print(
-        "| checkout | query encoder | p50 | p99 | CPU ms / search | pipeline p50 | rounds (p50) "
-        "| load (1/5/15 min) |"
+        "| checkout | query encoder | p50 | p99 | CPU ms / search | pipeline p50 | repeated text p50 "
+        "| rounds (p50) | load (1/5/15 min) |"
     )
-    print("| --- | --- | ---: | ---: | ---: | ---: | --- | --- |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |")
     for name in names:
         p50s = [float(np.percentile(r["e2e"], 50)) for r in runs[name]]
         p99s = [float(np.percentile(r["e2e"], 99)) for r in runs[name]]
         pipe = [float(np.percentile(r["pipeline"], 50)) for r in runs[name]]
+        again = [float(np.percentile(r["repeated"], 50)) for r in runs[name]]
         cpu = [r["cpu_ms"] for r in runs[name]]
         loads = "; ".join(r["load"] for r in runs[name])
         print(
             f"| {name} | {runs[name][0]['encoder']} | {np.median(p50s):.2f} | {np.median(p99s):.2f} "
-            f"| {np.median(cpu):.2f} | {np.median(pipe):.2f} | {' / '.join(f'{v:.1f}' for v in p50s)} "
-            f"| {loads} |"
+            f"| {np.median(cpu):.2f} | {np.median(pipe):.2f} | {np.median(again):.2f} "
+            f"| {' / '.join(f'{v:.1f}' for v in p50s)} | {loads} |"
         )
     if len(names) == 2:
         a, b = names
