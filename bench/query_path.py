@@ -14,6 +14,9 @@ A process opens the collection with its ranker as the service does, warms up on 
   pipeline adds around them (thread hand-offs, waiting, contention between branches), or saves by
   running branches side by side.
 
+``--pooled`` adds a third measurement: this checkout with every branch in the thread pool
+(`PipelineConfig(inline=False)`), which isolates what running the cheap branches inline changes.
+
 ``--cprofile N`` also prints cProfile's top functions over N stage-by-stage requests (one thread, so the
 profiler sees every stage). Prints markdown: a table per measurement with the median over rounds, each
 round's values, the load average around each process, and the machine.
@@ -24,6 +27,7 @@ Usage: .venv/bin/python bench/query_path.py [--baseline ../main] [--rounds 3] [-
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -66,6 +70,8 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     def fresh() -> Any:
         """A newly opened service, warmed up on train queries, with empty process-wide query caches."""
         service = CollectionService.open(args.index, ranker=args.ranker)
+        if args.no_inline:
+            service.pipeline.config = dataclasses.replace(service.pipeline.config, inline=False)
         for text in train:
             respond(service, SearchQuery(text=text, k=10))
         clear_query_caches(service)
@@ -220,11 +226,11 @@ def cprofile(service: Any, texts: list[str]) -> str:
     return out.getvalue()
 
 
-def run_child(code: Path, args: argparse.Namespace) -> dict[str, Any]:
+def run_child(code: Path, args: argparse.Namespace, *, pooled: bool = False) -> dict[str, Any]:
     command = [
         sys.executable, __file__, "--child", "--code", str(code), "--index", str(args.index),
         "--ranker", str(args.ranker), "--data", str(args.data), "--queries", str(args.queries),
-        "--cprofile", str(args.cprofile),
+        "--cprofile", str(args.cprofile), *(["--no-inline"] if pooled else []),
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
     if done.returncode != 0:
@@ -253,13 +259,15 @@ def report(runs: dict[str, list[dict[str, Any]]]) -> None:
             f"| {np.median(cpu):.2f} | {np.median(pipe):.2f} | {np.median(again):.2f} "
             f"| {' / '.join(f'{v:.1f}' for v in p50s)} | {loads} |"
         )
-    if len(names) == 2:
-        a, b = names
+    for a in [n for n in names if n != "this checkout"]:
+        b = "this checkout"
         ratio = [
             np.percentile(x["e2e"], 50) / np.percentile(y["e2e"], 50)
             for x, y in zip(runs[a], runs[b], strict=True)
         ]
-        print(f"\np50 {a} / {b}, per round: {' / '.join(f'{r:.2f}x' for r in ratio)}")
+        print(
+            f"\np50 {a} / {b}: {np.median(ratio):.2f}x (per round {' / '.join(f'{r:.2f}x' for r in ratio)})"
+        )
     print("\n### Stage by stage (medians of per-query milliseconds, median over rounds)\n")
     print("| stage | " + " | ".join(names) + " |\n| --- |" + " ---: |" * len(names))
     for stage in STAGES:
@@ -287,21 +295,26 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--baseline", type=Path, help="another checkout to measure in the same run")
     parser.add_argument("--cprofile", type=int, default=0, help="profile this many stage-by-stage requests")
+    parser.add_argument("--pooled", action="store_true", help="also this checkout with every branch pooled")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--no-inline", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--code", type=Path, default=ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args)))
         return
-    checkouts = {"this checkout": ROOT}
+    checkouts = {"this checkout": (ROOT, False)}
+    if args.pooled:
+        checkouts["this checkout, every branch pooled"] = (ROOT, True)
     if args.baseline is not None:
-        checkouts = {f"baseline ({args.baseline.resolve().name})": args.baseline.resolve(), **checkouts}
+        baseline = args.baseline.resolve()
+        checkouts = {f"baseline ({baseline.name})": (baseline, False), **checkouts}
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in checkouts}
     order = list(checkouts.items())
     for round_ in range(args.rounds):
-        for name, code in order if round_ % 2 == 0 else order[::-1]:
+        for name, (code, pooled) in order if round_ % 2 == 0 else order[::-1]:
             print(f"round {round_ + 1}: {name}", file=sys.stderr, flush=True)
-            runs[name].append(run_child(code, args))
+            runs[name].append(run_child(code, args, pooled=pooled))
     report(runs)
     print(
         f"\nMachine: {cpu_model()}; {usable_cores()} usable cores; Python {platform.python_version()}; "
