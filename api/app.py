@@ -15,6 +15,7 @@ from api.metrics import install_metrics
 from api.reload_broadcast import ReloadBroadcast
 from api.routes import admin, collections, operations, recommend, search
 from api.schemas import DEFAULT_MAX_QUERY_CHARS
+from indexer.encoder import check_query_encoder
 from retrieval.registry import CollectionRegistry, collection_name, service_opener
 
 
@@ -46,26 +47,35 @@ def create_app(
     feature_log: Path | None = None,
     max_query_chars: int = DEFAULT_MAX_QUERY_CHARS,
     broadcast: ReloadBroadcast | None = None,
+    query_encoders: dict[str, str] | None = None,
 ) -> FastAPI:
     """An app serving the collections under `indexes` (the first is the default) or an opened `registry`.
 
     `rankers`: collection name -> ranker root scoring that collection's merged candidates (the others use
     the fusion order); `feature_log`: where the rankers log the features of each request they score;
     `max_query_chars`: the longest `/search` query accepted (longer ones get a 422 naming `query`);
-    `broadcast`: with several worker processes, how a reload one worker is asked for reaches the others.
+    `broadcast`: with several worker processes, how a reload one worker is asked for reaches the others;
+    `query_encoders`: collection name -> which encoder embeds its queries (`indexer.encoder.QUERY_ENCODERS`;
+    a collection not named gets ``auto``: ONNX int8 for a MiniLM collection).
     """
     if isinstance(max_query_chars, bool) or not isinstance(max_query_chars, int) or max_query_chars < 1:
         raise ValueError(f"max_query_chars must be a positive number of characters, got {max_query_chars!r}")
     roots = collection_roots([indexes] if isinstance(indexes, Path | str) else indexes)
     if unknown := sorted(set(rankers or {}) - set(roots)):
         raise ValueError(f"a ranker is given for unknown collection(s) {unknown}; collections: {list(roots)}")
+    if unknown := sorted(set(query_encoders or {}) - set(roots)):
+        raise ValueError(
+            f"a query encoder is given for unknown collection(s) {unknown}; collections: {list(roots)}"
+        )
+    for choice in (query_encoders or {}).values():
+        check_query_encoder(choice)
     token = admin_token if admin_token is not None else os.environ.get(admin.TOKEN_ENV) or None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = registry is None
         app.state.registry = registry or CollectionRegistry(
-            roots, opener=service_opener(rankers, feature_log)
+            roots, opener=service_opener(rankers, feature_log, query_encoders)
         )
         if owned:
             app.state.registry.load()

@@ -59,6 +59,9 @@ class ServeSettings(BaseModel):
     watch_interval_s: float | None = None
     max_query_chars: int = Field(default=DEFAULT_MAX_QUERY_CHARS, ge=1)
     threads: int = Field(default=1, ge=1, description="Library threads per worker.")
+    query_encoders: dict[str, str] = Field(
+        default_factory=dict, description="Collection name -> query encoder setting (others: auto)."
+    )
     run_dir: Path | None = Field(default=None, description="The run's folder shared by its workers.")
 
 
@@ -88,6 +91,7 @@ def create_settings_app(settings: ServeSettings, broadcast: ReloadBroadcast | No
         feature_log=settings.feature_log,
         max_query_chars=settings.max_query_chars,
         broadcast=broadcast,
+        query_encoders=settings.query_encoders or None,
     )
 
 

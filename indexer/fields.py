@@ -10,7 +10,9 @@ stops once the k-th combined score beats the best an unseen row could reach (the
 
 Long queries (query-by-document) are bounded by `query_terms`: under each analyzer, a query with more than
 `MAX_QUERY_TERMS` distinct terms keeps only its most informative ones (`prune_terms`); shorter queries are
-exactly `analyze`'s tokens, so their scores do not change.
+exactly `analyze`'s tokens, so their scores do not change. `query_terms` remembers the terms of the last
+`QUERY_CACHE_SIZE` texts (`query_cache`, thread-safe): a request reads them in several places (the BM25
+branch, the ranker's features) and popular queries come back.
 
 On disk (``bm25/``): ``fields.json`` (name, analyzer, boost, sources per field, in order) and one
 subdirectory per field holding that field's `InvertedIndex`.
@@ -30,6 +32,7 @@ import numpy as np
 from indexer.analysis import make_analyzer
 from indexer.inverted import InvertedIndex
 from indexer.inverted.topk import EMPTY_ROWS, EMPTY_SCORES, top_k
+from indexer.query_cache import QUERY_CACHE_SIZE, LruCache, text_key
 
 FIELDS_FILE = "fields.json"
 QueryTerms = dict[str, list[str]]  # analyzer name -> query tokens
@@ -89,6 +92,8 @@ class FieldedBm25:
         self.max_query_terms = max_query_terms
         self._n = sizes.pop()
         self._local = threading.local()
+        # (text digest, max_query_terms) -> {analyzer: tokens} as tuples, so no caller can change an entry
+        self.query_cache: LruCache[tuple[bytes, int], dict[str, tuple[str, ...]]] = LruCache(QUERY_CACHE_SIZE)
 
     def __len__(self) -> int:
         return self._n
@@ -108,8 +113,15 @@ class FieldedBm25:
     def query_terms(self, text: str) -> QueryTerms:
         """`analyze(text)` with each analyzer's tokens cut to `max_query_terms` distinct terms by
         `prune_terms`; a term's idf is its highest over the fields that use that analyzer. What every
-        query-side reader (BM25 and geo branches, ranker features) passes to `search` and `score_rows`."""
-        return {name: self._prune(name, tokens) for name, tokens in self.analyze(text).items()}
+        query-side reader (BM25 and geo branches, ranker features) passes to `search` and `score_rows`.
+        Remembered per text (`query_cache`); every call returns fresh lists."""
+        key = (text_key(text), self.max_query_terms)
+        terms = self.query_cache.get(key)
+        if terms is None:
+            analyzed = self.analyze(text).items()
+            terms = {name: tuple(self._prune(name, tokens)) for name, tokens in analyzed}
+            self.query_cache.put(key, terms)
+        return {name: list(tokens) for name, tokens in terms.items()}
 
     def _prune(self, analyzer: str, tokens: list[str]) -> list[str]:
         indexes = [f.index for f in self.fields if f.analyzer == analyzer]

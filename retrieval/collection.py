@@ -11,6 +11,7 @@ the version has none.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -23,11 +24,21 @@ from indexer.artifact import read_manifest
 from indexer.behaviour import Behaviour
 from indexer.build import COLLECTION_KIND, read_ids
 from indexer.docstore import DocStore
-from indexer.encoder import TextEncoder, index_cache_dir, make_encoder
+from indexer.encoder import (
+    AUTO,
+    TextEncoder,
+    check_encoder_kind,
+    index_cache_dir,
+    make_query_encoder,
+    query_encoder_kind,
+)
 from indexer.fields import FieldedBm25, QueryTerms
 from indexer.keywords import Keywords, load_columns
+from indexer.query_cache import QueryCachedEncoder
 from indexer.text_vectors import TextVectors
 from indexer.versions import resolve_artifact
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -41,18 +52,27 @@ class Collection:
     inverted: FieldedBm25
     vectors: VectorIndex
     docstore: DocStore
-    encoder: TextEncoder
+    encoder: QueryCachedEncoder  # embeds the queries (`query_encoder_kind`), through the query cache
     keywords: Keywords = field(default_factory=lambda: Keywords({}))
     columns: dict[str, np.ndarray] = field(default_factory=dict)
     behaviour: Behaviour | None = None
     text_vectors: TextVectors | None = None
 
     @classmethod
-    def load(cls, root: Path, *, name: str | None = None, encoder: TextEncoder | None = None) -> Collection:
+    def load(
+        cls,
+        root: Path,
+        *,
+        name: str | None = None,
+        encoder: TextEncoder | None = None,
+        query_encoder: str = AUTO,
+    ) -> Collection:
         """Load the current version of `root` (or a version directory), verifying every checksum.
 
-        Queries are embedded by the encoder kind the manifest records as used (`params.encoder.kind`, what a
-        build's ``auto`` resolved to); `encoder` is reused when it is of that kind."""
+        Queries are embedded by the kind `query_encoder` picks (`indexer.encoder.query_encoder_kind`) for
+        the kind the manifest records as used (`params.encoder.kind`, what a build's ``auto`` resolved to):
+        with ``auto``, ONNX int8 for a MiniLM collection, or the build's own kind should the ONNX model fail
+        to load. `encoder` is reused when it is of the kind picked."""
         path = resolve_artifact(root)
         manifest = read_manifest(path, kind=COLLECTION_KIND)
         params = manifest["params"]
@@ -61,7 +81,12 @@ class Collection:
         inverted = FieldedBm25.load(path / "bm25", default_analyzer=config["analyzer"])
         inverted.analyze("warm up 预热")  # load dictionaries (jieba: ~1 s) now, not in the first request
         w2v = params.get("word2vec") or {}
-        kind = str((params.get("encoder") or {}).get("kind") or config.get("encoder", "torch"))
+        built = _built_kind(params)
+        kind = query_encoder_kind(built, query_encoder)
+        if encoder is None or encoder.kind != kind:
+            encoder = _query_encoder(
+                kind, built, path, config["encoder_batch_size"], fallback=query_encoder == AUTO
+            )
         return cls(
             name=name or params.get("name") or Path(root).name,
             path=path,
@@ -70,14 +95,7 @@ class Collection:
             inverted=inverted,
             vectors=load_index(path / "dense"),
             docstore=DocStore.open(path / "docstore"),
-            encoder=encoder
-            if encoder is not None and encoder.kind == kind
-            else make_encoder(
-                kind,
-                cache_dir=index_cache_dir(path.parent.parent),  # ROOT/versions/<v> -> ROOT (the ONNX export)
-                batch_size=config["encoder_batch_size"],
-                embedding_cache=False,
-            ),
+            encoder=encoder if isinstance(encoder, QueryCachedEncoder) else QueryCachedEncoder(encoder),
             keywords=Keywords.load(path / "keywords", len(ids)),
             columns=load_columns(path / "columns"),
             behaviour=Behaviour(path / "behaviour") if params.get("behaviour") else None,
@@ -87,6 +105,11 @@ class Collection:
     @property
     def version(self) -> str:
         return str(self.manifest["parts"]["version"])
+
+    @property
+    def built_with(self) -> str:
+        """The encoder kind that embedded the documents (the query encoder may be another of its space)."""
+        return _built_kind(self.manifest["params"])
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -130,3 +153,31 @@ class Collection:
 
     def close(self) -> None:
         self.docstore.close()
+
+
+def query_kind_of(root: Path, query_encoder: str = AUTO) -> str:
+    """The kind that would embed the queries of `root`'s current version under the `query_encoder` setting
+    (before any fallback); ValueError when the setting is unknown or does not fit the build."""
+    params = read_manifest(resolve_artifact(root), kind=COLLECTION_KIND, verify=False)["params"]
+    return query_encoder_kind(_built_kind(params), query_encoder)
+
+
+def _built_kind(params: dict) -> str:
+    kind = (params.get("encoder") or {}).get("kind") or params["config"].get("encoder", "torch")
+    return check_encoder_kind(str(kind))
+
+
+def _query_encoder(kind: str, built: str, path: Path, batch_size: int, *, fallback: bool) -> TextEncoder:
+    """A loaded encoder of `kind` for the queries of the version at `path`. With `fallback` (the ``auto``
+    setting), a `kind` other than the build's that fails to load (e.g. the ONNX export cannot be made) is
+    replaced by the build's own kind, with a warning, rather than failing the collection."""
+    cache_dir = index_cache_dir(path.parent.parent)  # ROOT/versions/<v> -> ROOT: a build's ONNX export
+    encoder = make_query_encoder(kind, cache_dir=cache_dir, batch_size=batch_size)
+    if not fallback or kind == built:
+        return encoder
+    try:
+        encoder.encode_queries(["warm-up"])
+    except (ImportError, OSError, RuntimeError, ValueError) as error:
+        log.warning("query encoder %s failed to load (%r); embedding queries with %s", kind, error, built)
+        return make_query_encoder(built, cache_dir=cache_dir, batch_size=batch_size)
+    return encoder

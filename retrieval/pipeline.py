@@ -1,8 +1,23 @@
-"""The search pipeline: gate and run the recall branches in parallel, merge them, score, truncate.
+"""The search pipeline: gate and run the recall branches, merge them, score, truncate.
 
 Every branch is fail-open: one that raises or misses its deadline is left out of that answer and named in
 `degraded`, and the request still succeeds with what the other branches found. The scorer is fail-open too:
 when a learned ranker raises, the answer keeps the fusion order and names `ranker` in `degraded`.
+
+Where branches run. A branch that declares itself `inline` (cheap, bounded by design, reading no file and
+taking no lock, and holding the GIL for most of its time, so a thread of its own would buy no parallelism:
+BM25 over at most `indexer.fields.MAX_QUERY_TERMS` posting lists, Word2Vec, popularity) runs on the
+request thread. The others (the dense branch, whose model releases the GIL while it computes; geo, which
+reads the docstore; the behaviour branches; any branch that does not say) run in the thread pool. The pooled
+branches are submitted first, so they run while the inline ones do, and their deadlines count from the
+submission. A request whose branches are all inline never touches the pool: no hand-off between threads.
+`PipelineConfig(inline=False)` puts every branch in the pool.
+
+Deadlines. A pooled branch is waited for until its own deadline at most, then left running and named in
+`degraded`. An inline branch cannot be abandoned half-way: its deadline is checked when it returns, and a
+result that came later than the deadline is dropped and the branch named in `degraded`, exactly as for a
+pooled branch that finished late; the request has waited for it, though, which is why only branches whose
+cost is bounded by their design run inline, never one that may block on I/O, a lock or a model.
 """
 
 from __future__ import annotations
@@ -45,6 +60,8 @@ class PipelineConfig:
     # Per-branch overrides of the depth (quota) and of the deadline; a branch not named uses the defaults.
     quotas: dict[str, int] = field(default_factory=dict)
     timeouts: dict[str, float] = field(default_factory=dict)
+    # Run the branches that declare themselves `inline` on the request thread (see the module docstring).
+    inline: bool = True
 
     def quota(self, branch: str, limit: int) -> int:
         return self.quotas.get(branch, limit)
@@ -66,13 +83,13 @@ class SearchOutcome:
     fallback: str | None = None  # why a learned ranker left this request in the fusion order
 
 
-def _wait_each(running: dict[str, Future], deadlines: dict[str, float]) -> set[str]:
-    """Wait until every branch is done or past its own deadline; return the names of those left running.
+def _wait_each(running: dict[str, Future], deadlines: dict[str, float], start: float) -> set[str]:
+    """Wait until every branch is done or past its own deadline, counted from `start` (a perf_counter
+    reading: when the branches were submitted); return the names of those left running.
 
     The request never waits for a branch beyond that branch's deadline, so one slow branch with a short
     deadline costs its deadline, not the longest deadline of the others.
     """
-    start = time.perf_counter()
     pending, late = dict(running), set()
     while pending:
         elapsed = time.perf_counter() - start
@@ -91,6 +108,16 @@ def _timed(source: CandidateSource, query: SearchQuery, limit: int) -> tuple[Bra
     start = time.perf_counter()
     result = source.fetch(query, limit)
     return result, (time.perf_counter() - start) * 1000
+
+
+def _run_inline(source: CandidateSource, query: SearchQuery, limit: int) -> Future:
+    """`source` run here and now, its outcome (result or exception) in a completed future."""
+    future: Future[tuple[BranchResult, float]] = Future()
+    try:
+        future.set_result(_timed(source, query, limit))
+    except Exception as error:  # the branch fails open, as in the pool
+        future.set_exception(error)
+    return future
 
 
 class SearchPipeline:
@@ -120,20 +147,31 @@ class SearchPipeline:
             if (query.branches is None or source.name in query.branches) and source.enabled(query)
         ]
 
+    def runs_inline(self, source: CandidateSource) -> bool:
+        """Whether `source` runs on the request thread (see the module docstring)."""
+        return self.config.inline and bool(getattr(source, "inline", False))
+
     def recall(
         self, query: SearchQuery, limit: int
     ) -> tuple[dict[str, BranchResult], list[str], dict[str, float]]:
-        """Run the selected branches in parallel; return what came in time, the names of those that did not,
-        and each finished branch's latency in milliseconds."""
+        """Run the selected branches (pooled ones in parallel, inline ones meanwhile on this thread); return
+        what came in time, the names of those that did not, and each finished branch's latency in
+        milliseconds, in branch order."""
         sources = self.selected(query)
+        start = time.perf_counter()
         running: dict[str, Future[tuple[BranchResult, float]]] = {
             source.name: self.executor.submit(_timed, source, query, self.config.quota(source.name, limit))
             for source in sources
+            if not self.runs_inline(source)
         }
+        for source in sources:
+            if self.runs_inline(source):
+                running[source.name] = _run_inline(source, query, self.config.quota(source.name, limit))
         deadlines = {name: self.config.deadline(name) for name in running}
-        late = _wait_each(running, deadlines)
+        late = _wait_each(running, deadlines, start)
         results, degraded, latency = {}, [], {}
-        for name, future in running.items():
+        for name in [s.name for s in sources]:
+            future = running[name]
             if name in late:
                 log.warning("branch %s missed its %.2fs deadline", name, deadlines[name])
                 degraded.append(name)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from indexer.artifact import MANIFEST
+from indexer.encoder import AUTO
 from indexer.manifests import read_collection_params
 from indexer.versions import VersionStore, resolve_artifact
 from retrieval.errors import UnknownCollectionError
@@ -36,17 +37,25 @@ def collection_name(root: Path) -> str:
 
 
 def service_opener(
-    rankers: dict[str, Path] | None = None, feature_log: Path | None = None
+    rankers: dict[str, Path] | None = None,
+    feature_log: Path | None = None,
+    query_encoders: dict[str, str] | None = None,
 ) -> Callable[[Path, str, CollectionService | None], CollectionService]:
     """Opens a collection's current version (with its ranker, if one is named for it), reusing the previous
     version's loaded encoder when it fits. A ranker root is read again at each reload, so a newly trained
-    ranker version is picked up with the next collection version."""
+    ranker version is picked up with the next collection version. `query_encoders`: collection name ->
+    `query_encoder` setting (``auto`` for a collection not named)."""
 
     def open_service(root: Path, name: str, previous: CollectionService | None) -> CollectionService:
         encoder = previous.collection.encoder if previous is not None else None
         ranker = (rankers or {}).get(name)
         return CollectionService.open(
-            root, name=name, encoder=encoder, ranker=ranker, feature_log=feature_log if ranker else None
+            root,
+            name=name,
+            encoder=encoder,
+            ranker=ranker,
+            feature_log=feature_log if ranker else None,
+            query_encoder=(query_encoders or {}).get(name, AUTO),
         )
 
     return open_service

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.encoder import TextEncoder
+from indexer.encoder import AUTO, TextEncoder
 from indexer.geo import haversine_km
 from ranker.scoring import Scorer
 from retrieval.branches import all_sources
@@ -70,16 +70,18 @@ class CollectionService:
         encoder: TextEncoder | None = None,
         ranker: Path | None = None,
         feature_log: Path | None = None,
+        query_encoder: str = AUTO,
     ) -> CollectionService:
-        """Load `root`'s current version, reusing `encoder` when the version was built with its kind.
+        """Load `root`'s current version, reusing `encoder` when it is of the kind that embeds its queries.
 
         `ranker`: a ranker root or version to score the merged candidates with. One this collection cannot
         serve (unreadable, or features the collection cannot compute) is refused here, with the reason in
         `service.ranker.error`, and the fusion order serves instead. `feature_log`: a JSON-lines file the
-        ranker appends each scored request's features to.
+        ranker appends each scored request's features to. `query_encoder`: which kind embeds the queries
+        (`indexer.encoder.QUERY_ENCODERS`; ``auto``: ONNX int8 for a MiniLM collection).
         """
-        collection = Collection.load(root, name=name, encoder=encoder)
-        collection.encoder.encode_queries(["warm-up"])  # load the model now, not in the first request
+        collection = Collection.load(root, name=name, encoder=encoder, query_encoder=query_encoder)
+        collection.encoder.warm_up()  # load the model now, not in the first request
         sources = all_sources(collection)
         status = None
         if ranker is not None and scorer is None:

@@ -11,6 +11,7 @@ class Bm25Source:
     """Terms: boosted multi-field BM25, the query analysed by each field's analyzer as the documents were."""
 
     name = "bm25"
+    inline = True  # at most MAX_QUERY_TERMS posting lists per analyzer; no I/O (memory-mapped postings)
 
     def __init__(self, collection: Collection) -> None:
         self.collection = collection

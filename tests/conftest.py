@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from indexer.encoder import Encoder
+
+if TYPE_CHECKING:
+    from indexer.onnx_encoder import OnnxEncoder
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 SCIFACT = DATA / "scifact"
@@ -15,9 +21,40 @@ SLICE_DOCS = 200
 XQUAD_SLICE_DOCS = 60
 
 
+@pytest.fixture(scope="session", autouse=True)
+def user_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The user cache folder (`SEARCHREC_CACHE_DIR`) of this test session: where a service exports the
+    ONNX query encoder it embeds queries with (once per session), never the developer's own."""
+    folder = tmp_path_factory.mktemp("user-cache")
+    saved = os.environ.get("SEARCHREC_CACHE_DIR")
+    os.environ["SEARCHREC_CACHE_DIR"] = str(folder)
+    yield folder
+    if saved is None:
+        os.environ.pop("SEARCHREC_CACHE_DIR", None)
+    else:
+        os.environ["SEARCHREC_CACHE_DIR"] = saved
+
+
 @pytest.fixture(scope="session")
 def encoder() -> Encoder:
     return Encoder(batch_size=32)
+
+
+@pytest.fixture(scope="session")
+def onnx_dir(user_cache: Path) -> Path:
+    """The session's user cache of ONNX exports, holding the int8 MiniLM export: the one the services in
+    these tests embed queries with."""
+    from indexer.onnx_encoder import default_onnx_dir, export_int8
+
+    export_int8(default_onnx_dir())  # measured 7 s (2 shared cores): export, quantise
+    return default_onnx_dir()
+
+
+@pytest.fixture(scope="session")
+def onnx_encoder(onnx_dir: Path) -> OnnxEncoder:
+    from indexer.onnx_encoder import OnnxEncoder
+
+    return OnnxEncoder(batch_size=16, onnx_dir=onnx_dir)
 
 
 @pytest.fixture(scope="session")

@@ -62,6 +62,13 @@ def evaluate(
     ranker: Annotated[
         Path | None, typer.Option(help="Score the merged candidates with this ranker (root or version).")
     ] = None,
+    query_encoder: Annotated[
+        str,
+        typer.Option(
+            help="With --index: which encoder embeds the queries (auto, build, torch, onnx-int8, "
+            "e5-multilingual), as serve --query-encoder."
+        ),
+    ] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar over queries.")] = True,
 ) -> None:
@@ -97,12 +104,14 @@ def evaluate(
             _evaluate_url(url, collection, asked, judged, min(k, MAX_K), write_run, as_json, progress)
         else:
             assert index is not None  # exactly one mode is given
-            _evaluate_index(index, asked, judged, k, write_run, report, as_json, progress, ranker)
+            _evaluate_index(
+                index, asked, judged, k, write_run, report, as_json, progress, ranker, query_encoder
+            )
 
 
 def _evaluate_index(
     index: Path, asked: dict[str, str], judged: dict[str, dict[str, int]], k: int, write_run: Path | None,
-    report: Path | None, as_json: bool, progress: bool, ranker: Path | None,
+    report: Path | None, as_json: bool, progress: bool, ranker: Path | None, query_encoder: str,
 ) -> None:  # fmt: skip
     from jobs.evaluation import evaluate_runs, format_means, unique_contribution
     from jobs.evaluation import write_run as write_trec_run
@@ -110,7 +119,9 @@ def _evaluate_index(
     from retrieval.pipeline import PipelineConfig
     from retrieval.service import CollectionService
 
-    service = CollectionService.open(index, config=PipelineConfig(branch_limit=k), ranker=ranker)
+    service = CollectionService.open(
+        index, config=PipelineConfig(branch_limit=k), ranker=ranker, query_encoder=query_encoder
+    )
     if service.ranker.error:
         fail(service.ranker.error)
     runs = run_queries(service, asked, k=k, progress=progress)
@@ -123,7 +134,9 @@ def _evaluate_index(
         from jobs.evaluation.report import write_report
 
         write_report(report, runs.branches, runs.merged, judged, metrics=SEARCH_METRICS, unique_k=min(k, 100))
+    encoder = service.collection.encoder
     summary = {"queries": len(asked), "version": service.version, "k": k, "metrics": table}
+    summary["query_encoder"] = encoder.kind
     summary["scorer"] = service.ranker.as_dict()
     summary["unique_relevant_top100"] = unique
     summary["degraded"] = dict(runs.degraded)
@@ -134,7 +147,8 @@ def _evaluate_index(
         return
     scorer = service.ranker
     typer.echo(
-        f"{len(asked)} queries, index version {service.version}, depth {k}, merged order by "
+        f"{len(asked)} queries, index version {service.version} (built with {service.collection.built_with}, "
+        f"queries embedded by {encoder.kind}), depth {k}, merged order by "
         f"{scorer.scorer}" + (f" (ranker {scorer.version})" if scorer.path else "")
     )
     typer.echo(format_means(table, SEARCH_METRICS))

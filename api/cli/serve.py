@@ -56,6 +56,15 @@ def serve(
             help="Longest /search query accepted, in characters; longer ones get a 422 naming `query`.",
         ),
     ] = DEFAULT_MAX_QUERY_CHARS,
+    query_encoder: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Which encoder embeds the queries, for every collection, or NAME=ENCODER for one; "
+            "repeatable. auto (default): ONNX int8 for a MiniLM collection, the build's encoder otherwise; "
+            "build: the build's encoder; or torch, onnx-int8, e5-multilingual (of the build's space).",
+            show_default=False,
+        ),
+    ] = None,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -81,6 +90,7 @@ def serve(
     )
     from indexer.artifact import ArtifactError
     from indexer.versions import resolve_artifact
+    from retrieval.collection import query_kind_of
 
     workers = workers if workers is not None else usable_cores()
     try:
@@ -94,7 +104,10 @@ def serve(
             watch_interval_s=watch,
             max_query_chars=max_query_chars,
             threads=threads_per_worker(workers),
+            query_encoders=_per_collection("--query-encoder", query_encoder or [], list(roots)),
         )
+        for name, choice in settings.query_encoders.items():
+            query_kind_of(roots[name], choice)  # a setting that does not fit the build fails here
         app = create_settings_app(settings)  # checks the settings here, not in each worker
     except (ArtifactError, ValueError) as error:
         fail(str(error))
@@ -117,11 +130,18 @@ def serve(
 
 def _rankers(specs: list[str], names: list[str]) -> dict[str, Path]:
     """Collection name -> ranker root: a bare DIR applies to every collection, NAME=DIR to one."""
-    rankers: dict[str, Path] = {}
+    return {name: Path(value) for name, value in _per_collection("--ranker", specs, names).items()}
+
+
+def _per_collection(option: str, specs: list[str], names: list[str]) -> dict[str, str]:
+    """Collection name -> value: a bare VALUE applies to every collection, NAME=VALUE to one."""
+    values: dict[str, str] = {}
     for spec in specs:
-        name, path = _parse(spec)
-        if name is not None and name not in names:
-            raise ValueError(f"--ranker {spec}: no collection {name!r}; collections: {names}")
-        for each in [name] if name is not None else names:
-            rankers[each] = path
-    return rankers
+        name, sep, value = spec.partition("=")
+        if not sep:
+            name, value = "", spec
+        if name and name not in names:
+            raise ValueError(f"{option} {spec}: no collection {name!r}; collections: {names}")
+        for each in [name] if name else names:
+            values[each] = value
+    return values

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -22,6 +22,7 @@ from indexer.analysis import make_analyzer
 from indexer.config import RESERVED_RECORD_KEYS
 
 FIELD_TERMS_CACHE = 100_000  # analysed field texts kept per field (least recently used are dropped)
+RecordFetch = Callable[[Sequence[int]], list[dict | None]]  # rows -> their docstore records, in order
 
 
 class FeatureCollection(Protocol):
@@ -112,13 +113,18 @@ class CollectionView:
         texts = (v for k, v in record.items() if k not in RESERVED_RECORD_KEYS and isinstance(v, str))
         return "\n".join(texts)
 
-    def item_lengths(self, rows: np.ndarray) -> np.ndarray:
-        """Analysed terms per item, computed from the docstore on first use and cached per row."""
+    def records(self, rows: Sequence[int]) -> list[dict | None]:
+        """The docstore records of `rows`, in order (None for a row without one), in one multi-get."""
+        return self.collection.docstore.get_many(self.ids_of(np.asarray(rows, dtype=np.int64)))
+
+    def item_lengths(self, rows: np.ndarray, records: RecordFetch | None = None) -> np.ndarray:
+        """Analysed terms per item, computed from the docstore on first use and cached per row; `records`
+        reads the records (default: `records`; a request passes its own, which reads each row once)."""
         rows = np.asarray(rows, dtype=np.int64)
         known = self._lengths[rows]
         todo = np.flatnonzero(known < 0)
         if todo.size:
-            records = self.collection.docstore.get_many(self.ids_of(rows[todo]))
+            records = (records or self.records)(rows[todo].tolist())
             fresh = np.array([len(self.analyze(self.record_text(r))) for r in records], dtype=np.int32)
             self._lengths[rows[todo]] = fresh
             known[todo] = fresh
@@ -184,15 +190,18 @@ class CollectionView:
         record = self.collection.docstore.get_many(self.ids_of(np.zeros(1, dtype=np.int64)))[0] or {}
         return isinstance(record.get(name), str)
 
-    def field_terms(self, rows: np.ndarray, name: str) -> list[frozenset[str]]:
-        """Distinct analysed terms of stored text field `name` per row (empty when the record lacks it)."""
+    def field_terms(
+        self, rows: np.ndarray, name: str, records: RecordFetch | None = None
+    ) -> list[frozenset[str]]:
+        """Distinct analysed terms of stored text field `name` per row (empty when the record lacks it);
+        `records` as in `item_lengths`."""
         rows_list = np.asarray(rows, dtype=np.int64).tolist()
         with self._lock:
             cache = self._field_terms.setdefault(name, OrderedDict())
             found = {row: cache[row] for row in rows_list if row in cache}
         todo = [row for row in rows_list if row not in found]
         if todo:
-            records = self.collection.docstore.get_many(self.ids_of(np.asarray(todo, dtype=np.int64)))
+            records = (records or self.records)(todo)
             fresh = {
                 row: frozenset(self.analyze(str((r or {}).get(name) or "")))
                 for row, r in zip(todo, records, strict=True)

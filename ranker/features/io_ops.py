@@ -35,9 +35,18 @@ class Request:
         self.candidates = candidates
         self.rows = np.fromiter((c.row for c in candidates), dtype=np.int64, count=len(candidates))
         self._memo: dict[tuple[str, str | None], Any] = {}
+        self._records: dict[int, dict | None] = {}
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def records(self, rows: Sequence[int]) -> list[dict | None]:
+        """Docstore records of candidate rows, each read at most once per request: on first sight of an
+        item, its length and its title's terms both need its record."""
+        missing = [row for row in dict.fromkeys(rows) if row not in self._records]
+        if missing:
+            self._records.update(zip(missing, self.view.records(missing), strict=True))
+        return [self._records[row] for row in rows]
 
     @cached_property
     def branches_present(self) -> set[str]:
@@ -187,12 +196,12 @@ def check_keyword_field(view: CollectionView, name: str | None) -> str | None:
 
 def item_lengths(req: Request, _: str | None) -> np.ndarray:
     """The candidates' lengths in terms (primary analyzer)."""
-    return req.view.item_lengths(req.rows)
+    return req.view.item_lengths(req.rows, req.records)
 
 
 def field_terms(req: Request, name: str | None) -> Any:
     """The distinct terms (primary analyzer) of each candidate's stored text field `name`."""
-    return req.view.field_terms(req.rows, name or "")
+    return req.view.field_terms(req.rows, name or "", req.records)
 
 
 def check_text_field(view: CollectionView, name: str | None) -> str | None:

@@ -115,6 +115,7 @@ class PopularSource:
     """`popular`: the most popular items (time-decayed behaviour popularity, or the popularity column)."""
 
     name = "popular"
+    inline = True  # one pass over a column in memory
 
     def __init__(self, collection: Collection) -> None:
         self.collection = collection

@@ -8,6 +8,7 @@ from retrieval.collection import Collection
 
 class Word2VecSource:
     name = "w2v"
+    inline = True  # a weighted mean of word vectors and one ANN search
 
     def __init__(self, collection: Collection) -> None:
         self.collection = collection

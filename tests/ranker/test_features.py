@@ -361,3 +361,23 @@ def test_worker_processes_share_one_feature_log_and_its_rotation(tmp_path: Path)
     logged = [r.request_id for f in tmp_path.glob("features.jsonl*") for r in read_feature_log(f)]
     assert sorted(logged) == sorted(f"{name}{i:03d}" for name in "ab" for i in range(60))
     assert len(list(tmp_path.glob("features.jsonl.*"))) > 10  # it did rotate, many times
+
+
+def test_a_request_reads_each_candidates_record_once(tmp_path: Path) -> None:
+    collection = fake_collection(tmp_path)
+    reads: list[list[str]] = []
+    get_many = collection.docstore.get_many
+
+    def counting(ids: list[str]) -> list[dict | None]:
+        reads.append(list(ids))
+        return get_many(ids)
+
+    collection.docstore.get_many = counting  # type: ignore[method-assign]
+    extractor = FeatureExtractor(default_search_declaration(), collection)
+    reads.clear()  # the declaration check reads a record to see which fields items have
+    first = extractor.extract(RankingContext("vitamin d"), candidates())
+    # Item lengths and title terms both need the records on first sight: one read serves both.
+    assert reads == [extractor.ids_of(candidates())]
+    again = extractor.extract(RankingContext("vitamin d"), candidates())
+    assert reads == [extractor.ids_of(candidates())]  # later requests: the per-row caches answer
+    np.testing.assert_array_equal(first, again)

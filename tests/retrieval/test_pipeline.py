@@ -7,6 +7,7 @@ releases it, far past its own short deadline, and healthy branches get a deadlin
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -98,3 +99,97 @@ def test_a_late_branch_costs_its_own_deadline_not_the_longest() -> None:
     finally:
         held.release.set()
     assert outcome.degraded == ["dense"] and [c.row for c in outcome.candidates] == [1, 2]
+
+
+class InlineSource(FixedSource):
+    inline = True
+
+
+class InlineRaising(InlineSource):
+    def fetch(self, query: SearchQuery, limit: int) -> BranchResult:
+        raise RuntimeError("index unavailable")
+
+
+class InlineSlow(InlineSource):
+    """Finishes on the request thread, but only after 0.3 s."""
+
+    def fetch(self, query: SearchQuery, limit: int) -> BranchResult:
+        threading.Event().wait(0.3)
+        return super().fetch(query, limit)
+
+
+class CountingExecutor(ThreadPoolExecutor):
+    def __init__(self) -> None:
+        super().__init__(max_workers=4)
+        self.submitted: list[str] = []
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def, override]
+        self.submitted.append(args[0].name)
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_inline_branches_run_on_the_request_thread_and_pooled_ones_in_the_pool() -> None:
+    threads: dict[str, str] = {}
+
+    class Recording(FixedSource):
+        def fetch(self, query: SearchQuery, limit: int) -> BranchResult:
+            threads[self.name] = threading.current_thread().name
+            return super().fetch(query, limit)
+
+    class RecordingInline(Recording):
+        inline = True
+
+    executor = CountingExecutor()
+    sources = [RecordingInline("bm25", [1, 2]), Recording("dense", [2, 3]), RecordingInline("w2v", [4])]
+    outcome = SearchPipeline(sources, executor=executor).search(SearchQuery("q"))
+    assert executor.submitted == ["dense"]
+    assert threads["bm25"] == threads["w2v"] == threading.current_thread().name != threads["dense"]
+    assert list(outcome.branches) == ["bm25", "dense", "w2v"]  # results keep the branch order
+    assert sorted(outcome.branch_ms) == ["bm25", "dense", "w2v"] and outcome.degraded == []
+    assert [c.row for c in outcome.candidates] == [2, 1, 3, 4]
+
+
+def test_a_request_whose_branches_are_all_inline_never_uses_the_pool() -> None:
+    executor = CountingExecutor()
+    sources = [InlineSource("bm25", [1, 2]), InlineSource("w2v", [2, 3]), HeldSource("dense", [9])]
+    outcome = SearchPipeline(sources, executor=executor).search(
+        SearchQuery("q", branches=frozenset({"bm25", "w2v"}))
+    )
+    assert executor.submitted == [] and set(outcome.branches) == {"bm25", "w2v"}
+    everything_pooled = SearchPipeline(sources[:2], executor=executor, config=PipelineConfig(inline=False))
+    assert everything_pooled.search(SearchQuery("q")).candidates == outcome.candidates
+    assert executor.submitted == ["bm25", "w2v"]
+
+
+def test_an_inline_branch_that_raises_or_is_late_degrades_like_a_pooled_one() -> None:
+    sources = [InlineRaising("bm25", [1]), FixedSource("dense", [2, 3]), InlineSlow("w2v", [4])]
+    config = PipelineConfig(timeouts={"w2v": 0.05}, timeout_s=5.0)
+    outcome = SearchPipeline(sources, config=config).search(SearchQuery("q"))
+    # bm25 raised; w2v finished past its own 50 ms deadline, so its result is dropped although it came.
+    assert outcome.degraded == ["bm25", "w2v"]
+    assert set(outcome.branches) == {"dense"} and [c.row for c in outcome.candidates] == [2, 3]
+
+
+def test_a_pooled_deadline_counts_from_submission_while_inline_branches_run() -> None:
+    held = HeldSource("dense", [9])
+    # The inline branch takes 0.3 s, past the pooled branch's 50 ms deadline: once it returns, the request
+    # waits no longer for the held branch, and keeps the inline branch's result (its deadline is 5 s).
+    config = PipelineConfig(timeouts={"dense": 0.05}, timeout_s=5.0)
+    try:
+        outcome = SearchPipeline([InlineSlow("bm25", [1, 2]), held], config=config).search(SearchQuery("q"))
+        assert not held.finished.is_set()
+    finally:
+        held.release.set()
+    assert outcome.degraded == ["dense"] and [c.row for c in outcome.candidates] == [1, 2]
+
+
+def test_the_services_cheap_branches_declare_themselves_inline() -> None:
+    from retrieval.branches.behaviour import CovisitSource, ItemToItemSource, UserPreferenceSource
+    from retrieval.branches.context import GeoSource, PopularSource
+    from retrieval.branches.word2vec import Word2VecSource
+    from retrieval.sources import Bm25Source, DenseSource
+
+    inline = {Bm25Source, Word2VecSource, PopularSource}
+    pooled = {DenseSource, GeoSource, ItemToItemSource, CovisitSource, UserPreferenceSource}
+    assert all(getattr(source, "inline", False) for source in inline)
+    assert not any(getattr(source, "inline", False) for source in pooled)
