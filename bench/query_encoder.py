@@ -63,7 +63,7 @@ def make(name: str) -> Any:
 
 def child(name: str, data: Path, n: int) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
-    from retrieval.evaluation import read_qrels, read_queries
+    from jobs.evaluation import read_qrels, read_queries
 
     texts = read_queries(data / "queries.jsonl")
     tests = [texts[q] for q in sorted(read_qrels(data / "qrels" / "test.tsv"))][:n]
