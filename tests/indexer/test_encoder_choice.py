@@ -76,7 +76,7 @@ def test_an_english_slice_still_picks_minilm(tmp_path: Path) -> None:
         params = collection.manifest["params"]
         assert params["config"]["encoder"] == params["encoder"]["kind"] == "torch"
         assert params["encoder"]["multilingual"] is False
-        assert collection.encoder.kind == "torch"
+        assert collection.encoder.kind == "onnx-int8"  # queries: the same model in ONNX int8, by default
     finally:
         collection.close()
 
