@@ -22,6 +22,8 @@ FULL = [
     ("Ranker scoring latency", ["ranker_latency.py"]),
     ("Long queries: 20,000 characters", ["long_query.py"]),
     ("HTTP load: searchrec against txtai", ["http_load.py"]),
+    ("One search, stage by stage", ["query_path.py"]),
+    ("Query encoder: fp32 against int8, one thread each", ["query_encoder.py", "--threads", "1"]),
 ]
 QUICK = [
     ("BM25 on SciFact", ["bm25.py", "--skip-zipf"]),
@@ -30,6 +32,8 @@ QUICK = [
     ("Ranker scoring latency", ["ranker_latency.py"]),
     ("Long queries: 20,000 characters", ["long_query.py"]),
     ("HTTP load: searchrec against txtai (100 queries)", ["http_load.py", "--queries", "100"]),
+    ("One search, stage by stage", ["query_path.py", "--rounds", "1"]),
+    ("Query encoder: fp32 against int8, one thread", ["query_encoder.py", "--threads", "1", "--rounds", "1"]),
 ]
 
 
