@@ -124,8 +124,8 @@ class CollectionView:
         known = self._lengths[rows]
         todo = np.flatnonzero(known < 0)
         if todo.size:
-            records = (records or self.records)(rows[todo].tolist())
-            fresh = np.array([len(self.analyze(self.record_text(r))) for r in records], dtype=np.int32)
+            fetched = (records or self.records)(rows[todo].tolist())
+            fresh = np.array([len(self.analyze(self.record_text(r))) for r in fetched], dtype=np.int32)
             self._lengths[rows[todo]] = fresh
             known[todo] = fresh
         return known.astype(np.float64)
@@ -201,10 +201,10 @@ class CollectionView:
             found = {row: cache[row] for row in rows_list if row in cache}
         todo = [row for row in rows_list if row not in found]
         if todo:
-            records = (records or self.records)(todo)
+            fetched = (records or self.records)(todo)
             fresh = {
                 row: frozenset(self.analyze(str((r or {}).get(name) or "")))
-                for row, r in zip(todo, records, strict=True)
+                for row, r in zip(todo, fetched, strict=True)
             }
             found.update(fresh)
             with self._lock:
