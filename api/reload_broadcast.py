@@ -83,7 +83,9 @@ class ReloadBroadcast:
 
     Construct it before the registry loads: the generation it starts from is the one current then, so a
     reload requested while the worker loads is applied again afterwards (a no-op when the loaded versions
-    are already current) instead of being missed.
+    are already current) instead of being missed. A worker forked from the process that constructed it and
+    loaded the registry (`api.workers`) starts from that generation too, and is known by its own pid
+    unless `worker_id` was given.
     """
 
     def __init__(
@@ -96,7 +98,7 @@ class ReloadBroadcast:
         alive: Callable[[int], bool] = pid_alive,
     ) -> None:
         self.directory = Path(directory)
-        self.worker_id = os.getpid() if worker_id is None else worker_id
+        self._worker_id = worker_id
         self._requests = self.directory / REQUESTS_FILE
         self._states = self.directory / WORKERS_DIR
         self._states.mkdir(parents=True, exist_ok=True)
@@ -109,6 +111,10 @@ class ReloadBroadcast:
         self._recorded = WorkerState(self.worker_id, self._generation, {})
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @property
+    def worker_id(self) -> int:
+        return os.getpid() if self._worker_id is None else self._worker_id
 
     # ----------------------------------------------------------------------------- the worker's side
     def start(self, registry: Reloadable, *, follow: bool = True) -> None:

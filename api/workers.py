@@ -1,28 +1,42 @@
-"""Several worker processes for `searchrec serve --workers N`: one process holds the GIL, N answer at once.
+"""Several worker processes for `searchrec serve --workers N`, forked once the collections have loaded.
 
-uvicorn's supervisor binds the listening socket, spawns N processes that accept from it, and replaces one
-that dies. A spawned worker gets an import string (`WORKER_APP`), not an app object, so the serve command
-leaves what the worker needs in its environment, which the workers inherit:
+The serve command's process is the supervisor (`serve_workers`). It binds the listening socket, loads every
+collection once, moves what it loaded out of the garbage collector's reach (`gc.freeze`, so no collection
+pass writes to those pages) and forks N workers that accept from the one socket; the kernel hands each
+connection to one of them. A worker starts with the supervisor's memory as copy-on-write pages: HNSW
+graphs, id maps, vocabularies, the ONNX model, the ranker, Python and its libraries stay one copy in RAM for
+all N, and each worker adds only the pages it writes (its requests' objects, its caches). Memory-mapped
+arrays were shared anyway through the page cache. A worker that dies is replaced by a fresh fork of the
+supervisor, which then catches up with the reloads logged since the supervisor loaded
+(`api.reload_broadcast`); the supervisor itself serves nothing and never reloads, so versions loaded by a
+reload live in each worker's own memory until the next `serve`.
 
-- `SETTINGS_ENV`: the `ServeSettings` as JSON (the admin token stays in its own `SEARCHREC_ADMIN_TOKEN`);
-- `PROMETHEUS_MULTIPROC_DIR`: the run's metrics folder, so `/metrics` sums every worker (`api.metrics`);
-- the library thread variables (`THREAD_ENV`), so N workers with `threads` each do not oversubscribe the
-  cores. They are read when a library loads, so they must be in place before a worker imports numpy or
-  torch; a variable the user set is left as it is.
+What must not cross a fork is renewed in the child by the module that owns it (`os.register_at_fork`):
+RocksDB handles (`indexer.docstore`), the recall thread pools (`retrieval.pipeline`) and multi-threaded
+ONNX sessions (`indexer.onnx_encoder`). Threads that follow reloads and watch roots start in each worker's
+lifespan, after the fork. OpenMP (LightGBM, faiss, the E5 encoder) keeps a thread pool that a child cannot
+use either, so the supervisor loads with every OpenMP and BLAS pool held to one thread (threadpoolctl),
+which starts none, and restores the workers' share before forking.
 
-Each worker loads every collection itself. Artifacts are memory-mapped where their format allows, so the
-workers share those pages through the page cache (see the README's "Workers and memory").
+Before anything loads, the serve command sets what the libraries read when they load (`worker_environment`):
+`PROMETHEUS_MULTIPROC_DIR` (the run's metrics folder, so `/metrics` sums every worker, see `api.metrics`)
+and the library thread variables (`THREAD_ENV`) at each worker's share of the cores, so N workers do not
+oversubscribe them; a variable the user set is left as it is.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import shutil
-import sys
+import signal
+import socket
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,22 +48,33 @@ from api.schemas import DEFAULT_MAX_QUERY_CHARS
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-# Light imports only above: a worker imports this module before `worker_app` sizes its thread pools.
+    from retrieval.registry import CollectionRegistry
 
-SETTINGS_ENV = "SEARCHREC_SERVE_SETTINGS"
-WORKER_APP = "api.workers:worker_app"
+    AppFactory = Callable[[CollectionRegistry, ReloadBroadcast], FastAPI]  # a worker's app around the two
+
+# Light imports only above: the serve command sets the environment of `worker_environment` before anything
+# that reads it (numpy's BLAS, prometheus_client, onnxruntime) is imported.
+
+log = logging.getLogger(__name__)
+
 THREAD_ENV = (
-    "OMP_NUM_THREADS",  # OpenMP: torch, faiss, LightGBM; torch reads it for its intra-op pool
+    "OMP_NUM_THREADS",  # OpenMP: faiss, LightGBM, the E5 encoder; the ONNX encoder follows it too
     "MKL_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",  # numpy and scipy's BLAS
     "NUMBA_NUM_THREADS",
     "VECLIB_MAXIMUM_THREADS",
     "NUMEXPR_NUM_THREADS",
 )
+# prometheus_client reads this when it is imported (api.metrics), so it is named here, not imported from there
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+PARENT_CHECK_S = 1.0  # how often a worker checks that its supervisor still lives
+RESPAWN_PAUSE_S = 1.0  # before replacing a worker that died within SHORT_LIFE_S of its start
+SHORT_LIFE_S = 10.0
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 class ServeSettings(BaseModel):
-    """What `create_app` needs, as the serve command hands it to each worker."""
+    """What `create_app` needs, as the serve command checked it."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -80,21 +105,6 @@ def threads_per_worker(workers: int, cores: int | None = None) -> int:
     return max(1, (usable_cores() if cores is None else cores) // workers)
 
 
-def create_settings_app(settings: ServeSettings, broadcast: ReloadBroadcast | None = None) -> FastAPI:
-    """The app `settings` describe (artifacts load in its lifespan)."""
-    from api.app import create_app
-
-    return create_app(
-        settings.indexes,
-        watch_interval_s=settings.watch_interval_s,
-        rankers=settings.rankers or None,
-        feature_log=settings.feature_log,
-        max_query_chars=settings.max_query_chars,
-        broadcast=broadcast,
-        query_encoders=settings.query_encoders or None,
-    )
-
-
 @contextmanager
 def run_directory() -> Iterator[Path]:
     """A fresh folder for one serve run (metrics, reload broadcast), removed when the run ends."""
@@ -107,15 +117,11 @@ def run_directory() -> Iterator[Path]:
 
 
 @contextmanager
-def worker_environment(settings: ServeSettings) -> Iterator[dict[str, str]]:
-    """Set what spawned workers read from the environment (see the module docstring) for the duration of
+def worker_environment(run_dir: Path, threads: int) -> Iterator[dict[str, str]]:
+    """Set what the workers' libraries read when they load (see the module docstring) for the duration of
     the block, then restore the environment as it was; yield the variables set."""
-    from api.metrics import MULTIPROC_ENV
-
-    if settings.run_dir is None:
-        raise ValueError("workers need a run_dir (see run_directory) for their metrics and reloads")
-    updates = {SETTINGS_ENV: settings.model_dump_json(), MULTIPROC_ENV: str(settings.run_dir / "metrics")}
-    updates |= {name: str(settings.threads) for name in THREAD_ENV if name not in os.environ}
+    updates = {MULTIPROC_ENV: str(run_dir / "metrics")}
+    updates |= {name: str(threads) for name in THREAD_ENV if name not in os.environ}
     saved = {name: os.environ.get(name) for name in updates}
     os.environ.update(updates)
     try:
@@ -128,23 +134,126 @@ def worker_environment(settings: ServeSettings) -> Iterator[dict[str, str]]:
                 os.environ[name] = value
 
 
-def limit_threads(threads: int) -> None:
-    """Size this process's library thread pools to `threads` where the environment does not say otherwise.
+def load_for_fork(settings: ServeSettings) -> CollectionRegistry:
+    """Every collection of `settings`, loaded with each OpenMP and BLAS pool held to one thread (so none
+    starts a pool a forked worker would inherit without its threads), then frozen out of the collector's
+    reach."""
+    from threadpoolctl import threadpool_limits
 
-    The variables only act on libraries loaded after them; torch, if already loaded, is told directly."""
-    for name in THREAD_ENV:
-        os.environ.setdefault(name, str(threads))
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    from retrieval.registry import CollectionRegistry, service_opener
+
+    opener = service_opener(settings.rankers or None, settings.feature_log, settings.query_encoders or None)
+    registry = CollectionRegistry(settings.indexes, opener=opener)
+    with threadpool_limits(limits=1):
+        registry.load()
+    gc.collect()
+    gc.freeze()
+    return registry
 
 
-def worker_app() -> FastAPI:
-    """uvicorn's app factory in each worker process: the app from `SETTINGS_ENV`, joined to the run's
-    reload broadcast."""
-    settings = ServeSettings.model_validate_json(os.environ[SETTINGS_ENV])
-    limit_threads(settings.threads)
-    logging.basicConfig(level=logging.INFO)
+def serve_workers(
+    settings: ServeSettings, app_factory: AppFactory, *, workers: int, host: str, port: int
+) -> None:
+    """Load once, fork `workers` workers serving `app_factory(registry, broadcast)` on `host:port`, replace
+    any that dies, and stop them all on SIGINT or SIGTERM. Needs `settings.run_dir` and the environment of
+    `worker_environment` already set."""
     if settings.run_dir is None:
-        raise ValueError(f"{SETTINGS_ENV} names no run_dir")
-    return create_settings_app(settings, ReloadBroadcast(settings.run_dir / "reload"))
+        raise ValueError("workers need a run_dir (see run_directory) for their metrics and reloads")
+    listening = _listen(host, port)
+    broadcast = ReloadBroadcast(settings.run_dir / "reload")  # the generation the loaded versions are at
+    registry = load_for_fork(settings)
+    supervisor = os.getpid()
+    started: dict[int, float] = {}
+    stopping = False
+
+    def fork_worker() -> None:
+        # Signals wait until each side has its own handlers: the supervisor's `stop` must not run in a worker.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        pid = os.fork()
+        if pid == 0:
+            _run_worker(app_factory, registry, broadcast, listening, supervisor)  # never returns
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        started[pid] = time.monotonic()
+        log.info("started worker %d", pid)
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in started:
+            _signal(pid, signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
+    try:
+        for _ in range(workers):
+            fork_worker()
+        log.info("serving on http://%s:%d with %d workers (supervisor %d)", host, port, workers, supervisor)
+        while started:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            lived = time.monotonic() - started.pop(pid, time.monotonic())
+            if stopping:
+                continue
+            reason = _exit_reason(status)
+            log.warning("worker %d exited (%s) after %.0f s; starting another", pid, reason, lived)
+            if lived < SHORT_LIFE_S:
+                time.sleep(RESPAWN_PAUSE_S)
+            fork_worker()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        listening.close()
+
+
+def _run_worker(
+    app_factory: AppFactory,
+    registry: CollectionRegistry,
+    broadcast: ReloadBroadcast,
+    listening: socket.socket,
+    supervisor: int,
+) -> None:
+    """A forked worker's whole life: serve until told to stop, then leave without running anything the
+    supervisor registered to run at exit (its run folder is the supervisor's to remove)."""
+    import uvicorn
+
+    code = 1
+    try:
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)  # uvicorn installs its own while it serves
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        threading.Thread(target=_exit_with, args=(supervisor,), name="supervisor-watch", daemon=True).start()
+        app = app_factory(registry, broadcast)
+        uvicorn.Server(uvicorn.Config(app, lifespan="on")).run(sockets=[listening])
+        code = 0
+    except BaseException:
+        log.exception("worker %d failed", os.getpid())
+    finally:
+        logging.shutdown()
+        os._exit(code)
+
+
+def _exit_with(supervisor: int) -> None:
+    """Stop this worker gracefully once its supervisor is gone (killed without stopping its workers)."""
+    while os.getppid() == supervisor:
+        time.sleep(PARENT_CHECK_S)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket every worker accepts from (bound before the workers exist)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listening = socket.create_server((host, port), family=family, backlog=2048)
+    listening.set_inheritable(True)
+    return listening
+
+
+def _signal(pid: int, sig: int) -> None:
+    with suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def _exit_reason(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"signal {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exit code {os.waitstatus_to_exitcode(status)}"

@@ -8,11 +8,17 @@ for read-only opens, so any number of processes can serve from one published sto
 Keys are the external ids encoded as UTF-8; values are compact JSON (UTF-8, no ASCII escaping): msgpack is
 not a dependency of this project, and JSON keeps records readable with any RocksDB tool. The record count
 and codec live under a key starting with byte 0xFF, which no UTF-8 string starts with, so no item id meets it.
+
+A RocksDB handle must not cross a `fork`: its background threads stay in the parent. A process forked while
+stores are open (`serve --workers`) gives each of them a fresh read-only handle of its own; the inherited
+handles are kept, never used nor closed (closing one would wait for threads the child does not have).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -36,6 +42,8 @@ META_KEY = b"\xffdocstore.meta"
 # empty lock file carry no content, so neither is listed for checksums (as in `indexer.artifact`).
 DIAGNOSTIC_PREFIXES = ("LOG",)
 UNLISTED_PREFIXES = ("LOG", "LOCK")
+_OPEN_READ_ONLY: weakref.WeakSet[DocStore] = weakref.WeakSet()
+_INHERITED: list[Rdict] = []  # handles a fork carried over from the parent (see the module docstring)
 
 
 def _json_default(value: Any) -> Any:
@@ -71,10 +79,12 @@ def _options(*, for_write: bool) -> Options:
 class DocStore:
     """Read access to a store written by `DocStore.write`; get one from `DocStore.open` (context manager)."""
 
-    def __init__(self, db: Rdict, path: Path, meta: dict[str, Any]) -> None:
+    def __init__(self, db: Rdict, path: Path, meta: dict[str, Any], *, read_only: bool = True) -> None:
         self._db: Rdict | None = db
         self.path = path
         self._count = int(meta["count"])
+        if read_only:
+            _OPEN_READ_ONLY.add(self)
 
     @staticmethod
     def write(
@@ -136,7 +146,7 @@ class DocStore:
                 f"{path}: DocStore format {meta.get('format_version')!r} with codec {meta.get('codec')!r}; "
                 f"this searchrec reads format <= {FORMAT_VERSION} with codec 'json'"
             )
-        return cls(db, path, meta)
+        return cls(db, path, meta, read_only=read_only)
 
     @property
     def db(self) -> Rdict:
@@ -178,6 +188,11 @@ class DocStore:
             self._db.close()
             self._db = None
 
+    def _reopen_after_fork(self) -> None:
+        if self._db is not None:
+            _INHERITED.append(self._db)
+            self._db = Rdict(str(self.path), _options(for_write=False), access_type=AccessType.read_only())
+
     def __enter__(self) -> DocStore:
         return self
 
@@ -185,6 +200,14 @@ class DocStore:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _reopen_stores_after_fork() -> None:
+    for store in list(_OPEN_READ_ONLY):
+        store._reopen_after_fork()
+
+
+os.register_at_fork(after_in_child=_reopen_stores_after_fork)
 
 
 def _write_batches(

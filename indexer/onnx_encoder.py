@@ -27,7 +27,10 @@ own length, never padded.
 The session is set up for what a service asks of it, one short query at a time (`session_options`): a
 sequential graph with every optimisation, `session_threads` intra-op threads (the worker's share of the
 cores) and no spin-waiting, so idle threads give the cores back to the other branches and workers instead
-of polling for the next operator.
+of polling for the next operator. A session with a pool of intra-op threads does not survive a `fork` (the
+threads stay in the parent), so a forked process (`serve --workers`) sets such sessions aside (unused and
+never destroyed: their destructor would wait for the missing threads) and makes its own on first use; a
+one-thread session runs on the caller's thread and is kept, shared with the parent's pages.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import os
 import re
 import tempfile
 import warnings
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
@@ -58,6 +62,7 @@ from indexer.encoder import (
 )
 
 ONNX_NAME = f"{MODEL_NAME}-{ONNX_INT8}"
+PAD_ID = 0  # [PAD] in the packaged vocabulary
 RECIPE = 2  # bump when the export or quantisation settings change: file names and cache namespaces follow
 OPSET = 17
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -223,6 +228,19 @@ def session_options(threads: int = 0) -> Any:  # onnxruntime.SessionOptions, imp
     return options
 
 
+_ENCODERS: weakref.WeakSet[OnnxEncoder] = weakref.WeakSet()
+_INHERITED: list[Any] = []  # sessions a fork carried over: kept, never run nor destroyed (that would crash)
+
+
+def _drop_pooled_sessions_after_fork() -> None:
+    for encoder in list(_ENCODERS):
+        if "session" in encoder.__dict__ and session_threads(encoder.threads) != 1:
+            _INHERITED.append(encoder.__dict__.pop("session"))
+
+
+os.register_at_fork(after_in_child=_drop_pooled_sessions_after_fork)
+
+
 class OnnxEncoder:
     """Batched, L2-normalised int8 ONNX embeddings; exports on first use if the model file is missing.
 
@@ -250,6 +268,7 @@ class OnnxEncoder:
         self.look_in = tuple(Path(folder) for folder in look_in)
         self.threads = threads
         self.max_length = max_seq_length()
+        _ENCODERS.add(self)
 
     @property
     def name(self) -> str:
@@ -276,22 +295,25 @@ class OnnxEncoder:
         return ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
 
     @cached_property
-    def tokenizer(self) -> Any:  # a transformers tokenizer, imported lazily
-        hub_offline()
-        from transformers import AutoTokenizer
+    def tokenizer(self) -> Any:  # a `tokenizers.Tokenizer`, imported lazily
+        """The packaged fast tokenizer, read with the `tokenizers` library itself: transformers' wrapper
+        around the same file would import torch, about 0.3 GB a serving process never needs. The file's own
+        truncation (128) and fixed padding are replaced by the model's length and no padding."""
+        from tokenizers import Tokenizer
 
-        return AutoTokenizer.from_pretrained(str(packaged_model_dir()))
+        tokenizer = Tokenizer.from_file(str(packaged_model_dir() / "tokenizer.json"))
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length=self.max_length)
+        return tokenizer
 
     def encode(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray:
         """Embed texts as float32 rows of unit length."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
-        ids: list[list[int]] = self.tokenizer(
-            list(texts), truncation=True, max_length=self.max_length, return_attention_mask=False
-        )["input_ids"]
+        ids = [encoding.ids for encoding in self.tokenizer.encode_batch(list(texts))]
         order = np.argsort([-len(row) for row in ids], kind="stable")
-        pad = int(self.tokenizer.pad_token_id or 0)
+        pad = PAD_ID
         starts = range(0, len(texts), self.batch_size)
         for start in tqdm(starts, desc="encode", unit="batch", disable=not show_progress):
             rows = order[start : start + self.batch_size]
@@ -303,8 +325,7 @@ class OnnxEncoder:
         for) skips the batching, run at its own length."""
         if len(texts) != 1:
             return self.encode(texts)
-        ids = self.tokenizer(texts[0], truncation=True, max_length=self.max_length)["input_ids"]
-        return self._embed([ids], 0)
+        return self._embed([self.tokenizer.encode(texts[0]).ids], PAD_ID)
 
     def _embed(self, batch: list[list[int]], pad: int) -> np.ndarray:
         width = max(len(row) for row in batch)

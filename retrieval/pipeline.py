@@ -11,7 +11,8 @@ request thread. The others (the dense branch, whose model releases the GIL while
 reads the docstore; the behaviour branches; any branch that does not say) run in the thread pool. The pooled
 branches are submitted first, so they run while the inline ones do, and their deadlines count from the
 submission. A request whose branches are all inline never touches the pool: no hand-off between threads.
-`PipelineConfig(inline=False)` puts every branch in the pool.
+`PipelineConfig(inline=False)` puts every branch in the pool. A pool's threads do not cross a `fork`: a
+process forked from one holding pipelines (`serve --workers`) gives each pipeline a fresh pool of its own.
 
 Deadlines. A pooled branch is waited for until its own deadline at most, then left running and named in
 `degraded`. An inline branch cannot be abandoned half-way: its deadline is checked when it returns, and a
@@ -23,7 +24,9 @@ cost is bounded by their design run inline, never one that may block on I/O, a l
 from __future__ import annotations
 
 import logging
+import os
 import time
+import weakref
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -120,6 +123,17 @@ def _run_inline(source: CandidateSource, query: SearchQuery, limit: int) -> Futu
     return future
 
 
+_OWN_POOLS: weakref.WeakSet[SearchPipeline] = weakref.WeakSet()  # pipelines that made their own pool
+
+
+def _fresh_pools_after_fork() -> None:
+    for pipeline in list(_OWN_POOLS):
+        pipeline.executor = pipeline._new_pool()
+
+
+os.register_at_fork(after_in_child=_fresh_pools_after_fork)
+
+
 class SearchPipeline:
     """Runs the branches of one collection and returns ranked candidates with provenance."""
 
@@ -134,10 +148,13 @@ class SearchPipeline:
         self.sources = list(sources)
         self.scorer = scorer or FusionScorer()
         self.config = config or PipelineConfig()
-        self.executor = executor or ThreadPoolExecutor(
-            max_workers=8 * max(1, len(self.sources)), thread_name_prefix="recall"
-        )
+        self.executor = executor or self._new_pool()
+        if executor is None:
+            _OWN_POOLS.add(self)
         self.fuse = get_fusion(self.config.fusion)
+
+    def _new_pool(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=8 * max(1, len(self.sources)), thread_name_prefix="recall")
 
     def selected(self, query: SearchQuery) -> list[CandidateSource]:
         """The branches this request runs: those asked for (all by default) whose gate opens."""

@@ -87,7 +87,19 @@ class CollectionService:
         if ranker is not None and scorer is None:
             branches = [source.name for source in sources]
             scorer, status = load_scorer(ranker, collection, collection.name, branches, feature_log)
-        return cls(collection, SearchPipeline(sources, scorer=scorer, config=config), status)
+        service = cls(collection, SearchPipeline(sources, scorer=scorer, config=config), status)
+        service.warm_up()
+        return service
+
+    def warm_up(self) -> None:
+        """Run every branch's recall once on the first item's title and build what the first request would
+        build (the compiled BM25 kernels, the id map), so that request does not wait for them and workers
+        forked after loading (`serve --workers`) share them. The scorer is left out: it would log the search
+        and count it in `/readyz`."""
+        collection = self.collection
+        first = collection.docstore.get(collection.ids[0]) if len(collection) else None
+        collection.row_of  # noqa: B018 (a cached property, built here)
+        self.pipeline.recall(self.query((first or {}).get("title") or "warm up", 10), 10)
 
     @property
     def version(self) -> str:

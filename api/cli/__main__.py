@@ -2,5 +2,5 @@
 
 from api.cli import app
 
-if __name__ == "__main__":  # a worker process spawned by `serve --workers` imports this without running it
+if __name__ == "__main__":
     app()

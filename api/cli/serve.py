@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from api.cli.common import fail
 from api.schemas import DEFAULT_MAX_QUERY_CHARS
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from api.reload_broadcast import ReloadBroadcast
+    from api.workers import ServeSettings
+    from retrieval.registry import CollectionRegistry
+
 MAX_QUERY_CHARS_ENV = "SEARCHREC_MAX_QUERY_CHARS"
-# uvicorn replaces a worker that does not answer its supervisor's ping within this many seconds; a worker
-# importing torch and loading models on a busy machine can be slow to answer (uvicorn's default is 5).
-WORKER_HEALTHCHECK_S = 60
 
 
 def register(app: typer.Typer) -> None:
@@ -69,30 +74,48 @@ def serve(
         int | None,
         typer.Option(
             min=1,
-            help="Worker processes, each serving every collection from one shared port "
-            "[default: the usable cores]. 1 serves from this process.",
+            help="Worker processes, forked once the collections have loaded (they share that memory), "
+            "each serving every collection from one shared port [default: the usable cores]. "
+            "1 serves from this process.",
             show_default=False,
         ),
     ] = None,
 ) -> None:
     """Serve indices over HTTP (OpenAPI docs at /docs). The first index is the default collection."""
+    from api.workers import run_directory, threads_per_worker, usable_cores, worker_environment
+
+    workers = workers if workers is not None else usable_cores()
+    if workers == 1:
+        _serve(index, host, port, watch, ranker, feature_log, max_query_chars, query_encoder, workers=1)
+        return
+    with run_directory() as run_dir, worker_environment(run_dir, threads_per_worker(workers)):
+        options = (index, host, port, watch, ranker, feature_log, max_query_chars, query_encoder)
+        _serve(*options, workers, run_dir)
+
+
+def _serve(
+    index: list[str],
+    host: str,
+    port: int,
+    watch: float | None,
+    ranker: list[str] | None,
+    feature_log: Path | None,
+    max_query_chars: int,
+    query_encoder: list[str] | None,
+    workers: int,
+    run_dir: Path | None = None,
+) -> None:
+    """Check the settings, then serve from this process (one worker) or from forked workers. With several,
+    the caller has set the workers' environment (`api.workers.worker_environment`): nothing that reads it
+    is imported before this runs."""
     import uvicorn
 
     from api.app import collection_roots
-    from api.workers import (
-        WORKER_APP,
-        ServeSettings,
-        create_settings_app,
-        run_directory,
-        threads_per_worker,
-        usable_cores,
-        worker_environment,
-    )
+    from api.workers import ServeSettings, serve_workers, threads_per_worker
     from indexer.artifact import ArtifactError
     from indexer.versions import resolve_artifact
     from retrieval.collection import query_kind_of
 
-    workers = workers if workers is not None else usable_cores()
     try:
         roots = collection_roots([_parse(spec) for spec in index])
         for root in roots.values():
@@ -105,27 +128,41 @@ def serve(
             max_query_chars=max_query_chars,
             threads=threads_per_worker(workers),
             query_encoders=_per_collection("--query-encoder", query_encoder or [], list(roots)),
+            run_dir=run_dir,
         )
         for name, choice in settings.query_encoders.items():
             query_kind_of(roots[name], choice)  # a setting that does not fit the build fails here
-        app = create_settings_app(settings)  # checks the settings here, not in each worker
+        app = _app(settings)  # checks the settings before anything loads
     except (ArtifactError, ValueError) as error:
         fail(str(error))
     logging.basicConfig(level=logging.INFO)
     if workers == 1:
         uvicorn.run(app, host=host, port=port)
         return
-    with run_directory() as run_dir:
-        settings = settings.model_copy(update={"run_dir": run_dir})
-        with worker_environment(settings):
-            uvicorn.run(
-                WORKER_APP,
-                factory=True,
-                workers=workers,
-                host=host,
-                port=port,
-                timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
-            )
+    try:
+        serve_workers(settings, partial(_app, settings), workers=workers, host=host, port=port)
+    except (ArtifactError, ValueError, OSError) as error:
+        fail(f"could not start the workers: {error}")
+
+
+def _app(
+    settings: ServeSettings,
+    registry: CollectionRegistry | None = None,
+    broadcast: ReloadBroadcast | None = None,
+) -> FastAPI:
+    """The app `settings` describe, serving `registry` when given (else its lifespan loads the artifacts)."""
+    from api.app import create_app
+
+    return create_app(
+        settings.indexes,
+        registry=registry,
+        watch_interval_s=settings.watch_interval_s,
+        rankers=settings.rankers or None,
+        feature_log=settings.feature_log,
+        max_query_chars=settings.max_query_chars,
+        broadcast=broadcast,
+        query_encoders=settings.query_encoders or None,
+    )
 
 
 def _rankers(specs: list[str], names: list[str]) -> dict[str, Path]:

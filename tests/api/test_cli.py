@@ -8,11 +8,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import api.metrics  # noqa: F401 (see below)
 from api.cli import app
 from api.cli.evaluate import SEARCH_METRICS
 from indexer.artifact import ArtifactError
 from tests.conftest import SCIFACT
 
+# `serve` with several workers (the default on a multi-core machine) sets prometheus_client's multiprocess
+# folder before prometheus_client is first imported, for the workers; these tests run the command in this
+# process, so prometheus_client is imported above, before any of them, and this process stays single-process.
 runner = CliRunner()
 
 
@@ -112,35 +116,32 @@ def test_serve_passes_the_query_limit_from_option_or_environment(
     assert refused.exit_code == 2 and "--max-query-chars" in refused.output
 
 
-def test_serve_hands_workers_their_settings_through_the_environment(
+def test_serve_with_workers_sets_their_environment_before_loading(
     scifact_slice_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import os
 
-    import uvicorn
+    import api.workers
+    from api.workers import MULTIPROC_ENV, ServeSettings
 
-    from api.metrics import MULTIPROC_ENV
-    from api.workers import SETTINGS_ENV, WORKER_APP, ServeSettings
+    calls: list[tuple[ServeSettings, dict, str, str]] = []
 
-    calls: list[tuple[object, dict, ServeSettings, str]] = []
+    def serve_workers(settings: ServeSettings, app_factory: object, **options: object) -> None:
+        calls.append((settings, options, os.environ["OMP_NUM_THREADS"], os.environ[MULTIPROC_ENV]))
 
-    def run(app: object, **options: object) -> None:
-        settings = ServeSettings.model_validate_json(os.environ[SETTINGS_ENV])
-        calls.append((app, options, settings, os.environ["OMP_NUM_THREADS"]))
-
-    monkeypatch.setattr(uvicorn, "run", run)
-    for name in (SETTINGS_ENV, MULTIPROC_ENV, "OMP_NUM_THREADS"):
+    monkeypatch.setattr(api.workers, "serve_workers", serve_workers)
+    for name in (MULTIPROC_ENV, "OMP_NUM_THREADS"):
         monkeypatch.delenv(name, raising=False)
     command = ["serve", "--index", f"sf={scifact_slice_root}", "--workers", "2", "--max-query-chars", "500"]
     assert runner.invoke(app, [*command, "--watch", "2"]).exit_code == 0
-    [(served, options, settings, threads)] = calls
-    assert served == WORKER_APP
-    assert options["factory"] is True and options["workers"] == 2 and options["port"] == 8000
+    [(settings, options, threads, metrics_dir)] = calls
+    assert options == {"workers": 2, "host": "127.0.0.1", "port": 8000}
     assert settings.indexes == {"sf": scifact_slice_root}
     assert (settings.max_query_chars, settings.watch_interval_s) == (500, 2.0)
     assert threads == str(settings.threads) and settings.threads >= 1
-    assert settings.run_dir is not None and not settings.run_dir.exists()  # removed when serving ends
-    assert SETTINGS_ENV not in os.environ and MULTIPROC_ENV not in os.environ
+    assert settings.run_dir is not None and metrics_dir == str(settings.run_dir / "metrics")
+    assert not settings.run_dir.exists()  # removed when serving ends
+    assert MULTIPROC_ENV not in os.environ and "OMP_NUM_THREADS" not in os.environ
     refused = runner.invoke(app, [*command, "--workers", "0"])
     assert refused.exit_code == 2 and "--workers" in refused.output
 

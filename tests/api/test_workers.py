@@ -1,22 +1,21 @@
-"""Worker settings: thread shares, the environment handed to spawned workers and its restoration."""
+"""Worker processes: thread shares, the environment set before loading, and a collection that answers the
+same in a process forked after it loaded (its RocksDB handle, recall pool and encoder renewed there)."""
 
 from __future__ import annotations
 
+import json
 import os
+import select
+import signal
+import time
 from pathlib import Path
 
 import pytest
 
-from api.metrics import MULTIPROC_ENV
-from api.workers import (
-    SETTINGS_ENV,
-    THREAD_ENV,
-    ServeSettings,
-    limit_threads,
-    run_directory,
-    threads_per_worker,
-    worker_environment,
-)
+from api.workers import MULTIPROC_ENV, THREAD_ENV, run_directory, threads_per_worker, worker_environment
+from retrieval.service import CollectionService
+
+CHILD_DEADLINE_S = 300.0  # a bound for a forked search on a busy machine, not a pause
 
 
 def test_each_worker_gets_its_share_of_the_cores_and_at_least_one() -> None:
@@ -28,44 +27,63 @@ def test_each_worker_gets_its_share_of_the_cores_and_at_least_one() -> None:
         threads_per_worker(0, cores=2)
 
 
-def test_worker_environment_carries_the_settings_and_is_restored(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for name in (SETTINGS_ENV, MULTIPROC_ENV, *THREAD_ENV):
+def test_worker_environment_is_set_for_the_block_and_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (MULTIPROC_ENV, *THREAD_ENV):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MKL_NUM_THREADS", "7")  # the user's own setting wins
     with run_directory() as run_dir:
-        settings = ServeSettings(
-            indexes={"scifact": tmp_path}, max_query_chars=500, threads=3, run_dir=run_dir
-        )
-        with worker_environment(settings):
-            assert ServeSettings.model_validate_json(os.environ[SETTINGS_ENV]) == settings
+        with worker_environment(run_dir, threads=3):
             assert os.environ[MULTIPROC_ENV] == str(run_dir / "metrics")
             assert (run_dir / "metrics").is_dir()
             assert os.environ["OMP_NUM_THREADS"] == os.environ["OPENBLAS_NUM_THREADS"] == "3"
             assert os.environ["MKL_NUM_THREADS"] == "7"
-        assert SETTINGS_ENV not in os.environ and MULTIPROC_ENV not in os.environ
+        assert MULTIPROC_ENV not in os.environ
         assert "OMP_NUM_THREADS" not in os.environ and os.environ["MKL_NUM_THREADS"] == "7"
     assert not run_dir.exists()
 
 
-def test_workers_need_a_run_directory(tmp_path: Path) -> None:
-    with (
-        pytest.raises(ValueError, match="run_dir"),
-        worker_environment(ServeSettings(indexes={"a": tmp_path})),
-    ):
-        pass
+def _answer(service: CollectionService, query: str) -> list:
+    answer = service.search(query, k=5)
+    return [[hit.id, round(hit.score, 6), hit.title, hit.branches] for hit in answer.hits]
 
 
-def test_limit_threads_sizes_torch_when_it_is_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
-    import torch
+def _read_until_closed(fd: int, deadline: float) -> bytes:
+    """Everything written to `fd` until the writer closes it or `deadline` passes (then what came)."""
+    data = b""
+    while (left := deadline - time.monotonic()) > 0 and select.select([fd], [], [], left)[0]:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
 
-    for name in THREAD_ENV:
-        monkeypatch.delenv(name, raising=False)
-    before = torch.get_num_threads()
+
+def test_a_forked_process_answers_like_the_one_that_loaded(scifact_slice_root: Path) -> None:
+    """What `serve --workers` relies on: a collection loaded, then a fork that searches with it (docstore
+    reads, the recall thread pool, the query encoder) and answers exactly as the parent does."""
+    service = CollectionService.open(scifact_slice_root)
+    queries = ["regulatory T cells in autoimmunity", "cancer risk"]
+    expected = [_answer(service, q) for q in queries]
+    reading, writing = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: answer, report, and leave without running the parent's exit handlers
+        code = 1
+        try:
+            os.close(reading)
+            with os.fdopen(writing, "w") as out:
+                json.dump([_answer(service, q) for q in queries], out)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(writing)
     try:
-        limit_threads(1)
-        assert torch.get_num_threads() == 1
-        assert all(os.environ[name] == "1" for name in THREAD_ENV)
+        report = _read_until_closed(reading, time.monotonic() + CHILD_DEADLINE_S)
+        forked = json.loads(report or b"null")
     finally:
-        torch.set_num_threads(before)
+        os.close(reading)
+        os.kill(pid, signal.SIGKILL)  # gone already unless it hung
+        _, status = os.waitpid(pid, 0)
+        service.close()
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, "the forked search failed or hung"
+    assert forked == json.loads(json.dumps(expected))
+    assert all(answer for answer in forked)
