@@ -159,7 +159,7 @@ def serve_workers(
     `worker_environment` already set."""
     if settings.run_dir is None:
         raise ValueError("workers need a run_dir (see run_directory) for their metrics and reloads")
-    listening = _listen(host, port)
+    listening = listening_socket(host, port)
     broadcast = ReloadBroadcast(settings.run_dir / "reload")  # the generation the loaded versions are at
     registry = load_for_fork(settings)
     supervisor = os.getpid()
@@ -240,10 +240,17 @@ def _exit_with(supervisor: int) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """The listening socket every worker accepts from (bound before the workers exist)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listening = socket.create_server((host, port), family=family, backlog=2048)
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The listening socket every worker accepts from (bound before the workers exist). Its protocol is
+    IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on connections of such a socket, and without it a
+    keep-alive client waits out the peer's delayed ACK (about 40 ms) on every answer."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+    )[0]
+    listening = socket.socket(family, kind, proto)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listening.bind(address)
+    listening.listen(2048)
     listening.set_inheritable(True)
     return listening
 
