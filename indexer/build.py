@@ -23,6 +23,7 @@ Layout of a version directory (every file is checksummed in ``manifest.json``)::
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -49,6 +50,7 @@ from indexer.ids import IDS_FILE, read_ids, write_ids
 from indexer.inverted import InvertedIndex
 from indexer.items import Item
 from indexer.keywords import write_columns, write_keywords
+from indexer.logged_writes import FoldedWrites, fold_log, with_logged_events
 from indexer.manifests import COLLECTION_KIND
 from indexer.reuse import fingerprint, record_inputs, reuse_part
 from indexer.schemas import ItemSchema
@@ -118,7 +120,9 @@ def build_collection(
     with _stage("read", timings, log):
         source = read_item_input(corpus, config)
         events = read_event_input(behaviour, config) if behaviour is not None else None
+        folded = fold_log(root)
     report = _input_report(source, events, behaviour, config)
+    source, events = _fold(source, events, folded, report)
     config = config.model_copy(update={"items": source.schema})  # the manifest records what was read
     _check_fields(config, source)
     scripts = _auto_scripts(source.items, config)
@@ -161,6 +165,7 @@ def build_collection(
                 "skipped_events": report.skipped_events,
             },
             "n_docs": len(source.items),
+            "writes": folded.summary(),
             "scripts": scripts,
             **parts,
             "seconds": timings,
@@ -237,6 +242,21 @@ def _input_report(
         report.skipped_events = events.skipped_count
         report.messages.append(describe_skipped(behaviour, events.skipped_count, events.skipped))
     return report
+
+
+def _fold(
+    source: ItemInput, events: Events | None, folded: FoldedWrites, report: BuildReport
+) -> tuple[ItemInput, Events | None]:
+    """The inputs with the service's logged writes before the snapshot folded in (`indexer.logged_writes`)."""
+    if not folded.upto:
+        return source, events
+    kept = [item for item in source.items if item.id not in folded.deleted]
+    logged = folded.events()
+    report.messages.append(
+        f"write log: folded {len(logged) if logged is not None else 0} event(s) and "
+        f"{len(source.items) - len(kept)} deleted item(s) logged before offset {folded.upto}"
+    )
+    return dataclasses.replace(source, items=kept), with_logged_events(events, logged)
 
 
 def _report_unknown_items(params: dict, report: BuildReport, log: Callable[[str], None]) -> int:
