@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.errors import install_error_handlers
 from api.metrics import install_metrics
 from api.reload_broadcast import ReloadBroadcast
-from api.routes import admin, collections, operations, recommend, search
+from api.routes import admin, collections, operations, recommend, search, writes
 from api.schemas import DEFAULT_MAX_QUERY_CHARS
 from indexer.encoder import check_query_encoder
 from retrieval.registry import CollectionRegistry, collection_name, service_opener
@@ -81,6 +81,7 @@ def create_app(
             app.state.registry.load()
         if watch_interval_s:
             app.state.registry.watch(watch_interval_s)
+        app.state.registry.follow_writes()
         if broadcast is not None:
             broadcast.start(app.state.registry)
         try:
@@ -106,6 +107,7 @@ def create_app(
     app.include_router(search.router)
     app.include_router(recommend.router)
     app.include_router(collections.router)
+    app.include_router(writes.router)
     app.include_router(operations.router)
     if token:
         app.include_router(admin.router)

@@ -4,7 +4,7 @@ A 422 has FastAPI's shape, so clients written for FastAPI keep working: ``detail
 each with ``type``, ``loc`` (e.g. ``["body", "k"]``), ``msg`` and ``input``. Each also carries ``field``, the
 dotted name of the request value (``k``, ``filters.colour``), and the service's own refusals (a filter on a
 field the collection lacks, an unknown branch or item) come in the same list with type ``value_error``.
-Other errors (404, 500) have a string ``detail``, as FastAPI's `HTTPException` does.
+Other errors (404, 409, 500) have a string ``detail``, as FastAPI's `HTTPException` does.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from api.reload_broadcast import ReloadIncompleteError
-from retrieval.errors import RequestError, UnknownCollectionError, UnknownItemError
+from retrieval.errors import RequestError, UnknownCollectionError, UnknownItemError, WritesUnavailableError
 
 
 def _field(location: Sequence[Any]) -> str:
@@ -48,6 +48,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UnknownItemError)
     async def not_found(_: Request, exc: LookupError) -> JSONResponse:
         return JSONResponse(status_code=404, content={"detail": str(exc.args[0] if exc.args else exc)})
+
+    @app.exception_handler(WritesUnavailableError)
+    async def writes_unavailable(_: Request, exc: WritesUnavailableError) -> JSONResponse:
+        return JSONResponse(status_code=409, content={"detail": str(exc)})
 
     @app.exception_handler(ReloadIncompleteError)
     async def reload_incomplete(_: Request, exc: ReloadIncompleteError) -> JSONResponse:

@@ -185,3 +185,47 @@ class ReloadResult(BaseModel):
         default_factory=list,
         description="With several worker processes: every worker's versions once all have reloaded.",
     )
+
+
+MAX_EVENTS = 1000
+MAX_TIMESTAMP = 10**11  # seconds since the epoch (the year 5138): a millisecond time (13 digits) is refused
+
+
+class EventIn(BaseModel):
+    """One behaviour event, as a build's behaviour log holds it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: str = Field(..., min_length=1, max_length=256, description="Who acted.")
+    item_id: str = Field(..., min_length=1, max_length=1024, description="The item acted on (must exist).")
+    timestamp: int = Field(
+        ...,
+        ge=0,
+        le=MAX_TIMESTAMP,
+        description="When, in seconds since the epoch (UTC), as in the build's log.",
+    )
+    weight: float = Field(
+        1.0, ge=0, allow_inf_nan=False, description="The event's weight (a rating, 1 by default)."
+    )
+
+
+class EventsRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"events": [{"user_id": "u1", "item_id": "4983", "timestamp": 1700000000}]}]
+        },
+    )
+
+    events: list[EventIn] = Field(
+        ..., min_length=1, max_length=MAX_EVENTS, description=f"1 to {MAX_EVENTS} events."
+    )
+
+
+class WriteResponse(BaseModel):
+    """What a write did, once it is on disk and applied."""
+
+    collection: str
+    index_version: str = Field(description="The version the write was applied on top of.")
+    accepted: int = Field(description="Events recorded, or 1 for a delete (0: the item was already gone).")
+    log_offset: int = Field(description="Where the write log ends after this write.")

@@ -33,6 +33,7 @@ from indexer.word2vec import item_vectors, save_vectors, train_item2vec
 
 PARAMS_FILE = "params.json"
 SECONDS_PER_DAY = 86_400.0
+MAX_DOUBLINGS = 1000.0  # an added event far newer than the reference still counts finitely
 
 
 def decayed_popularity(
@@ -116,7 +117,16 @@ def _item2vec(
 
 
 class Behaviour:
-    """Read access to what `write_behaviour` wrote (arrays memory-mapped)."""
+    """Read access to what `write_behaviour` wrote (arrays memory-mapped), plus the events added since the
+    build (`add_events`: the service's real-time writes), which histories and popularity include.
+
+    Added events live in this process's memory. A history merges them with the built events by time (an
+    event as old as a built one comes after it). Popularity adds each one as the build would have, decayed
+    to the build's reference time (``w * 0.5 ** ((t_ref - t) / half_life)``, above ``w`` for an event newer
+    than the reference), so built and added events stay on one scale; the item2vec vectors, raw `counts` and
+    the co-visitation statistics the branches derive from the built events are not updated until the next
+    build.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
@@ -129,6 +139,10 @@ class Behaviour:
         self.item_vectors: np.ndarray | None = np.load(vectors, mmap_mode="r") if vectors.is_file() else None
         known = self.directory / "item2vec" / "known.npy"
         self.item_known: np.ndarray | None = np.load(known, mmap_mode="r") if known.is_file() else None
+        self._added: dict[
+            str, list[tuple[int, int, float]]
+        ] = {}  # user -> (row, timestamp, weight), added order
+        self.added_events = 0
 
     def _array(self, name: str) -> np.ndarray:
         return np.load(self.directory / f"{name}.npy", mmap_mode="r")
@@ -138,12 +152,40 @@ class Behaviour:
         return {user: i for i, user in enumerate(self.users)}
 
     def __contains__(self, user_id: object) -> bool:
-        return user_id in self._user_index
+        return user_id in self._user_index or user_id in self._added
 
     def history(self, user_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(item rows, timestamps, weights) of the user's events, oldest first; empty for an unknown user."""
+        """(item rows, timestamps, weights) of the user's events, oldest first (ties: built events first,
+        then added ones in the order they came); empty for an unknown user."""
         u = self._user_index.get(user_id)
         if u is None:
-            return np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, np.float32)
-        s, e = int(self.indptr[u]), int(self.indptr[u + 1])
-        return np.asarray(self.rows[s:e]), np.asarray(self.timestamps[s:e]), np.asarray(self.weights[s:e])
+            rows, times, weights = np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, np.float32)
+        else:
+            s, e = int(self.indptr[u]), int(self.indptr[u + 1])
+            rows, times = np.asarray(self.rows[s:e]), np.asarray(self.timestamps[s:e])
+            weights = np.asarray(self.weights[s:e])
+        added = self._added.get(user_id)
+        if not added:
+            return rows, times, weights
+        rows = np.concatenate([rows, np.array([a[0] for a in added], dtype=np.int32)])
+        times = np.concatenate([times, np.array([a[1] for a in added], dtype=np.int64)])
+        weights = np.concatenate([weights, np.array([a[2] for a in added], dtype=np.float32)])
+        order = np.argsort(times, kind="stable")
+        return rows[order], times[order], weights[order]
+
+    def add_events(
+        self, users: list[str], rows: list[int], timestamps: list[int], weights: list[float]
+    ) -> None:
+        """Add events after the build: each user's history and the items' popularity include them."""
+        if not users:
+            return
+        if not self.popularity.flags.writeable:  # the first added event: a private copy to add into
+            self.popularity = np.array(self.popularity, dtype=np.float64)
+        reference = self.params.get("reference_time")
+        half_life_s = float(self.params["half_life_days"]) * SECONDS_PER_DAY
+        weighted = bool(self.params.get("weighted_popularity"))
+        for user, row, timestamp, weight in zip(users, rows, timestamps, weights, strict=True):
+            self._added.setdefault(user, []).append((int(row), int(timestamp), float(weight)))
+            halvings = 0.0 if reference is None else (reference - timestamp) / half_life_s
+            self.popularity[row] += (weight if weighted else 1.0) * 2.0 ** min(-halvings, MAX_DOUBLINGS)
+        self.added_events += len(users)

@@ -57,6 +57,7 @@ class Collection:
     columns: dict[str, np.ndarray] = field(default_factory=dict)
     behaviour: Behaviour | None = None
     text_vectors: TextVectors | None = None
+    alive: np.ndarray | None = None  # False for rows deleted since the build (`retrieval.live_writes`)
 
     @classmethod
     def load(
@@ -150,6 +151,18 @@ class Collection:
         if self.behaviour is not None:
             return self.behaviour.popularity
         return self.columns.get("popularity")
+
+    def is_deleted(self, row: int) -> bool:
+        return self.alive is not None and not self.alive[row]
+
+    def delete_row(self, row: int) -> None:
+        """Leave `row` out of every answer from now on (a delete written after the build)."""
+        if self.alive is None:
+            alive = np.ones(len(self.ids), dtype=bool)
+            alive[row] = False
+            self.alive = alive
+        else:
+            self.alive[row] = False
 
     def close(self) -> None:
         self.docstore.close()

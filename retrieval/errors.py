@@ -21,3 +21,7 @@ class UnknownItemError(LookupError):
 
 class UnknownCollectionError(LookupError):
     """A collection name the service does not serve."""
+
+
+class WritesUnavailableError(RuntimeError):
+    """The collection takes no writes as it is served (409)."""

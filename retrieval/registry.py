@@ -26,6 +26,7 @@ from retrieval.service import CollectionService
 log = logging.getLogger(__name__)
 
 RETIRE_AFTER_S = 60.0
+FOLLOW_WRITES_S = 0.05  # how often each process looks for writes other processes logged
 
 
 def collection_name(root: Path) -> str:
@@ -88,6 +89,7 @@ class CollectionRegistry:
         self._reload_lock = threading.Lock()  # reads of _services stay lock-free
         self._services: dict[str, CollectionService] = {}
         self._watcher: threading.Thread | None = None
+        self._follower: threading.Thread | None = None
         self._stop = threading.Event()
 
     def load(self) -> None:
@@ -128,6 +130,7 @@ class CollectionRegistry:
                     continue
                 fresh = self._open(root, each, old)
                 self._services[each] = fresh
+                fresh.live.catch_up()  # writes the old version took while the new one loaded
                 self._retire(old)
             switched.append(
                 Reloaded(each, old.version, fresh.version, old.ranker.version, fresh.ranker.version)
@@ -155,6 +158,22 @@ class CollectionRegistry:
 
         self._watcher = threading.Thread(target=loop, name="reload-watcher", daemon=True)
         self._watcher.start()
+
+    def follow_writes(self, interval_s: float = FOLLOW_WRITES_S) -> None:
+        """Apply the writes other processes log (the other workers of a `serve`) in a background thread that
+        checks each log's end every `interval_s` seconds."""
+
+        def loop() -> None:
+            while not self._stop.wait(interval_s):
+                for name, service in self.items():
+                    try:
+                        if service.live.pending():
+                            service.live.catch_up()
+                    except Exception:  # a damaged log must not stop the service answering
+                        log.exception("collection %s: applying logged writes failed", name)
+
+        self._follower = threading.Thread(target=loop, name="write-follower", daemon=True)
+        self._follower.start()
 
     def close(self) -> None:
         self._stop.set()

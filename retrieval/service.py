@@ -17,6 +17,7 @@ from retrieval.branches import all_sources
 from retrieval.candidates import SearchQuery
 from retrieval.collection import Collection
 from retrieval.errors import RequestError, UnknownItemError
+from retrieval.live_writes import LiveWrites
 from retrieval.pipeline import PipelineConfig, SearchOutcome, SearchPipeline
 from retrieval.ranker_status import RankerStatus, load_scorer
 
@@ -58,6 +59,7 @@ class CollectionService:
         self.collection = collection
         self.pipeline = pipeline
         self.ranker = ranker or RankerStatus(pipeline.scorer.name, pipeline.scorer.version)
+        self.live = LiveWrites(collection, None, 0)  # `open` gives it the root's write log
 
     @classmethod
     def open(
@@ -88,6 +90,7 @@ class CollectionService:
             branches = [source.name for source in sources]
             scorer, status = load_scorer(ranker, collection, collection.name, branches, feature_log)
         service = cls(collection, SearchPipeline(sources, scorer=scorer, config=config), status)
+        service.live = LiveWrites.open(collection, root)
         service.warm_up()
         return service
 
@@ -108,7 +111,7 @@ class CollectionService:
     def row(self, item_id: str) -> int:
         """The internal row of `item_id`; UnknownItemError when the collection does not hold it."""
         row = self.collection.row_of.get(item_id)
-        if row is None:
+        if row is None or self.collection.is_deleted(row):
             raise UnknownItemError(self.collection.name, item_id)
         return row
 
@@ -159,6 +162,9 @@ class CollectionService:
             lats, lons = self.collection.numeric("lat"), self.collection.numeric("lon")
             part = haversine_km(location[0], location[1], lats, lons) <= radius_km
             mask = part if mask is None else mask & part
+        alive = self.collection.alive
+        if alive is not None:  # items deleted since the build
+            mask = alive.copy() if mask is None else mask & alive
         return mask
 
     def recommendation(
@@ -175,7 +181,8 @@ class CollectionService:
         """A query without text, for behaviour, location and popularity recall. An id in `items` the
         collection does not hold is a `RequestError` naming `items` (a bad request value, not a missing
         resource)."""
-        unknown = [item_id for item_id in items or [] if item_id not in self.collection.row_of]
+        row_of = self.collection.row_of
+        unknown = [i for i in items or [] if i not in row_of or self.collection.is_deleted(row_of[i])]
         if unknown:
             raise RequestError(
                 "items", f"unknown item id(s) {unknown[:5]} in collection {self.collection.name!r}"
@@ -249,7 +256,10 @@ class CollectionService:
         start = time.perf_counter()
         row = self.row(item_id)
         vector = self.collection.vectors.reconstruct(np.array([row]))
-        rows, scores = self.collection.vectors.search(vector, min(k + 1, len(self.collection)))
+        alive = self.collection.alive
+        rows, scores = self.collection.vectors.search(
+            vector, min(k + 1, len(self.collection)), allowed=None if alive is None else alive.copy()
+        )
         pairs = [
             (r, s) for r, s in zip(rows[0].tolist(), scores[0].tolist(), strict=True) if r >= 0 and r != row
         ]

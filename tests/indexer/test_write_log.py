@@ -3,6 +3,7 @@ elsewhere is refused, segments roll at a snapshot, and processes append to one l
 
 from __future__ import annotations
 
+import itertools
 import logging
 import multiprocessing
 from pathlib import Path
@@ -113,4 +114,4 @@ def test_processes_appending_at_once_lose_nothing(tmp_path: Path) -> None:
     ]
     for writer in range(3):  # each writer's records in the order it wrote them
         assert [r.payload["i"] for r in records if r.payload["writer"] == writer] == list(range(50))
-    assert all(a.end == b.offset for a, b in zip(records, records[1:], strict=False))
+    assert all(a.end == b.offset for a, b in itertools.pairwise(records))

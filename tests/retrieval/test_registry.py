@@ -21,12 +21,24 @@ class StubRanker:
         return False
 
 
+class StubLive:
+    """A version that never has logged writes to apply."""
+
+    def catch_up(self) -> int:
+        return 0
+
+    def pending(self) -> bool:
+        return False
+
+
 @dataclass
 class StubService:
-    """What the registry reads of a `CollectionService`: its version, its ranker's status, close."""
+    """What the registry reads of a `CollectionService`: its version, its ranker's status, its writes,
+    close."""
 
     version: str
     ranker: StubRanker = field(default_factory=StubRanker)
+    live: StubLive = field(default_factory=StubLive)
 
     def close(self) -> None:
         pass
