@@ -5,7 +5,7 @@ test queries. Each encoder runs in a process of its own (a second model's thread
 take the cores from the first), and the processes alternate in rounds (A B C, C B A, ...) so that a change
 in the machine's load falls on each alike. Encoders:
 
-- ``torch``: all-MiniLM-L6-v2 in fp32 through sentence-transformers (`indexer.encoders.Encoder`);
+- ``torch``: all-MiniLM-L6-v2 in fp32 through sentence-transformers (`indexer.encoders.torch.Encoder`);
 - ``onnx-int8, default session``: the int8 export with onnxruntime's default session options (what the
   service used before its session was tuned);
 - ``onnx-int8``: the same model with `indexer.encoders.onnx_int8.session_options`, as the service runs it.
@@ -43,8 +43,8 @@ WARM_UP = 10
 
 def make(name: str) -> Any:
     sys.path.insert(0, str(ROOT))
-    from indexer.encoders import Encoder
     from indexer.encoders.onnx_int8 import OnnxEncoder
+    from indexer.encoders.torch import Encoder
 
     if name == TORCH:
         return Encoder()

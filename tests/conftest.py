@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from indexer.encoders import Encoder
+from indexer.encoders.torch import Encoder
 
 if TYPE_CHECKING:
     from indexer.encoders.onnx_int8 import OnnxEncoder

@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from indexer.encoders import (
+from indexer.encoders.base import (
     MODEL_NAME,
     ONNX_INT8,
     hub_offline,
@@ -61,6 +61,7 @@ from indexer.encoders import (
     packaged_dim,
     packaged_model_dir,
 )
+from indexer.encoders.onnx_nbits import to_nbits
 
 ONNX_NAME = f"{MODEL_NAME}-{ONNX_INT8}"
 PAD_ID = 0  # [PAD] in the packaged vocabulary
@@ -112,8 +113,6 @@ def _export_lock(onnx_dir: Path) -> Iterator[None]:
 def _export_int8(model_dir: Path, path: Path) -> None:
     from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from indexer.encoders.onnx_nbits import to_nbits
 
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".export-") as tmp:
         fp32, linear, int8 = (Path(tmp) / f"{name}.onnx" for name in ("fp32", "linear8", "int8"))

@@ -21,7 +21,7 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
-from indexer.encoders import TextEncoder
+from indexer.encoders.base import TextEncoder
 
 QUERY_CACHE_SIZE = 4096
 K = TypeVar("K", bound=Hashable)
