@@ -15,7 +15,7 @@ from api.metrics import install_metrics
 from api.reload_broadcast import ReloadBroadcast
 from api.routes import admin, collections, operations, recommend, search, writes
 from api.schemas import DEFAULT_MAX_QUERY_CHARS
-from indexer.encoder import check_query_encoder
+from indexer.encoders import check_query_encoder
 from retrieval.registry import CollectionRegistry, collection_name, service_opener
 
 
@@ -55,7 +55,7 @@ def create_app(
     the fusion order); `feature_log`: where the rankers log the features of each request they score;
     `max_query_chars`: the longest `/search` query accepted (longer ones get a 422 naming `query`);
     `broadcast`: with several worker processes, how a reload one worker is asked for reaches the others;
-    `query_encoders`: collection name -> which encoder embeds its queries (`indexer.encoder.QUERY_ENCODERS`;
+    `query_encoders`: collection name -> which encoder embeds its queries (`indexer.encoders.QUERY_ENCODERS`;
     a collection not named gets ``auto``: ONNX int8 for a MiniLM collection).
     """
     if isinstance(max_query_chars, bool) or not isinstance(max_query_chars, int) or max_query_chars < 1:

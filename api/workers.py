@@ -13,10 +13,10 @@ reload live in each worker's own memory until the next `serve`.
 
 What must not cross a fork is renewed in the child by the module that owns it (`os.register_at_fork`):
 RocksDB handles (`indexer.docstore`), the recall thread pools (`retrieval.pipeline`) and multi-threaded
-ONNX sessions (`indexer.onnx_encoder`). Threads that follow reloads and watch roots start in each worker's
-lifespan, after the fork. OpenMP (LightGBM, faiss, the E5 encoder) keeps a thread pool that a child cannot
-use either, so the supervisor loads with every OpenMP and BLAS pool held to one thread (threadpoolctl),
-which starts none, and restores the workers' share before forking.
+ONNX sessions (`indexer.encoders.onnx_int8`). Threads that follow reloads and watch roots start in each
+worker's lifespan, after the fork. OpenMP (LightGBM, faiss, the E5 encoder) keeps a thread pool that a child
+cannot use either, so the supervisor loads with every OpenMP and BLAS pool held to one thread
+(threadpoolctl), which starts none, and restores the workers' share before forking.
 
 Before anything loads, the serve command sets what the libraries read when they load (`worker_environment`):
 `PROMETHEUS_MULTIPROC_DIR` (the run's metrics folder, so `/metrics` sums every worker, see `api.metrics`)

@@ -34,9 +34,9 @@ from machine import cpu_model, load_average, usable_cores
 
 from indexer.build import build_collection
 from indexer.config import BuildConfig
-from indexer.embedding_cache import CachedEncoder
-from indexer.encoder import index_cache_dir, make_encoder
-from indexer.onnx_encoder import OnnxEncoder, export_int8
+from indexer.encoders import index_cache_dir, make_encoder
+from indexer.encoders.embedding_cache import CachedEncoder
+from indexer.encoders.onnx_int8 import OnnxEncoder, export_int8
 
 SCIFACT = Path(__file__).resolve().parents[1] / "data" / "scifact"
 

@@ -5,10 +5,10 @@ test queries. Each encoder runs in a process of its own (a second model's thread
 take the cores from the first), and the processes alternate in rounds (A B C, C B A, ...) so that a change
 in the machine's load falls on each alike. Encoders:
 
-- ``torch``: all-MiniLM-L6-v2 in fp32 through sentence-transformers (`indexer.encoder.Encoder`);
+- ``torch``: all-MiniLM-L6-v2 in fp32 through sentence-transformers (`indexer.encoders.torch.Encoder`);
 - ``onnx-int8, default session``: the int8 export with onnxruntime's default session options (what the
   service used before its session was tuned);
-- ``onnx-int8``: the same model with `indexer.onnx_encoder.session_options`, as the service runs it.
+- ``onnx-int8``: the same model with `indexer.encoders.onnx_int8.session_options`, as the service runs it.
 
 ``--threads N`` sets OMP_NUM_THREADS=N for every process (torch and the ONNX encoder follow it, as in a
 ``serve --workers`` worker); 0 (the default) leaves the libraries their own defaults, as ``--workers 1``.
@@ -43,8 +43,8 @@ WARM_UP = 10
 
 def make(name: str) -> Any:
     sys.path.insert(0, str(ROOT))
-    from indexer.encoder import Encoder
-    from indexer.onnx_encoder import OnnxEncoder
+    from indexer.encoders.onnx_int8 import OnnxEncoder
+    from indexer.encoders.torch import Encoder
 
     if name == TORCH:
         return Encoder()
@@ -52,7 +52,7 @@ def make(name: str) -> Any:
     if name == UNTUNED:
         import onnxruntime as ort
 
-        from indexer.onnx_encoder import session_threads
+        from indexer.encoders.onnx_int8 import session_threads
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = session_threads(0)

@@ -38,7 +38,7 @@ from pydantic import BaseModel, Field
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from indexer.encoder import hub_offline, packaged_model_dir
+from indexer.encoders.base import hub_offline, packaged_model_dir
 
 MAXLENGTH = 256
 INDEX = "index"

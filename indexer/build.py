@@ -42,8 +42,8 @@ from indexer.behaviour import write_behaviour
 from indexer.config import BuildConfig, FieldConfig
 from indexer.crash_points import crash_point
 from indexer.docstore import DocStore
-from indexer.encoder import TextEncoder, index_cache_dir, make_encoder
 from indexer.encoder_choice import AUTO, EncoderChoice, choose_encoder
+from indexer.encoders import TextEncoder, index_cache_dir, make_encoder
 from indexer.events import Events
 from indexer.fields import Bm25Field, FieldedBm25
 from indexer.ids import IDS_FILE, read_ids, write_ids

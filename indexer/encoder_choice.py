@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from indexer.e5_encoder import unavailable_reason
-from indexer.encoder import E5_MULTILINGUAL, MODEL_NAME, TORCH, check_encoder_kind
+from indexer.encoders import E5_MULTILINGUAL, MODEL_NAME, TORCH, check_encoder_kind
+from indexer.encoders.e5_multilingual import unavailable_reason
 from indexer.schemas import AUTO
 
 __all__ = ["AUTO", "LATIN_AT_LEAST", "EncoderChoice", "choose_encoder"]

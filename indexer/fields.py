@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from indexer.analysis import make_analyzer
+from indexer.encoders.query_cache import QUERY_CACHE_SIZE, LruCache, text_key
 from indexer.inverted import InvertedIndex
 from indexer.inverted.topk import EMPTY_ROWS, EMPTY_SCORES, top_k
-from indexer.query_cache import QUERY_CACHE_SIZE, LruCache, text_key
 
 FIELDS_FILE = "fields.json"
 QueryTerms = dict[str, list[str]]  # analyzer name -> query tokens

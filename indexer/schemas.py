@@ -119,7 +119,7 @@ ITEM2VEC_PARAMS = Word2VecParams(vector_size=64, window=10, min_count=1, epochs=
 
 # ---------------------------------------------------------------------------------------------- encoders
 AUTO = "auto"
-# The kinds `indexer.encoder.make_encoder` builds (its `ENCODERS` keys; a test keeps the two equal).
+# The kinds `indexer.encoders.make_encoder` builds (its `ENCODERS` keys; a test keeps the two equal).
 ENCODER_KINDS = ("torch", "onnx-int8", "e5-multilingual")
 
 

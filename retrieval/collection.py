@@ -24,7 +24,7 @@ from indexer.artifact import read_manifest
 from indexer.behaviour import Behaviour
 from indexer.build import COLLECTION_KIND, read_ids
 from indexer.docstore import DocStore
-from indexer.encoder import (
+from indexer.encoders import (
     AUTO,
     TextEncoder,
     check_encoder_kind,
@@ -32,9 +32,9 @@ from indexer.encoder import (
     make_query_encoder,
     query_encoder_kind,
 )
+from indexer.encoders.query_cache import QueryCachedEncoder
 from indexer.fields import FieldedBm25, QueryTerms
 from indexer.keywords import Keywords, load_columns
-from indexer.query_cache import QueryCachedEncoder
 from indexer.text_vectors import TextVectors
 from indexer.versions import resolve_artifact
 
@@ -70,7 +70,7 @@ class Collection:
     ) -> Collection:
         """Load the current version of `root` (or a version directory), verifying every checksum.
 
-        Queries are embedded by the kind `query_encoder` picks (`indexer.encoder.query_encoder_kind`) for
+        Queries are embedded by the kind `query_encoder` picks (`indexer.encoders.query_encoder_kind`) for
         the kind the manifest records as used (`params.encoder.kind`, what a build's ``auto`` resolved to):
         with ``auto``, ONNX int8 for a MiniLM collection, or the build's own kind should the ONNX model fail
         to load. `encoder` is reused when it is of the kind picked."""

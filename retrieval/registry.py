@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from indexer.artifact import MANIFEST
-from indexer.encoder import AUTO
+from indexer.encoders import AUTO
 from indexer.manifests import read_collection_params
 from indexer.versions import VersionStore, resolve_artifact
 from retrieval.errors import UnknownCollectionError

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.encoder import AUTO, TextEncoder
+from indexer.encoders import AUTO, TextEncoder
 from indexer.geo import haversine_km
 from ranker.scoring import Scorer
 from retrieval.branches import all_sources
@@ -80,7 +80,7 @@ class CollectionService:
         serve (unreadable, or features the collection cannot compute) is refused here, with the reason in
         `service.ranker.error`, and the fusion order serves instead. `feature_log`: a JSON-lines file the
         ranker appends each scored request's features to. `query_encoder`: which kind embeds the queries
-        (`indexer.encoder.QUERY_ENCODERS`; ``auto``: ONNX int8 for a MiniLM collection).
+        (`indexer.encoders.QUERY_ENCODERS`; ``auto``: ONNX int8 for a MiniLM collection).
         """
         collection = Collection.load(root, name=name, encoder=encoder, query_encoder=query_encoder)
         collection.encoder.warm_up()  # load the model now, not in the first request

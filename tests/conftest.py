@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from indexer.encoder import Encoder
+from indexer.encoders.torch import Encoder
 
 if TYPE_CHECKING:
-    from indexer.onnx_encoder import OnnxEncoder
+    from indexer.encoders.onnx_int8 import OnnxEncoder
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 SCIFACT = DATA / "scifact"
@@ -44,7 +44,7 @@ def encoder() -> Encoder:
 def onnx_dir(user_cache: Path) -> Path:
     """The session's user cache of ONNX exports, holding the int8 MiniLM export: the one the services in
     these tests embed queries with."""
-    from indexer.onnx_encoder import default_onnx_dir, export_int8
+    from indexer.encoders.onnx_int8 import default_onnx_dir, export_int8
 
     export_int8(default_onnx_dir())  # measured 7 s (2 shared cores): export, quantise
     return default_onnx_dir()
@@ -52,7 +52,7 @@ def onnx_dir(user_cache: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def onnx_encoder(onnx_dir: Path) -> OnnxEncoder:
-    from indexer.onnx_encoder import OnnxEncoder
+    from indexer.encoders.onnx_int8 import OnnxEncoder
 
     return OnnxEncoder(batch_size=16, onnx_dir=onnx_dir)
 
@@ -71,7 +71,7 @@ def scifact_slice_root(
     """Index root holding one published build of the first 200 SciFact documents."""
     from indexer.build import build_collection
     from indexer.config import BuildConfig
-    from indexer.embedding_cache import CachedEncoder
+    from indexer.encoders.embedding_cache import CachedEncoder
 
     root = tmp_path_factory.mktemp("scifact-slice")
     cached = CachedEncoder(encoder, slice_embeddings)
@@ -85,7 +85,7 @@ def xquad_slice_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (so `auto` picks the encoder: e5-multilingual, which needs AVX2)."""
     from indexer.build import build_collection
     from indexer.config import BuildConfig
-    from indexer.e5_encoder import unavailable_reason
+    from indexer.encoders.e5_multilingual import unavailable_reason
 
     problem = unavailable_reason()
     if problem is not None:

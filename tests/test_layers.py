@@ -14,12 +14,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ("indexer", "ranker", "retrieval", "jobs", "api")  # bottom to top
-# Cycles waiting for issue 12's item 2 (the encoders as a package): the encoder registry imports its
-# backends inside functions and they import it back. These files are being changed elsewhere; when the
-# cycle goes, this test fails until the entry goes too.
-KNOWN_CYCLES = [
-    {"indexer.e5_encoder", "indexer.embedding_cache", "indexer.encoder", "indexer.onnx_encoder"},
-]
 
 
 def _modules() -> dict[str, Path]:
@@ -101,11 +95,8 @@ def test_imports_never_go_up_a_layer() -> None:
 
 
 def test_no_import_cycles() -> None:
-    cycles = _cycles(_graph())
-    unexpected = [sorted(c) for c in cycles if c not in KNOWN_CYCLES]
-    assert not unexpected, f"modules that import each other: {unexpected}"
-    gone = [sorted(c) for c in KNOWN_CYCLES if c not in cycles]
-    assert not gone, f"these cycles are gone: remove them from KNOWN_CYCLES: {gone}"
+    cycles = [sorted(c) for c in _cycles(_graph())]
+    assert not cycles, f"modules that import each other: {cycles}"
 
 
 def test_the_check_sees_a_cycle_and_an_upward_import() -> None:

@@ -32,7 +32,7 @@ class FeatureCollection(Protocol):
     inverted: Any  # indexer.fields.FieldedBm25: query_terms, score_rows, fields
     vectors: Any  # indexer.ann.VectorIndex over transformer embeddings
     docstore: Any  # indexer.docstore.DocStore: get_many
-    encoder: Any  # indexer.encoder.TextEncoder: encode_queries(texts) -> unit float32 rows
+    encoder: Any  # indexer.encoders.TextEncoder: encode_queries(texts) -> unit float32 rows
     text_vectors: Any  # indexer.text_vectors.TextVectors | None
     behaviour: Any  # indexer.behaviour.Behaviour | None
     keywords: Any  # indexer.keywords.Keywords

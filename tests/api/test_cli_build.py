@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 import indexer.build
 from api.app import create_app
 from api.cli import app
-from indexer.encoder import Encoder
+from indexer.encoders.torch import Encoder
 from indexer.versions import VersionStore
 from retrieval.collection import Collection
 from tests.indexer.test_build_inputs import COLUMN_MAP, ITEMS, SHOPS, write_items

@@ -25,8 +25,8 @@ import pytest
 
 from indexer.build import build_collection
 from indexer.config import BuildConfig
-from indexer.embedding_cache import CachedEncoder
-from indexer.encoder import Encoder
+from indexer.encoders.embedding_cache import CachedEncoder
+from indexer.encoders.torch import Encoder
 from indexer.versions import VersionStore
 from tests.conftest import SCIFACT, SLICE_DOCS
 

@@ -10,7 +10,7 @@ import pytest
 from indexer.behaviour import decayed_popularity
 from indexer.build import BuildReport, build_collection
 from indexer.config import BehaviourConfig, BuildConfig, apply_column_map
-from indexer.encoder import Encoder
+from indexer.encoders.torch import Encoder
 from indexer.rows import BadRowsError
 from retrieval.collection import Collection
 from tests.indexer.test_build_inputs import COLUMN_MAP, ITEMS, write_items

@@ -12,7 +12,7 @@ import pytest
 from indexer.analysis import make_analyzer
 from indexer.build import build_collection
 from indexer.config import BuildConfig, FieldConfig, apply_column_map
-from indexer.encoder import Encoder
+from indexer.encoders.torch import Encoder
 from indexer.fields import MAX_QUERY_TERMS, Bm25Field, FieldedBm25, prune_terms
 from indexer.inverted import InvertedIndex
 from retrieval.collection import Collection

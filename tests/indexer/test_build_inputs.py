@@ -15,7 +15,7 @@ import pytest
 from indexer.analysis import make_analyzer
 from indexer.build import BuildReport, build_collection
 from indexer.config import BuildConfig, apply_column_map
-from indexer.encoder import Encoder
+from indexer.encoders.torch import Encoder
 from indexer.rows import BadRowsError
 from retrieval.collection import Collection
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from indexer.artifact import read_manifest
 from indexer.crash_points import CRASH_AT_ENV
-from indexer.encoder import Encoder
+from indexer.encoders.torch import Encoder
 from indexer.versions import RETIRED_PREFIX, STAGING_PREFIX, VersionStore
 from retrieval.collection import Collection
 

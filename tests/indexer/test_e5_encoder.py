@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.e5_encoder import E5_DIM, E5_NAME, MAX_TOKENS, E5Encoder, unavailable_reason
-from indexer.embedding_cache import CachedEncoder
-from indexer.encoder import E5_MULTILINGUAL, Encoder, make_encoder
+from indexer.encoders import E5_MULTILINGUAL, make_encoder
+from indexer.encoders.e5_multilingual import E5_DIM, E5_NAME, MAX_TOKENS, E5Encoder, unavailable_reason
+from indexer.encoders.embedding_cache import CachedEncoder
+from indexer.encoders.torch import Encoder
 
 pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
 

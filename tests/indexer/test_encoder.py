@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.embedding_cache import CachedEncoder, EmbeddingCache, text_digest
-from indexer.encoder import ENCODERS, MODEL_NAME, Encoder, make_encoder
-from indexer.onnx_encoder import ONNX_NAME, OnnxEncoder, export_int8, session_options, session_threads
+from indexer.encoders import ENCODERS, MODEL_NAME, make_encoder
+from indexer.encoders.embedding_cache import CachedEncoder, EmbeddingCache, text_digest
+from indexer.encoders.onnx_int8 import ONNX_NAME, OnnxEncoder, export_int8, session_options, session_threads
+from indexer.encoders.torch import Encoder
 from tests.conftest import SCIFACT
 
 DIM = 8

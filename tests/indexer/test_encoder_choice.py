@@ -11,8 +11,8 @@ import pytest
 from indexer import encoder_choice
 from indexer.build import build_collection, encoder_for
 from indexer.config import BuildConfig
-from indexer.encoder import ENCODERS
 from indexer.encoder_choice import AUTO, choose_encoder
+from indexer.encoders import ENCODERS
 from indexer.schemas import ENCODER_KINDS
 from retrieval.collection import Collection
 from tests.conftest import SCIFACT, XQUAD_SLICE_DOCS
@@ -37,7 +37,7 @@ def test_the_configuration_names_every_encoder_kind_and_no_other() -> None:
 def test_reading_a_configuration_loads_no_encoder_reader_or_gensim() -> None:
     code = (
         "import sys, indexer.config; "
-        "heavy = ('indexer.encoder', 'indexer.items', 'indexer.word2vec', 'pyarrow', 'gensim', 'torch'); "
+        "heavy = ('indexer.encoders', 'indexer.items', 'indexer.word2vec', 'pyarrow', 'gensim', 'torch'); "
         "print([m for m in heavy if m in sys.modules])"
     )
     loaded = subprocess.run(

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.onnx_nbits import to_nbits
+from indexer.encoders.onnx_nbits import to_nbits
 
 
 def _graph(path: Path, weights: dict[str, np.ndarray]) -> None:

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from indexer.analysis import make_analyzer
+from indexer.encoders.onnx_int8 import OnnxEncoder
+from indexer.encoders.query_cache import LruCache, QueryCachedEncoder
 from indexer.fields import Bm25Field, FieldedBm25
 from indexer.inverted import InvertedIndex
-from indexer.onnx_encoder import OnnxEncoder
-from indexer.query_cache import LruCache, QueryCachedEncoder
 from tests.indexer.test_encoder import CountingEncoder, scifact_queries
 
 

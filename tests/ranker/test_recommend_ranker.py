@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
-from indexer.encoder import Encoder
+from indexer.encoders.torch import Encoder
 from indexer.versions import resolve_artifact
 from ranker.artifact import read_ranker
 from ranker.features import FeatureExtractor, read_feature_log

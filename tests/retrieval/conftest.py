@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from indexer.encoder import Encoder
+from indexer.encoders.torch import Encoder
 
 # Two towns named Springfield, far apart; shops clustered around each.
 SPRINGFIELD_IL = (39.80, -89.64)

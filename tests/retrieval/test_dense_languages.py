@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from indexer.encoder import Encoder
+from indexer.encoders.torch import Encoder
 from retrieval.candidates import SearchQuery
 from retrieval.collection import Collection
 from retrieval.sources import DenseSource

@@ -15,7 +15,7 @@ import pytest
 
 from indexer.build import build_collection
 from indexer.config import BuildConfig
-from indexer.encoder import Encoder
+from indexer.encoders.torch import Encoder
 from retrieval.service import CollectionService
 
 WANTED = ("Springfield", "Beijing", "Nanjing", "Tokyo", "Kyoto", "Shanghai", "Boston", "Chicago")

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from indexer.encoder import ONNX_INT8, query_encoder_kind
-from indexer.onnx_encoder import OnnxEncoder
+from indexer.encoders import ONNX_INT8, query_encoder_kind
+from indexer.encoders.onnx_int8 import OnnxEncoder
 from retrieval.candidates import SearchQuery
 from retrieval.collection import Collection
 from retrieval.service import CollectionService

@@ -24,7 +24,7 @@ import numpy as np
 from rocksdict import BlockBasedOptions, DBCompressionType, Options, Rdict, WriteBatch
 from tqdm import tqdm
 
-from indexer.encoder import TextEncoder
+from indexer.encoders.base import TextEncoder
 
 SEPARATOR = b"\x00"
 

