@@ -66,6 +66,16 @@ def _read_until_closed(fd: int, deadline: float) -> bytes:
     return data
 
 
+def _exit_status(pid: int, deadline: float) -> int:
+    """The child's wait status once it exits, or -1 if it has not by `deadline`."""
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        time.sleep(0.01)
+    return -1
+
+
 def test_a_forked_process_answers_like_the_one_that_loaded(scifact_slice_root: Path) -> None:
     """What `serve --workers` relies on: a collection loaded, then a fork that searches with it (docstore
     reads, the recall thread pool, the query encoder) and answers exactly as the parent does."""
@@ -84,15 +94,19 @@ def test_a_forked_process_answers_like_the_one_that_loaded(scifact_slice_root: P
         finally:
             os._exit(code)
     os.close(writing)
+    deadline = time.monotonic() + CHILD_DEADLINE_S
+    status = -1
     try:
-        report = _read_until_closed(reading, time.monotonic() + CHILD_DEADLINE_S)
-        forked = json.loads(report or b"null")
+        forked = json.loads(_read_until_closed(reading, deadline) or b"null")
+        status = _exit_status(pid, deadline)
     finally:
         os.close(reading)
-        os.kill(pid, signal.SIGKILL)  # gone already unless it hung
-        _, status = os.waitpid(pid, 0)
+        if status == -1:  # not reaped: it hung, or reading failed
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
         service.close()
-    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, "the forked search failed or hung"
+    assert status != -1, "the forked search hung"
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, f"the forked search failed (status {status})"
     assert forked == json.loads(json.dumps(expected))
     assert all(answer for answer in forked)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from indexer.build import build_collection
 from indexer.config import BehaviourConfig, BuildConfig, apply_column_map
-from indexer.encoder import Encoder
+from indexer.encoders.torch import Encoder
 from indexer.ids import read_ids
 from indexer.logged_writes import delete_record, events_record, fold_log, write_log_of
 from indexer.versions import resolve_artifact
