@@ -41,14 +41,21 @@ class RankingContext:
         )
 
 
-class Scoreable(Protocol):
+@dataclass(slots=True)
+class Candidate:
+    """A merged candidate, the one shape every stage passes on: the fusion makes it, a scorer reads it, the
+    feature log writes it and reads it back. `ranks` and `branch_scores`: the 1-based rank and the score in
+    every recall branch that found it (its provenance); `score`: what the scorer gave it, the answer's order
+    (set by the pipeline once scored)."""
+
     row: int
     fused_score: float
-    ranks: dict[str, int]
-    branch_scores: dict[str, float]
+    ranks: dict[str, int] = field(default_factory=dict)
+    branch_scores: dict[str, float] = field(default_factory=dict)
+    score: float = 0.0
 
 
-def branches_found(candidates: Sequence[Scoreable]) -> set[str]:
+def branches_found(candidates: Sequence[Candidate]) -> set[str]:
     """The recall branches that found at least one of the candidates."""
     return {name for c in candidates for name in c.ranks}
 
@@ -73,7 +80,7 @@ class Scorer(Protocol):
     name: str
     version: str
 
-    def score(self, context: RankingContext, candidates: Sequence[Scoreable]) -> np.ndarray:
+    def score(self, context: RankingContext, candidates: Sequence[Candidate]) -> np.ndarray:
         """One score per candidate, in the order given; higher is better."""
         ...
 
@@ -84,5 +91,5 @@ class FusionScorer:
     name = "fusion"
     version = "1"
 
-    def score(self, context: RankingContext, candidates: Sequence[Scoreable]) -> np.ndarray:
+    def score(self, context: RankingContext, candidates: Sequence[Candidate]) -> np.ndarray:
         return np.fromiter((c.fused_score for c in candidates), dtype=np.float64, count=len(candidates))

@@ -1,4 +1,7 @@
-"""The values that flow through the online pipeline: a request, one branch's output, a merged candidate."""
+"""The values that flow through the online pipeline: a request, a recall branch and its output.
+
+The merged candidate they become is `ranker.scoring.Candidate`, the shape the scorer reads.
+"""
 
 from __future__ import annotations
 
@@ -48,17 +51,6 @@ class BranchResult:
 
     def __len__(self) -> int:
         return len(self.rows)
-
-
-@dataclass(slots=True)
-class Candidate:
-    """A merged candidate with its provenance: 1-based rank and score in every branch that found it."""
-
-    row: int
-    fused_score: float
-    ranks: dict[str, int] = field(default_factory=dict)
-    branch_scores: dict[str, float] = field(default_factory=dict)
-    score: float = 0.0
 
 
 class CandidateSource(Protocol):

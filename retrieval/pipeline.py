@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ranker.scoring import FusionScorer, RankingContext, Scorer
-from retrieval.candidates import BranchResult, Candidate, CandidateSource, SearchQuery
+from ranker.scoring import Candidate, FusionScorer, RankingContext, Scorer
+from retrieval.candidates import BranchResult, CandidateSource, SearchQuery
 from retrieval.fusion import get_fusion
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ranker.features.collection import CollectionView, vectors_available
-from ranker.scoring import RankingContext, Scoreable, branches_found
+from ranker.scoring import Candidate, RankingContext, branches_found
 
 SPACES = ("dense", "word2vec")
 
@@ -27,7 +27,7 @@ class Request:
     """One request's candidates and memoised IO values."""
 
     def __init__(
-        self, view: CollectionView, context: RankingContext, candidates: Sequence[Scoreable]
+        self, view: CollectionView, context: RankingContext, candidates: Sequence[Candidate]
     ) -> None:
         self.view = view
         self.collection = view.collection
