@@ -37,19 +37,15 @@ class RankingExample:
     ideal: np.ndarray  # positive grades of every judged item of `key`, highest first
 
 
-class CandidateRecorder:
+class CandidateRecorder(FusionScorer):
     """A fusion scorer that remembers the last request it scored (per thread)."""
-
-    name = "fusion"
-    version = "1"
 
     def __init__(self) -> None:
         self._local = threading.local()
-        self._fusion = FusionScorer()
 
     def score(self, context: RankingContext, candidates: Sequence[Candidate]) -> np.ndarray:
         self._local.last = (context, list(candidates))
-        return self._fusion.score(context, candidates)
+        return super().score(context, candidates)
 
     def take(self) -> tuple[RankingContext | None, list[Candidate]]:
         """The last request's context and candidates (None and [] when nothing was scored), then forget it."""
