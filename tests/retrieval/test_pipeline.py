@@ -236,9 +236,10 @@ def test_filters_hold_for_candidates_of_branches_that_do_not_prefilter() -> None
 
 def test_the_services_cheap_branches_declare_themselves_inline() -> None:
     from retrieval.branches.behaviour import CovisitSource, ItemToItemSource, UserPreferenceSource
+    from retrieval.branches.bm25 import Bm25Source
     from retrieval.branches.context import GeoSource, PopularSource
+    from retrieval.branches.dense import DenseSource
     from retrieval.branches.word2vec import Word2VecSource
-    from retrieval.sources import Bm25Source, DenseSource
 
     inline = {Bm25Source, Word2VecSource, PopularSource}
     pooled = {DenseSource, GeoSource, ItemToItemSource, CovisitSource, UserPreferenceSource}
