@@ -56,11 +56,12 @@ class BranchResult:
 class CandidateSource(Protocol):
     """A recall branch. `enabled` is its gate: whether it runs for this request at all.
 
-    A branch may also set a class attribute ``inline = True``: it is cheap, bounded by design and never
-    blocks, so the pipeline runs it on the request thread instead of handing it to the thread pool
-    (`retrieval.pipeline`). A branch without the attribute runs in the pool."""
+    `inline`: True for a branch that is cheap, bounded by design and never blocks, so the pipeline runs it
+    on the request thread instead of handing it to the thread pool (`retrieval.pipeline`); False: the
+    pool."""
 
     name: str
+    inline: bool
 
     def enabled(self, query: SearchQuery) -> bool: ...
 

@@ -9,11 +9,11 @@ Every branch is fail-open: one that raises or misses its deadline is left out of
 `degraded`, and the request still succeeds with what the other branches found. The scorer is fail-open too:
 when a learned ranker raises, the answer keeps the fusion order and names `ranker` in `degraded`.
 
-Where branches run. A branch that declares itself `inline` (cheap, bounded by design, reading no file and
-taking no lock, and holding the GIL for most of its time, so a thread of its own would buy no parallelism:
-BM25 over at most `indexer.fields.MAX_QUERY_TERMS` posting lists, Word2Vec, popularity) runs on the
-request thread. The others (the dense branch, whose model releases the GIL while it computes; geo, which
-reads the docstore; the behaviour branches; any branch that does not say) run in the thread pool. The pooled
+Where branches run. Every branch says whether it is `inline`. One that is (cheap, bounded by design,
+reading no file and taking no lock, and holding the GIL for most of its time, so a thread of its own would
+buy no parallelism: BM25 over at most `indexer.fields.MAX_QUERY_TERMS` posting lists, Word2Vec,
+popularity) runs on the request thread. The others (the dense branch, whose model releases the GIL while it
+computes; geo, which reads the docstore; the behaviour branches) run in the thread pool. The pooled
 branches are submitted first, so they run while the inline ones do, and their deadlines count from the
 submission. A request whose branches are all inline never touches the pool: no hand-off between threads.
 `PipelineConfig(inline=False)` puts every branch in the pool. A pool's threads do not cross a `fork`: a
@@ -202,7 +202,7 @@ class SearchPipeline:
 
     def runs_inline(self, source: CandidateSource) -> bool:
         """Whether `source` runs on the request thread (see the module docstring)."""
-        return self.config.inline and bool(getattr(source, "inline", False))
+        return self.config.inline and source.inline
 
     def recall(
         self, query: SearchQuery, limit: int

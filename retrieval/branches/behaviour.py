@@ -47,6 +47,7 @@ class ItemToItemSource:
     """`item2item`: items whose item2vec vectors are close to the recent items, recency-weighted."""
 
     name = "item2item"
+    inline = False  # a matrix product over every item vector
 
     def __init__(self, collection: Collection, recent: int = RECENT_ITEMS) -> None:
         self.collection = collection
@@ -86,6 +87,7 @@ class CovisitSource:
     """
 
     name = "covisit"
+    inline = False  # sparse products over the user-item matrix
 
     def __init__(
         self, collection: Collection, half_life_items: float = 2.0, recent: int = RECENT_ITEMS
@@ -131,6 +133,7 @@ class UserPreferenceSource:
     items that hold them. An item's score is the summed preference of its values, popularity breaking ties."""
 
     name = "user_pref"
+    inline = False  # keyword postings of the preferred values
 
     def __init__(self, collection: Collection, top_values: int = 5) -> None:
         self.collection = collection

@@ -22,6 +22,7 @@ def cjk_share(text: str) -> float:
 
 class DenseSource:
     name = "dense"
+    inline = False  # the model releases the GIL: it runs in parallel with the inline branches
 
     def __init__(self, collection: Collection) -> None:
         self.collection = collection

@@ -21,6 +21,8 @@ SHORT_S = 0.05  # the deadline of the held branch
 
 
 class FixedSource:
+    inline = False
+
     def __init__(self, name: str, rows: list[int], *, enabled: bool = True) -> None:
         self.name, self.rows, self._enabled = name, rows, enabled
 
@@ -243,5 +245,5 @@ def test_the_services_cheap_branches_declare_themselves_inline() -> None:
 
     inline = {Bm25Source, Word2VecSource, PopularSource}
     pooled = {DenseSource, GeoSource, ItemToItemSource, CovisitSource, UserPreferenceSource}
-    assert all(getattr(source, "inline", False) for source in inline)
-    assert not any(getattr(source, "inline", False) for source in pooled)
+    assert all(source.inline for source in inline)
+    assert not any(source.inline for source in pooled)
