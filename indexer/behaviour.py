@@ -4,8 +4,8 @@ Written under ``behaviour/`` of a version:
 
 - ``users.json``: external user ids, sorted; user ``u`` owns ``rows[indptr[u]:indptr[u + 1]]``.
 - ``indptr.npy`` (int64), ``rows.npy`` (int32 item rows), ``timestamps.npy`` (int64 epoch seconds),
-  ``weights.npy`` (float32; 1 when the log has no weight column): each user's events in time order (ties
-  keep file order).
+  ``weights.npy`` (float32; 1 when the log has no weight column): each user's events oldest first, in
+  `indexer.histories.time_order` (events at the same time by item id).
 - ``popularity.npy`` (float64 per item row): ``sum(w * 0.5 ** ((t_ref - t) / half_life))`` over the item's
   events, ``w`` = 1 (or the event weight with ``weighted_popularity``), ``t_ref`` = the newest event's time
   (not the build time, so rebuilding the same log gives the same numbers). ``counts.npy``: raw event counts.
@@ -29,6 +29,7 @@ import numpy as np
 
 from indexer.config import BehaviourConfig
 from indexer.events import Events
+from indexer.histories import time_order
 from indexer.word2vec import item_vectors, save_vectors, train_item2vec
 
 PARAMS_FILE = "params.json"
@@ -58,7 +59,7 @@ def write_behaviour(
     users, item_ids = events.user_ids[known], events.item_ids[known]
     times = events.timestamps[known]
     weights = events.weights[known] if events.weights is not None else np.ones(len(users), np.float32)
-    order = np.lexsort((times, users))  # by user, then time; stable, so ties keep file order
+    order = time_order(users, item_ids, times)
     users, item_ids, times, weights = users[order], item_ids[order], times[order], weights[order]
     rows = np.fromiter((row_of[i] for i in item_ids), dtype=np.int32, count=len(item_ids))
     starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]]) if len(users) else np.zeros(0, np.int64)
