@@ -30,14 +30,14 @@ from machine import cpu_model, load_average, usable_cores, versions
 
 from jobs.evaluation import read_qrels, read_queries
 from ranker.learned import LearnedScorer, load_ranker
-from ranker.scoring import RankingContext, Scoreable
+from ranker.scoring import Candidate, RankingContext
 from ranker.training import CandidateRecorder
 from retrieval.candidates import SearchQuery
 from retrieval.service import CollectionService
 
 ROOT = Path(__file__).resolve().parents[1]
 CANDIDATES = 100
-Request = tuple[RankingContext, Sequence[Scoreable]]
+Request = tuple[RankingContext, Sequence[Candidate]]
 T = TypeVar("T")
 
 

@@ -4,8 +4,8 @@ Written under ``behaviour/`` of a version:
 
 - ``users.json``: external user ids, sorted; user ``u`` owns ``rows[indptr[u]:indptr[u + 1]]``.
 - ``indptr.npy`` (int64), ``rows.npy`` (int32 item rows), ``timestamps.npy`` (int64 epoch seconds),
-  ``weights.npy`` (float32; 1 when the log has no weight column): each user's events in time order (ties
-  keep file order).
+  ``weights.npy`` (float32; 1 when the log has no weight column): each user's events oldest first, in
+  `indexer.histories.time_order` (events at the same time by item id).
 - ``popularity.npy`` (float64 per item row): ``sum(w * 0.5 ** ((t_ref - t) / half_life))`` over the item's
   events, ``w`` = 1 (or the event weight with ``weighted_popularity``), ``t_ref`` = the newest event's time
   (not the build time, so rebuilding the same log gives the same numbers). ``counts.npy``: raw event counts.
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 
@@ -29,6 +29,7 @@ import numpy as np
 
 from indexer.config import BehaviourConfig
 from indexer.events import Events
+from indexer.histories import time_order
 from indexer.word2vec import item_vectors, save_vectors, train_item2vec
 
 PARAMS_FILE = "params.json"
@@ -59,7 +60,7 @@ def write_behaviour(
     users, item_ids = events.user_ids[known], events.item_ids[known]
     times = events.timestamps[known]
     weights = events.weights[known] if events.weights is not None else np.ones(len(users), np.float32)
-    order = np.lexsort((times, users))  # by user, then time; stable, so ties keep file order
+    order = time_order(users, item_ids, times)
     users, item_ids, times, weights = users[order], item_ids[order], times[order], weights[order]
     rows = np.fromiter((row_of[i] for i in item_ids), dtype=np.int32, count=len(item_ids))
     starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]]) if len(users) else np.zeros(0, np.int64)
@@ -120,16 +121,18 @@ class Behaviour:
     """Read access to what `write_behaviour` wrote (arrays memory-mapped), plus the events added since the
     build (`add_events`: the service's real-time writes), which histories and popularity include.
 
-    Added events live in this process's memory. A history merges them with the built events by time (an
-    event as old as a built one comes after it). Popularity adds each one as the build would have, decayed
+    Added events live in this process's memory. A history merges them with the built events in
+    `indexer.histories.time_order` (by time, then item id; `item_ids` names the rows for that, without it
+    ties go by row). Popularity adds each one as the build would have, decayed
     to the build's reference time (``w * 0.5 ** ((t_ref - t) / half_life)``, above ``w`` for an event newer
     than the reference), so built and added events stay on one scale; the item2vec vectors, raw `counts` and
     the co-visitation statistics the branches derive from the built events are not updated until the next
     build.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, item_ids: Sequence[str] | None = None) -> None:
         self.directory = Path(directory)
+        self.item_ids = item_ids  # external id of each item row, for the tie order of merged histories
         self.params: dict = json.loads((self.directory / PARAMS_FILE).read_text(encoding="utf-8"))
         self.users: list[str] = json.loads((self.directory / "users.json").read_text(encoding="utf-8"))
         self.indptr, self.rows = self._array("indptr"), self._array("rows")
@@ -139,9 +142,7 @@ class Behaviour:
         self.item_vectors: np.ndarray | None = np.load(vectors, mmap_mode="r") if vectors.is_file() else None
         known = self.directory / "item2vec" / "known.npy"
         self.item_known: np.ndarray | None = np.load(known, mmap_mode="r") if known.is_file() else None
-        self._added: dict[
-            str, list[tuple[int, int, float]]
-        ] = {}  # user -> (row, timestamp, weight), added order
+        self._added: dict[str, list[tuple[int, int, float]]] = {}  # user -> [(row, timestamp, weight)]
         self.added_events = 0
 
     def _array(self, name: str) -> np.ndarray:
@@ -155,8 +156,8 @@ class Behaviour:
         return user_id in self._user_index or user_id in self._added
 
     def history(self, user_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(item rows, timestamps, weights) of the user's events, oldest first (ties: built events first,
-        then added ones in the order they came); empty for an unknown user."""
+        """(item rows, timestamps, weights) of the user's events, built and added, in `time_order`; empty
+        for an unknown user."""
         u = self._user_index.get(user_id)
         if u is None:
             rows, times, weights = np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, np.float32)
@@ -170,7 +171,8 @@ class Behaviour:
         rows = np.concatenate([rows, np.array([a[0] for a in added], dtype=np.int32)])
         times = np.concatenate([times, np.array([a[1] for a in added], dtype=np.int64)])
         weights = np.concatenate([weights, np.array([a[2] for a in added], dtype=np.float32)])
-        order = np.argsort(times, kind="stable")
+        ties = rows if self.item_ids is None else np.array([self.item_ids[row] for row in rows.tolist()])
+        order = time_order(np.zeros(len(rows), dtype=np.int8), ties, times)
         return rows[order], times[order], weights[order]
 
     def add_events(

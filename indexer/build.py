@@ -46,6 +46,7 @@ from indexer.encoder_choice import AUTO, EncoderChoice, choose_encoder
 from indexer.encoders import TextEncoder, index_cache_dir, make_encoder
 from indexer.events import Events
 from indexer.fields import Bm25Field, FieldedBm25
+from indexer.histories import TIME_ORDER
 from indexer.ids import IDS_FILE, read_ids, write_ids
 from indexer.inverted import InvertedIndex
 from indexer.items import Item
@@ -362,7 +363,7 @@ def _behaviour(
     arrays = [item_ids, events.user_ids, events.item_ids, events.timestamps]
     if events.weights is not None:
         arrays.append(events.weights)
-    inputs = fingerprint(config.behaviour.model_dump(), arrays=arrays)
+    inputs = fingerprint([config.behaviour.model_dump(), TIME_ORDER], arrays=arrays)
     reused = reuse_part(previous, "behaviour", staging, inputs)
     if reused is not None:
         return reused

@@ -1,21 +1,46 @@
 """The build parameters a collection's manifest records, read through a pydantic model.
 
 `indexer.build` writes them (``manifest.json`` ``params``); offline jobs (a rebuild on a behaviour history)
-and the service (the collection's recorded name) read them back here, validated, instead of by dict lookups
-with silent defaults. Only the parameters something reads are modelled; the rest stays in the manifest for
-people and tools.
+and the online side (the collection's recorded name, its encoder and which optional parts it holds) read
+them back here, validated, instead of by dict lookups with silent defaults. Only the parameters something
+reads are modelled; the rest stays in the manifest for people and tools.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from indexer.artifact import read_manifest
 from indexer.config import BuildConfig
+from indexer.schemas import ENCODER_KINDS
 
 COLLECTION_KIND = "collection"
+
+
+class EncoderParams(BaseModel):
+    """What embedded a version's items (``params.encoder``)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    kind: str = Field(description="The encoder kind (a build's ``auto`` resolved); queries share its space.")
+
+    @field_validator("kind")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in ENCODER_KINDS:
+            raise ValueError(f"unknown encoder {value!r}; choose one of {sorted(ENCODER_KINDS)}")
+        return value
+
+
+class TrainedPart(BaseModel):
+    """A part the build trains when it can (``params.word2vec``): whether it did."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    trained: bool = Field(description="False: the part is absent (disabled, or nothing to train it on).")
 
 
 class CollectionParams(BaseModel):
@@ -26,6 +51,11 @@ class CollectionParams(BaseModel):
     config: BuildConfig = Field(description="The configuration the build ran with (encoder resolved).")
     name: str | None = Field(description="The `--name` the build was given; None: none was given.")
     corpus: str = Field(description="The items the build read, as the build was given the path.")
+    encoder: EncoderParams = Field(description="The encoder that embedded the items.")
+    word2vec: TrainedPart = Field(description="Whether the version holds Word2Vec text vectors.")
+    behaviour: dict[str, Any] | None = Field(
+        description="What the build derived from a behaviour log (`indexer.behaviour`); None: it had none."
+    )
 
 
 def read_collection_params(version: Path, *, verify: bool = True) -> CollectionParams:

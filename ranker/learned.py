@@ -38,7 +38,7 @@ from ranker.features.collection import FeatureCollection
 from ranker.features.extract import FeatureExtractor
 from ranker.features.log import FeatureLogger
 from ranker.models import RankingModel
-from ranker.scoring import FusionScorer, RankingContext, Scoreable, Scored
+from ranker.scoring import Candidate, FusionScorer, RankingContext, Scored
 
 RANKED, OUT_OF_DOMAIN, OUT_OF_REGIME = "ranked", "out_of_domain", "out_of_regime"
 
@@ -74,24 +74,24 @@ class LearnedScorer:
     def feature_names(self) -> list[str]:
         return self.extractor.names
 
-    def features(self, context: RankingContext, candidates: Sequence[Scoreable]) -> np.ndarray:
+    def features(self, context: RankingContext, candidates: Sequence[Candidate]) -> np.ndarray:
         return self.extractor.extract(context, candidates)
 
-    def applies(self, context: RankingContext, candidates: Sequence[Scoreable]) -> bool:
+    def applies(self, context: RankingContext, candidates: Sequence[Candidate]) -> bool:
         """Whether the model ranks this request (its task, its gated branches present); if not, the request
         keeps the fusion order."""
         is_search = bool(context.text.strip())
         return is_search == (self.task == "search") and self.extractor.covers(candidates)
 
-    def score(self, context: RankingContext, candidates: Sequence[Scoreable]) -> np.ndarray:
+    def score(self, context: RankingContext, candidates: Sequence[Candidate]) -> np.ndarray:
         return self.score_explained(context, candidates, explain=False).scores
 
-    def explain(self, context: RankingContext, candidates: Sequence[Scoreable]) -> list[dict[str, float]]:
+    def explain(self, context: RankingContext, candidates: Sequence[Candidate]) -> list[dict[str, float]]:
         """Per candidate (in the order given) its feature values by name, plus `_score`: the model's score."""
         return self.score_explained(context, candidates, explain=True).features or []
 
     def score_explained(
-        self, context: RankingContext, candidates: Sequence[Scoreable], *, explain: bool
+        self, context: RankingContext, candidates: Sequence[Candidate], *, explain: bool
     ) -> Scored:
         """The scores and, with `explain`, each candidate's features and `_score`, from one feature
         extraction and one model call (the request is logged once). A request outside the model's regime
@@ -133,7 +133,7 @@ class LearnedScorer:
     def _fused(
         self,
         context: RankingContext,
-        candidates: Sequence[Scoreable],
+        candidates: Sequence[Candidate],
         explain: bool,
         reason: str,
         matrix: np.ndarray | None = None,

@@ -1,9 +1,10 @@
-"""The scoring interface the learned ranker plugs into.
+"""The scoring interface the learned ranker plugs into, and the merged candidate it scores.
 
-A `Scorer` annotates every merged candidate with a score. It never drops or reorders candidates itself; the
-pipeline sorts by the scores it writes. It sees the request through a `RankingContext` (the query text and,
-when the request has them, the user, the location, a request id and query embeddings a branch already
-computed), because a learned ranker's features depend on more than the text.
+A `Scorer` annotates every merged `Candidate` (a row with its provenance in the recall branches) with a
+score. It never drops or reorders candidates itself; the pipeline sorts by the scores it returns. It sees
+the request through a `RankingContext` (the query text and, when the request has them, the user, the
+location, a request id and query embeddings a branch already computed), because a learned ranker's
+features depend on more than the text.
 """
 
 from __future__ import annotations
@@ -41,14 +42,21 @@ class RankingContext:
         )
 
 
-class Scoreable(Protocol):
+@dataclass(slots=True)
+class Candidate:
+    """A merged candidate, the one shape every stage passes on: the fusion makes it, a scorer reads it, the
+    feature log writes it and reads it back. `ranks` and `branch_scores`: the 1-based rank and the score in
+    every recall branch that found it (its provenance); `score`: what the scorer gave it, the answer's order
+    (set by the pipeline once scored)."""
+
     row: int
     fused_score: float
-    ranks: dict[str, int]
-    branch_scores: dict[str, float]
+    ranks: dict[str, int] = field(default_factory=dict)
+    branch_scores: dict[str, float] = field(default_factory=dict)
+    score: float = 0.0
 
 
-def branches_found(candidates: Sequence[Scoreable]) -> set[str]:
+def branches_found(candidates: Sequence[Candidate]) -> set[str]:
     """The recall branches that found at least one of the candidates."""
     return {name for c in candidates for name in c.ranks}
 
@@ -65,24 +73,47 @@ class Scored:
 
 
 class Scorer(Protocol):
-    """What the pipeline calls. A scorer may also define `applies(context, candidates) -> bool` (False:
-    the pipeline scores that request with fusion instead, and says so) and
-    `score_explained(context, candidates, explain=...) -> Scored` (with each candidate's values it scored
-    from, and whether it fell back to the fusion order), as `ranker.learned.LearnedScorer` does."""
+    """What the pipeline calls: `score_explained` once per request that has candidates.
+
+    A scorer that does not `apply` to a request (a learned ranker outside its task or training regime) still
+    answers it, in the fusion order, and says why in `Scored.fallback`; the pipeline then reports the fusion
+    order as what ordered the answer. `ranker.learned.LearnedScorer` is the learned one; `FusionScorer`
+    keeps the merge's order.
+    """
 
     name: str
     version: str
 
-    def score(self, context: RankingContext, candidates: Sequence[Scoreable]) -> np.ndarray:
+    def applies(self, context: RankingContext, candidates: Sequence[Candidate]) -> bool:
+        """Whether this request is ranked by the scorer's own scores (False: it gets the fusion order)."""
+        ...
+
+    def score(self, context: RankingContext, candidates: Sequence[Candidate]) -> np.ndarray:
         """One score per candidate, in the order given; higher is better."""
+        ...
+
+    def score_explained(
+        self, context: RankingContext, candidates: Sequence[Candidate], *, explain: bool
+    ) -> Scored:
+        """The scores of `score` and, with `explain`, each candidate's values the scorer read (None when
+        it reads none of its own), with `fallback` set when it answered in the fusion order."""
         ...
 
 
 class FusionScorer:
-    """Passes the fusion score through unchanged: the ranking is the merge's own."""
+    """Passes the fusion score through unchanged: the ranking is the merge's own. It applies to every
+    request and has no values of its own to explain."""
 
     name = "fusion"
     version = "1"
 
-    def score(self, context: RankingContext, candidates: Sequence[Scoreable]) -> np.ndarray:
+    def applies(self, context: RankingContext, candidates: Sequence[Candidate]) -> bool:
+        return True
+
+    def score(self, context: RankingContext, candidates: Sequence[Candidate]) -> np.ndarray:
         return np.fromiter((c.fused_score for c in candidates), dtype=np.float64, count=len(candidates))
+
+    def score_explained(
+        self, context: RankingContext, candidates: Sequence[Candidate], *, explain: bool
+    ) -> Scored:
+        return Scored(self.score(context, candidates))

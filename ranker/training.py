@@ -23,7 +23,7 @@ from tqdm import tqdm
 from ranker.features.extract import FeatureExtractor
 from ranker.metrics import Judged
 from ranker.models import MODELS, SELECTION_METRIC, Groups, LambdaMart, RankingModel, mean_ndcg, model_class
-from ranker.scoring import FusionScorer, RankingContext, Scoreable, branches_found
+from ranker.scoring import Candidate, FusionScorer, RankingContext, branches_found
 
 MODEL_KINDS = tuple(MODELS)
 
@@ -32,28 +32,24 @@ MODEL_KINDS = tuple(MODELS)
 class RankingExample:
     key: str  # query id (or context id)
     context: RankingContext
-    candidates: Sequence[Scoreable]
+    candidates: Sequence[Candidate]
     labels: np.ndarray  # grade per candidate, 0 when unjudged
     ideal: np.ndarray  # positive grades of every judged item of `key`, highest first
 
 
-class CandidateRecorder:
+class CandidateRecorder(FusionScorer):
     """A fusion scorer that remembers the last request it scored (per thread)."""
-
-    name = "fusion"
-    version = "1"
 
     def __init__(self) -> None:
         self._local = threading.local()
-        self._fusion = FusionScorer()
 
-    def score(self, context: RankingContext, candidates: Sequence[Scoreable]) -> np.ndarray:
+    def score(self, context: RankingContext, candidates: Sequence[Candidate]) -> np.ndarray:
         self._local.last = (context, list(candidates))
-        return self._fusion.score(context, candidates)
+        return super().score(context, candidates)
 
-    def take(self) -> tuple[RankingContext | None, list[Scoreable]]:
+    def take(self) -> tuple[RankingContext | None, list[Candidate]]:
         """The last request's context and candidates (None and [] when nothing was scored), then forget it."""
-        last: tuple[RankingContext | None, list[Scoreable]] = getattr(self._local, "last", (None, []))
+        last: tuple[RankingContext | None, list[Candidate]] = getattr(self._local, "last", (None, []))
         self._local.last = (None, [])
         return last
 
@@ -61,7 +57,7 @@ class CandidateRecorder:
 def search_example(
     key: str,
     context: RankingContext,
-    candidates: Sequence[Scoreable],
+    candidates: Sequence[Candidate],
     ids: Sequence[str],
     judgments: Mapping[str, int],
 ) -> RankingExample:
@@ -70,14 +66,14 @@ def search_example(
     return RankingExample(key, context, list(candidates), labels, Judged.from_qrels(judgments).ideal_gains)
 
 
-Runner = Callable[[str, frozenset[str] | None], tuple[RankingContext | None, Sequence[Scoreable]]]
+Runner = Callable[[str, frozenset[str] | None], tuple[RankingContext | None, Sequence[Candidate]]]
 """Runs one query through the recall pipeline (only the given branches; None: all) and returns the
 context and merged candidates its scorer was given."""
 
 
 def collect_search_examples(
     run: Runner,
-    ids_of: Callable[[Sequence[Scoreable]], list[str]],
+    ids_of: Callable[[Sequence[Candidate]], list[str]],
     queries: Mapping[str, str],
     qrels: Mapping[str, Mapping[str, int]],
     *,
@@ -111,8 +107,8 @@ def _example(
     key: str,
     text: str,
     context: RankingContext | None,
-    candidates: Sequence[Scoreable],
-    ids_of: Callable[[Sequence[Scoreable]], list[str]],
+    candidates: Sequence[Candidate],
+    ids_of: Callable[[Sequence[Candidate]], list[str]],
     judgments: Mapping[str, int],
 ) -> RankingExample:
     return search_example(
@@ -121,8 +117,8 @@ def _example(
 
 
 def collect_recommend_examples(
-    run: Callable[[str], tuple[RankingContext | None, Sequence[Scoreable]]],
-    ids_of: Callable[[Sequence[Scoreable]], list[str]],
+    run: Callable[[str], tuple[RankingContext | None, Sequence[Candidate]]],
+    ids_of: Callable[[Sequence[Candidate]], list[str]],
     held_out: Mapping[str, Sequence[str]],
     *,
     keys: Iterable[str] | None = None,

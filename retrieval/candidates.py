@@ -1,4 +1,7 @@
-"""The values that flow through the online pipeline: a request, one branch's output, a merged candidate."""
+"""The values that flow through the online pipeline: a request, a recall branch and its output.
+
+The merged candidate they become is `ranker.scoring.Candidate`, the shape the scorer reads.
+"""
 
 from __future__ import annotations
 
@@ -50,25 +53,15 @@ class BranchResult:
         return len(self.rows)
 
 
-@dataclass(slots=True)
-class Candidate:
-    """A merged candidate with its provenance: 1-based rank and score in every branch that found it."""
-
-    row: int
-    fused_score: float
-    ranks: dict[str, int] = field(default_factory=dict)
-    branch_scores: dict[str, float] = field(default_factory=dict)
-    score: float = 0.0
-
-
 class CandidateSource(Protocol):
     """A recall branch. `enabled` is its gate: whether it runs for this request at all.
 
-    A branch may also set a class attribute ``inline = True``: it is cheap, bounded by design and never
-    blocks, so the pipeline runs it on the request thread instead of handing it to the thread pool
-    (`retrieval.pipeline`). A branch without the attribute runs in the pool."""
+    `inline`: True for a branch that is cheap, bounded by design and never blocks, so the pipeline runs it
+    on the request thread instead of handing it to the thread pool (`retrieval.pipeline`); False: the
+    pool."""
 
     name: str
+    inline: bool
 
     def enabled(self, query: SearchQuery) -> bool: ...
 

@@ -6,7 +6,8 @@ its most informative terms (`indexer.fields.prune_terms`). Filters:
 ``keyword_mask(field, values)``.
 Numeric columns (geo, popularity, features): ``numeric(name)``; ``popularity`` prefers the behaviour log's
 time-decayed popularity. ``behaviour`` (histories, item2vec) and ``text_vectors`` (Word2Vec) are None when
-the version has none.
+the version has none. What the build recorded (its configuration, encoder, optional parts) is read through
+`indexer.manifests.CollectionParams`: a manifest lacking something is refused, never filled with a default.
 """
 
 from __future__ import annotations
@@ -22,19 +23,13 @@ import numpy as np
 from indexer.ann import VectorIndex, load_index
 from indexer.artifact import read_manifest
 from indexer.behaviour import Behaviour
-from indexer.build import COLLECTION_KIND, read_ids
+from indexer.build import read_ids
 from indexer.docstore import DocStore
-from indexer.encoders import (
-    AUTO,
-    TextEncoder,
-    check_encoder_kind,
-    index_cache_dir,
-    make_query_encoder,
-    query_encoder_kind,
-)
+from indexer.encoders import AUTO, TextEncoder, index_cache_dir, make_query_encoder, query_encoder_kind
 from indexer.encoders.query_cache import QueryCachedEncoder
 from indexer.fields import FieldedBm25, QueryTerms
 from indexer.keywords import Keywords, load_columns
+from indexer.manifests import COLLECTION_KIND, CollectionParams, read_collection_params
 from indexer.text_vectors import TextVectors
 from indexer.versions import resolve_artifact
 
@@ -47,7 +42,8 @@ class Collection:
 
     name: str
     path: Path
-    manifest: dict
+    manifest: dict  # as written; what the online side reads of its params is `params`
+    params: CollectionParams
     ids: list[str]
     inverted: FieldedBm25
     vectors: VectorIndex
@@ -76,22 +72,21 @@ class Collection:
         to load. `encoder` is reused when it is of the kind picked."""
         path = resolve_artifact(root)
         manifest = read_manifest(path, kind=COLLECTION_KIND)
-        params = manifest["params"]
-        config = params["config"]
+        params = CollectionParams.model_validate(manifest["params"])
         ids = read_ids(path)
-        inverted = FieldedBm25.load(path / "bm25", default_analyzer=config["analyzer"])
+        inverted = FieldedBm25.load(path / "bm25", default_analyzer=params.config.analyzer)
         inverted.analyze("warm up 预热")  # load dictionaries (jieba: ~1 s) now, not in the first request
-        w2v = params.get("word2vec") or {}
-        built = _built_kind(params)
+        built = params.encoder.kind
         kind = query_encoder_kind(built, query_encoder)
         if encoder is None or encoder.kind != kind:
             encoder = _query_encoder(
-                kind, built, path, config["encoder_batch_size"], fallback=query_encoder == AUTO
+                kind, built, path, params.config.encoder_batch_size, fallback=query_encoder == AUTO
             )
         return cls(
-            name=name or params.get("name") or Path(root).name,
+            name=name or params.name or Path(root).name,
             path=path,
             manifest=manifest,
+            params=params,
             ids=ids,
             inverted=inverted,
             vectors=load_index(path / "dense"),
@@ -99,8 +94,8 @@ class Collection:
             encoder=encoder if isinstance(encoder, QueryCachedEncoder) else QueryCachedEncoder(encoder),
             keywords=Keywords.load(path / "keywords", len(ids)),
             columns=load_columns(path / "columns"),
-            behaviour=Behaviour(path / "behaviour") if params.get("behaviour") else None,
-            text_vectors=TextVectors(path / "word2vec") if w2v.get("trained") else None,
+            behaviour=Behaviour(path / "behaviour", ids) if params.behaviour is not None else None,
+            text_vectors=TextVectors(path / "word2vec") if params.word2vec.trained else None,
         )
 
     @property
@@ -110,7 +105,7 @@ class Collection:
     @property
     def built_with(self) -> str:
         """The encoder kind that embedded the documents (the query encoder may be another of its space)."""
-        return _built_kind(self.manifest["params"])
+        return self.params.encoder.kind
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -171,13 +166,8 @@ class Collection:
 def query_kind_of(root: Path, query_encoder: str = AUTO) -> str:
     """The kind that would embed the queries of `root`'s current version under the `query_encoder` setting
     (before any fallback); ValueError when the setting is unknown or does not fit the build."""
-    params = read_manifest(resolve_artifact(root), kind=COLLECTION_KIND, verify=False)["params"]
-    return query_encoder_kind(_built_kind(params), query_encoder)
-
-
-def _built_kind(params: dict) -> str:
-    kind = (params.get("encoder") or {}).get("kind") or params["config"].get("encoder", "torch")
-    return check_encoder_kind(str(kind))
+    built = read_collection_params(resolve_artifact(root), verify=False).encoder.kind
+    return query_encoder_kind(built, query_encoder)
 
 
 def _query_encoder(kind: str, built: str, path: Path, batch_size: int, *, fallback: bool) -> TextEncoder:

@@ -9,7 +9,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from retrieval.candidates import BranchResult, Candidate
+from ranker.scoring import Candidate
+from retrieval.candidates import BranchResult
 
 
 def _collect(

@@ -1,14 +1,19 @@
-"""The search pipeline: gate and run the recall branches, merge them, score, truncate.
+"""The search pipeline: gate and run the recall branches, merge them, filter, score, keep the best.
+
+`SearchPipeline.search` runs the steps in order, each a named method or function: `recall` (the selected
+branches), `merge` (the configured fusion, its parameters bound once: `PipelineConfig.fusion_call`),
+`admitted` (the request's filters, for branches that cannot pre-filter), `rank` (the scorer, or the fusion
+order when it falls back or fails) and `best` (scores written, ordered, cut to `k`).
 
 Every branch is fail-open: one that raises or misses its deadline is left out of that answer and named in
 `degraded`, and the request still succeeds with what the other branches found. The scorer is fail-open too:
 when a learned ranker raises, the answer keeps the fusion order and names `ranker` in `degraded`.
 
-Where branches run. A branch that declares itself `inline` (cheap, bounded by design, reading no file and
-taking no lock, and holding the GIL for most of its time, so a thread of its own would buy no parallelism:
-BM25 over at most `indexer.fields.MAX_QUERY_TERMS` posting lists, Word2Vec, popularity) runs on the
-request thread. The others (the dense branch, whose model releases the GIL while it computes; geo, which
-reads the docstore; the behaviour branches; any branch that does not say) run in the thread pool. The pooled
+Where branches run. Every branch says whether it is `inline`. One that is (cheap, bounded by design,
+reading no file and taking no lock, and holding the GIL for most of its time, so a thread of its own would
+buy no parallelism: BM25 over at most `indexer.fields.MAX_QUERY_TERMS` posting lists, Word2Vec,
+popularity) runs on the request thread. The others (the dense branch, whose model releases the GIL while it
+computes; geo, which reads the docstore; the behaviour branches) run in the thread pool. The pooled
 branches are submitted first, so they run while the inline ones do, and their deadlines count from the
 submission. A request whose branches are all inline never touches the pool: no hand-off between threads.
 `PipelineConfig(inline=False)` puts every branch in the pool. A pool's threads do not cross a `fork`: a
@@ -27,17 +32,22 @@ import logging
 import os
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
-from ranker.scoring import FusionScorer, RankingContext, Scorer
-from retrieval.candidates import BranchResult, Candidate, CandidateSource, SearchQuery
+from ranker.scoring import Candidate, FusionScorer, RankingContext, Scored, Scorer
+from retrieval.candidates import BranchResult, CandidateSource, SearchQuery
 from retrieval.fusion import get_fusion
 
 log = logging.getLogger(__name__)
+
+
+Fuse = Callable[[Sequence[BranchResult]], list[Candidate]]
+"""A fusion with its parameters bound: the branches' results in, merged candidates out, best first."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,14 @@ class PipelineConfig:
     def deadline(self, branch: str) -> float:
         return self.timeouts.get(branch, self.timeout_s)
 
+    def fusion_call(self) -> Fuse:
+        """The configured fusion with its parameters bound (RRF: k, per-branch k and weights; weighted:
+        weights); ValueError for an unknown fusion."""
+        fuse = get_fusion(self.fusion)
+        if self.fusion == "rrf":
+            return partial(fuse, k=self.rrf_k, weights=self.weights, branch_k=self.branch_k)
+        return partial(fuse, weights=self.weights)
+
 
 @dataclass
 class SearchOutcome:
@@ -105,6 +123,24 @@ def _wait_each(running: dict[str, Future], deadlines: dict[str, float], start: f
             next_deadline = min(deadlines[n] for n in pending)
             wait(pending.values(), timeout=next_deadline - elapsed, return_when=FIRST_COMPLETED)
     return late
+
+
+def admitted(query: SearchQuery, candidates: list[Candidate]) -> list[Candidate]:
+    """The candidates the request's filters allow. Branches that cannot pre-filter are filtered here, so a
+    filter holds whatever found the item."""
+    return [c for c in candidates if query.admits(c.row)]
+
+
+def best(
+    candidates: list[Candidate], scored: Scored, k: int
+) -> tuple[list[Candidate], list[dict[str, float]] | None]:
+    """Each candidate's score written onto it, then the `k` highest with their explained values (None
+    when the scorer explained none); equal scores keep the merged order."""
+    for candidate, score in zip(candidates, scored.scores.tolist(), strict=True):
+        candidate.score = score
+    order = np.argsort(-scored.scores, kind="stable")[:k]
+    features = None if scored.features is None else [scored.features[i] for i in order]
+    return [candidates[i] for i in order], features
 
 
 def _timed(source: CandidateSource, query: SearchQuery, limit: int) -> tuple[BranchResult, float]:
@@ -151,7 +187,7 @@ class SearchPipeline:
         self.executor = executor or self._new_pool()
         if executor is None:
             _OWN_POOLS.add(self)
-        self.fuse = get_fusion(self.config.fusion)
+        self.fuse = self.config.fusion_call()
 
     def _new_pool(self) -> ThreadPoolExecutor:
         return ThreadPoolExecutor(max_workers=8 * max(1, len(self.sources)), thread_name_prefix="recall")
@@ -166,7 +202,7 @@ class SearchPipeline:
 
     def runs_inline(self, source: CandidateSource) -> bool:
         """Whether `source` runs on the request thread (see the module docstring)."""
-        return self.config.inline and bool(getattr(source, "inline", False))
+        return self.config.inline and source.inline
 
     def recall(
         self, query: SearchQuery, limit: int
@@ -207,43 +243,37 @@ class SearchPipeline:
         return results, degraded, latency
 
     def merge(self, results: dict[str, BranchResult]) -> list[Candidate]:
-        if self.config.fusion == "rrf":
-            return self.fuse(
-                list(results.values()),
-                k=self.config.rrf_k,
-                weights=self.config.weights,
-                branch_k=self.config.branch_k,
-            )
-        return self.fuse(list(results.values()), weights=self.config.weights)
+        """The branches' results fused into one list, best first, with provenance."""
+        return self.fuse(list(results.values()))
+
+    def rank(
+        self, query: SearchQuery, candidates: list[Candidate], *, explain: bool
+    ) -> tuple[Scorer, Scored, bool]:
+        """What ordered the candidates, its answer, and whether the pipeline's scorer raised. The scorer
+        answers unless it fell back to the fusion order (`Scored.fallback` says why) or raised (logged,
+        and said in `fallback`): then fusion ordered them."""
+        context = RankingContext.of(query)
+        try:
+            scored = self.scorer.score_explained(context, candidates, explain=explain)
+        except Exception as error:  # a broken ranker must not fail the request: keep the fusion order
+            log.warning("scorer %s failed, keeping the fusion order: %r", self.scorer.name, error)
+            fused = _FUSION.score_explained(context, candidates, explain=False)
+            return _FUSION, Scored(fused.scores, None, f"the ranker failed: {error!r}"), True
+        return (self.scorer if scored.fallback is None else _FUSION), scored, False
 
     def search(self, query: SearchQuery, *, limit: int | None = None, explain: bool = False) -> SearchOutcome:
-        """Recall, merge, score and keep the best `query.k`; with `explain`, also each kept candidate's
-        ranking features (computed over the whole merged list, as the scorer saw it)."""
+        """Recall, merge, filter, rank and keep the best `query.k`; with `explain`, also each kept
+        candidate's ranking features (computed over the whole merged list, as the scorer saw it)."""
         start = time.perf_counter()
         results, degraded, latency = self.recall(query, max(limit or self.config.branch_limit, query.k))
-        # Branches that cannot pre-filter are filtered here, so a filter holds whatever found the item.
-        candidates = [c for c in self.merge(results) if query.admits(c.row)]
+        candidates = admitted(query, self.merge(results))
         scorer, features, fallback = self.scorer, None, None
         if candidates:
-            context = RankingContext.of(query)
-            try:
-                if hasattr(scorer, "score_explained"):
-                    scored = scorer.score_explained(context, candidates, explain=explain)
-                    scores, features = scored.scores, scored.features
-                    if scored.fallback is not None:  # the ranker kept the fusion order: say so
-                        fallback, scorer = scored.fallback, _FUSION
-                else:
-                    scores = scorer.score(context, candidates)
-            except Exception as error:  # a broken ranker must not fail the request: keep the fusion order
-                log.warning("scorer %s failed, keeping the fusion order: %r", scorer.name, error)
+            scorer, scored, failed = self.rank(query, candidates, explain=explain)
+            if failed:
                 degraded.append("ranker")
-                scorer, features, fallback = _FUSION, None, f"the ranker failed: {error!r}"
-                scores = scorer.score(context, candidates)
-            for candidate, score in zip(candidates, scores.tolist(), strict=True):
-                candidate.score = score
-            order = np.argsort(-np.asarray(scores), kind="stable")[: query.k]
-            candidates = [candidates[i] for i in order]
-            features = None if features is None else [features[i] for i in order]
+            candidates, features = best(candidates, scored, query.k)
+            fallback = scored.fallback
         took_ms = (time.perf_counter() - start) * 1000
         return SearchOutcome(
             candidates, results, degraded, scorer.name, took_ms, latency, scorer.version, features, fallback

@@ -1,7 +1,8 @@
 """Offline evaluation of recommendations on behaviour logs: leave-last-out split, metrics and baselines.
 
-Protocol. Events are `(user_id, item_id, timestamp)`. Each user's events are ordered by timestamp, ties broken
-by item id (string order), so the split never depends on file order. For every user with at least 2 events the
+Protocol. Events are `(user_id, item_id, timestamp)`. Each user's events are ordered as the build orders a
+history (`indexer.histories.time_order`: by timestamp, then item id), so the split never depends on file order
+and a history rebuilt from the split is the split's own order. For every user with at least 2 events the
 last one is held out and the rest is history; a user with a single event is not evaluated, but that event
 stays in the history that baselines learn from. Recommenders rank the whole catalogue (every item in the
 history) minus the items the user has already seen, and each user has exactly one relevant item, so
@@ -18,12 +19,14 @@ matrix) to the user's history items. Both exclude seen items; ties go to the sma
 
 from __future__ import annotations
 
-from collections import defaultdict
+import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+
+from indexer.histories import time_order
 
 Event = tuple[str, str, float]
 
@@ -43,17 +46,20 @@ class LeaveLastOutSplit:
 
 
 def leave_last_out(events: Iterable[Event], n: int = 1) -> LeaveLastOutSplit:
-    """Hold out each user's last `n` events (by timestamp, then item id), always keeping one in the history:
-    users with < 2 events keep all."""
+    """Hold out each user's last `n` events (in `time_order`), always keeping one in the history: users with
+    < 2 events keep all. The history lists users in id order, each user's events oldest first."""
     if n < 1:
         raise ValueError(f"hold out at least one event per user, got {n}")
-    by_user: dict[str, list[Event]] = defaultdict(list)
-    for event in events:
-        by_user[event[0]].append(event)
+    events = list(events)
+    order = time_order(
+        np.array([event[0] for event in events], dtype=str),
+        np.array([event[1] for event in events], dtype=str),
+        np.array([event[2] for event in events], dtype=np.float64),
+    )
     history: list[Event] = []
     targets: dict[str, list[str]] = {}
-    for user in sorted(by_user):
-        ordered = sorted(by_user[user], key=lambda event: (event[2], event[1]))
+    for user, group in itertools.groupby((events[i] for i in order.tolist()), key=lambda event: event[0]):
+        ordered = list(group)
         if len(ordered) >= 2:
             kept = max(1, len(ordered) - n)
             targets[user] = [item for _, item, _ in ordered[kept:]]

@@ -19,7 +19,7 @@ from ranker.features.collection import CollectionView, FeatureCollection
 from ranker.features.declarations import FeatureDeclaration, FeatureSpec, require
 from ranker.features.io_ops import Request
 from ranker.features.transforms import TRANSFORMS
-from ranker.scoring import RankingContext, Scoreable, branches_found
+from ranker.scoring import Candidate, RankingContext, branches_found
 
 
 class _Compiled:
@@ -59,12 +59,12 @@ class FeatureExtractor:
         self.names = declaration.names
         self._features = [_Compiled(spec) for spec in declaration.features]
 
-    def covers(self, candidates: Sequence[Scoreable]) -> bool:
+    def covers(self, candidates: Sequence[Candidate]) -> bool:
         """Whether every branch a feature is gated on found some candidate (the model's training regime)."""
         found = branches_found(candidates)
         return all(branch in found for branch in self.declaration.gates)
 
-    def extract(self, context: RankingContext, candidates: Sequence[Scoreable]) -> np.ndarray:
+    def extract(self, context: RankingContext, candidates: Sequence[Candidate]) -> np.ndarray:
         """(len(candidates), len(names)) float64; row i belongs to candidates[i]."""
         request = Request(self.view, context, candidates)
         out = np.empty((len(candidates), len(self._features)), dtype=np.float64)
@@ -75,7 +75,7 @@ class FeatureExtractor:
     def as_dicts(self, matrix: np.ndarray) -> list[dict[str, float]]:
         return [dict(zip(self.names, row, strict=True)) for row in matrix.tolist()]
 
-    def ids_of(self, candidates: Sequence[Scoreable]) -> list[str]:
+    def ids_of(self, candidates: Sequence[Candidate]) -> list[str]:
         return self.view.ids_of(
             np.fromiter((c.row for c in candidates), dtype=np.int64, count=len(candidates))
         )

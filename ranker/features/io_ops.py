@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from indexer.histories import recent_items
 from ranker.features.collection import CollectionView, vectors_available
-from ranker.scoring import RankingContext, Scoreable, branches_found
+from ranker.scoring import Candidate, RankingContext, branches_found
 
 SPACES = ("dense", "word2vec")
 
@@ -27,7 +28,7 @@ class Request:
     """One request's candidates and memoised IO values."""
 
     def __init__(
-        self, view: CollectionView, context: RankingContext, candidates: Sequence[Scoreable]
+        self, view: CollectionView, context: RankingContext, candidates: Sequence[Candidate]
     ) -> None:
         self.view = view
         self.collection = view.collection
@@ -210,14 +211,9 @@ def check_text_field(view: CollectionView, name: str | None) -> str | None:
 
 # --------------------------------------------------------------------------------------------- behaviour
 def user_history(req: Request, _: str | None) -> np.ndarray:
-    """Rows of the request's items when it names some, else the user's history; oldest first (as the
-    behaviour branches read it)."""
-    if req.context.items:
-        return np.asarray(req.context.items, dtype=np.int64)
-    behaviour, user = req.collection.behaviour, req.context.user_id
-    if behaviour is None or user is None:
-        return np.zeros(0, dtype=np.int64)
-    return np.asarray(behaviour.history(user)[0], dtype=np.int64)
+    """The request's recent items, oldest first, as the behaviour branches read them
+    (`indexer.histories.recent_items`)."""
+    return recent_items(req.collection.behaviour, req.context.user_id, req.context.items)
 
 
 def user_time(req: Request, _: str | None) -> float:

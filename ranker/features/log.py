@@ -25,22 +25,12 @@ from typing import Any
 import numpy as np
 
 from ranker.features.collection import CollectionView
-from ranker.scoring import RankingContext, Scoreable
+from ranker.scoring import Candidate, RankingContext
 
 # What every log line holds; anything else on a line is the logger's `meta` (ranker and collection versions).
 LOGGED_KEYS = frozenset(
     {"request_id", "time", "query", "user_id", "location", "items", "names", "candidates", "features"}
 )
-
-
-@dataclass(slots=True)
-class LoggedCandidate:
-    """A candidate rebuilt from a log line; satisfies `Scoreable`."""
-
-    row: int
-    fused_score: float
-    ranks: dict[str, int] = field(default_factory=dict)
-    branch_scores: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -60,11 +50,11 @@ class LoggedRequest:
             return self.context
         return dataclasses.replace(self.context, items=tuple(view.rows_of(self.items).tolist()))
 
-    def candidates(self, view: CollectionView) -> list[LoggedCandidate]:
+    def candidates(self, view: CollectionView) -> list[Candidate]:
         """The request's candidates as the scorer saw them (rows looked up from the external ids)."""
         rows = view.rows_of(self.ids).tolist()
         return [
-            LoggedCandidate(row, p["fused"], dict(p["ranks"]), dict(p["scores"]))
+            Candidate(row, p["fused"], dict(p["ranks"]), dict(p["scores"]))
             for row, p in zip(rows, self.provenance, strict=True)
         ]
 
@@ -117,7 +107,7 @@ class FeatureLogger:
         self,
         context: RankingContext,
         ids: Sequence[str],
-        candidates: Sequence[Scoreable],
+        candidates: Sequence[Candidate],
         names: Sequence[str],
         features: np.ndarray,
         *,

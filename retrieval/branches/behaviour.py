@@ -1,7 +1,8 @@
-"""Branches that read the user's behaviour: item-to-item (item2vec) and the user's preferred keywords.
+"""Branches that read the user's behaviour: item-to-item (item2vec), co-visitation and preferred keywords.
 
-Both start from the request's recent items: the ones it names, else the user's history from the build, the
-newest weighted most (a weight halves every `half_life_items` items back).
+All start from the request's recent items (`indexer.histories.recent_items`: the ones it names, else the
+user's history from the build), the newest weighted most (a weight halves every `half_life_items` items
+back).
 """
 
 from __future__ import annotations
@@ -9,21 +10,12 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from indexer.histories import recent_items
 from retrieval.candidates import BranchResult, SearchQuery
 from retrieval.collection import Collection
 
 RECENT_ITEMS = 50
 HALF_LIFE_ITEMS = 10.0
-
-
-def recent_rows(collection: Collection, query: SearchQuery) -> np.ndarray:
-    """Rows of the request's recent items, newest last: the request's own list, else the user's history."""
-    if query.recent_rows:
-        return np.asarray(query.recent_rows, dtype=np.int64)
-    if query.user_id is None or collection.behaviour is None:
-        return np.zeros(0, dtype=np.int64)
-    rows, _, _ = collection.behaviour.history(query.user_id)
-    return np.asarray(rows, dtype=np.int64)
 
 
 def recency_weights(n: int, half_life: float = HALF_LIFE_ITEMS) -> np.ndarray:
@@ -47,6 +39,7 @@ class ItemToItemSource:
     """`item2item`: items whose item2vec vectors are close to the recent items, recency-weighted."""
 
     name = "item2item"
+    inline = False  # a matrix product over every item vector
 
     def __init__(self, collection: Collection, recent: int = RECENT_ITEMS) -> None:
         self.collection = collection
@@ -58,13 +51,13 @@ class ItemToItemSource:
             query.wants_text_free(self.name)
             and behaviour is not None
             and behaviour.item_vectors is not None
-            and len(recent_rows(self.collection, query)) > 0
+            and len(recent_items(self.collection.behaviour, query.user_id, query.recent_rows)) > 0
         )
 
     def fetch(self, query: SearchQuery, limit: int) -> BranchResult:
         behaviour = self.collection.behaviour
         assert behaviour is not None and behaviour.item_vectors is not None  # the gate guarantees it
-        rows = recent_rows(self.collection, query)[-self.recent :]
+        rows = recent_items(self.collection.behaviour, query.user_id, query.recent_rows)[-self.recent :]
         vectors = np.asarray(behaviour.item_vectors)
         # Sum of recency-weighted cosines to each recent item = dot product with their weighted sum.
         profile = recency_weights(len(rows)) @ vectors[rows]
@@ -86,6 +79,7 @@ class CovisitSource:
     """
 
     name = "covisit"
+    inline = False  # sparse products over the user-item matrix
 
     def __init__(
         self, collection: Collection, half_life_items: float = 2.0, recent: int = RECENT_ITEMS
@@ -111,12 +105,12 @@ class CovisitSource:
         return (
             query.wants_text_free(self.name)
             and self.matrix is not None
-            and len(recent_rows(self.collection, query)) > 0
+            and len(recent_items(self.collection.behaviour, query.user_id, query.recent_rows)) > 0
         )
 
     def fetch(self, query: SearchQuery, limit: int) -> BranchResult:
         assert self.matrix is not None  # the gate guarantees it
-        rows = recent_rows(self.collection, query)[-self.recent :]
+        rows = recent_items(self.collection.behaviour, query.user_id, query.recent_rows)[-self.recent :]
         weights = recency_weights(len(rows), self.half_life_items)
         # Sum over recent items i of w_i * cos(i, j) = X^T (X[:, R] (w / |R|)) / |j|, two sparse products.
         users = self.by_item[:, rows] @ (weights / self.norms[rows])
@@ -131,6 +125,7 @@ class UserPreferenceSource:
     items that hold them. An item's score is the summed preference of its values, popularity breaking ties."""
 
     name = "user_pref"
+    inline = False  # keyword postings of the preferred values
 
     def __init__(self, collection: Collection, top_values: int = 5) -> None:
         self.collection = collection
@@ -158,7 +153,7 @@ class UserPreferenceSource:
         return (
             query.wants_text_free(self.name)
             and bool(self.fields)
-            and len(recent_rows(self.collection, query)) > 0
+            and len(recent_items(self.collection.behaviour, query.user_id, query.recent_rows)) > 0
         )
 
     def preferences(self, rows: np.ndarray) -> list[tuple[str, str, float]]:
@@ -177,7 +172,7 @@ class UserPreferenceSource:
         return [(name, value, weight / norm) for (name, value), weight in best]
 
     def fetch(self, query: SearchQuery, limit: int) -> BranchResult:
-        rows = recent_rows(self.collection, query)
+        rows = recent_items(self.collection.behaviour, query.user_id, query.recent_rows)
         scores = np.zeros(len(self.collection), dtype=np.float64)
         for name, value, weight in self.preferences(rows):
             scores[self.collection.keywords.field(name).rows(value)] += weight

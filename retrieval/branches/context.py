@@ -29,6 +29,7 @@ class GeoSource:
     """
 
     name = "geo"
+    inline = False  # reads the docstore
 
     def __init__(self, collection: Collection) -> None:
         self.collection = collection

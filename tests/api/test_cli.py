@@ -154,7 +154,14 @@ def _published(root: Path, name: str | None = None) -> Path:
     from indexer.versions import VersionStore
 
     with VersionStore(root).build() as (_, staging):
-        params = {"config": BuildConfig().model_dump(), "name": name, "corpus": "items.jsonl"}
+        params = {
+            "config": BuildConfig().model_dump(),
+            "name": name,
+            "corpus": "items.jsonl",
+            "encoder": {"kind": "torch"},
+            "word2vec": {"trained": False},
+            "behaviour": None,
+        }
         write_manifest(staging, kind=COLLECTION_KIND, params=params)
     return root
 

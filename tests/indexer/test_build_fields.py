@@ -15,10 +15,11 @@ from indexer.config import BuildConfig, FieldConfig, apply_column_map
 from indexer.encoders.torch import Encoder
 from indexer.fields import MAX_QUERY_TERMS, Bm25Field, FieldedBm25, prune_terms
 from indexer.inverted import InvertedIndex
+from retrieval.branches.bm25 import Bm25Source
+from retrieval.branches.dense import DenseSource
 from retrieval.collection import Collection
 from retrieval.pipeline import SearchPipeline
 from retrieval.service import CollectionService
-from retrieval.sources import default_sources
 
 MIXED = [
     {"id": "d1", "title": "北京大学图书馆", "body": "图书馆藏书丰富，对全校师生开放"},
@@ -197,7 +198,7 @@ def test_field_analyzers_and_boosts_are_stored_and_used_at_query_time(
 
 def test_the_service_answers_through_the_fielded_index(mixed_root: Path, encoder: Encoder) -> None:
     collection = Collection.load(mixed_root, encoder=encoder)
-    service = CollectionService(collection, SearchPipeline(default_sources(collection)))
+    service = CollectionService(collection, SearchPipeline([Bm25Source(collection), DenseSource(collection)]))
     try:
         answer = service.search("博物馆 青铜器", k=2)
         assert answer.hits[0].id == "d4"

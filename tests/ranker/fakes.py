@@ -20,7 +20,7 @@ from indexer.events import Events
 from indexer.fields import Bm25Field, FieldedBm25
 from indexer.inverted import InvertedIndex
 from indexer.keywords import Keywords, write_keywords
-from retrieval.candidates import Candidate
+from ranker.scoring import Candidate
 
 DOCS = [
     {"title": "Vitamin D and bone density", "text": "Vitamin D supplements raise bone mineral density."},

@@ -338,11 +338,11 @@ import sys
 from pathlib import Path
 import numpy as np
 
-from ranker.features.log import FeatureLogger, LoggedCandidate
-from ranker.scoring import RankingContext
+from ranker.features.log import FeatureLogger
+from ranker.scoring import Candidate, RankingContext
 
 path, name, lines = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-candidates = [LoggedCandidate(i, 0.5, {"bm25": i}, {"bm25": 1.0}) for i in range(50)]
+candidates = [Candidate(i, 0.5, {"bm25": i}, {"bm25": 1.0}) for i in range(50)]
 logger = FeatureLogger(path, max_bytes=20_000, backups=1000)
 for i in range(lines):
     context = RankingContext(text="bone", request_id=f"{name}{i:03d}")

@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from indexer.encoders.torch import Encoder
+from retrieval.branches.dense import DenseSource
 from retrieval.candidates import SearchQuery
 from retrieval.collection import Collection
-from retrieval.sources import DenseSource
 
 
 @pytest.fixture(scope="module")

@@ -69,6 +69,11 @@ def test_older_events_take_their_place_in_time(client: TestClient) -> None:
     ids = service.collection.external_ids_of(rows)
     assert ids[0] == "sushi-il-2" and ids[-1] == "books-il-2"
     assert list(times) == sorted(times)
+    # At the same time as a built event, the one time order of histories: by item id.
+    built = dict(zip(ids, times.tolist(), strict=True))
+    _events(client, ("user0", "books-ma-0", built["coffee-ma-0"]))
+    ids = service.collection.external_ids_of(service.collection.behaviour.history("user0")[0])
+    assert ids.index("books-ma-0") == ids.index("coffee-ma-0") - 1
 
 
 def test_bad_events_are_refused_naming_the_field(client: TestClient) -> None:

@@ -7,10 +7,12 @@ releases it, far past its own short deadline, and healthy branches get a deadlin
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ranker.scoring import Candidate, FusionScorer, RankingContext, Scored
 from retrieval.candidates import BranchResult, SearchQuery
 from retrieval.pipeline import PipelineConfig, SearchPipeline
 
@@ -19,6 +21,8 @@ SHORT_S = 0.05  # the deadline of the held branch
 
 
 class FixedSource:
+    inline = False
+
     def __init__(self, name: str, rows: list[int], *, enabled: bool = True) -> None:
         self.name, self.rows, self._enabled = name, rows, enabled
 
@@ -183,13 +187,63 @@ def test_a_pooled_deadline_counts_from_submission_while_inline_branches_run() ->
     assert outcome.degraded == ["dense"] and [c.row for c in outcome.candidates] == [1, 2]
 
 
+class ReversingScorer(FusionScorer):
+    """Ranks the merged list upside down; with `fallback`, answers in the fusion order and says why."""
+
+    name, version = "reverser", "7"
+
+    def __init__(self, fallback: str | None = None) -> None:
+        self.fallback = fallback
+
+    def score_explained(
+        self, context: RankingContext, candidates: Sequence[Candidate], *, explain: bool
+    ) -> Scored:
+        if self.fallback is not None:
+            return Scored(super().score(context, candidates), None, self.fallback)
+        scores = -super().score(context, candidates)
+        return Scored(scores, [{"_score": s} for s in scores.tolist()] if explain else None)
+
+
+class RaisingScorer(FusionScorer):
+    name = "broken"
+
+    def score_explained(
+        self, context: RankingContext, candidates: Sequence[Candidate], *, explain: bool
+    ) -> Scored:
+        raise RuntimeError("model file went missing")
+
+
+def test_the_scorer_orders_the_answer_unless_it_falls_back_or_fails() -> None:
+    sources = [FixedSource("bm25", [1, 2, 3])]
+    query = SearchQuery("q", k=2)
+    ranked = SearchPipeline(sources, scorer=ReversingScorer()).search(query, explain=True)
+    assert [c.row for c in ranked.candidates] == [3, 2]
+    assert (ranked.scorer, ranked.scorer_version) == ("reverser", "7")
+    assert ranked.features == [{"_score": c.score} for c in ranked.candidates] and ranked.fallback is None
+    kept = SearchPipeline(sources, scorer=ReversingScorer("outside its domain")).search(query)
+    assert [c.row for c in kept.candidates] == [1, 2] and kept.scorer == "fusion"
+    assert kept.fallback == "outside its domain" and kept.degraded == []
+    failed = SearchPipeline(sources, scorer=RaisingScorer()).search(query, explain=True)
+    assert [c.row for c in failed.candidates] == [1, 2] and failed.scorer == "fusion"
+    assert failed.degraded == ["ranker"] and failed.features is None
+    assert failed.fallback is not None and "model file went missing" in failed.fallback
+
+
+def test_filters_hold_for_candidates_of_branches_that_do_not_prefilter() -> None:
+    allowed = np.zeros(10, dtype=bool)
+    allowed[[2, 3]] = True
+    outcome = SearchPipeline([FixedSource("bm25", [1, 2, 3])]).search(SearchQuery("q", allowed=allowed))
+    assert [c.row for c in outcome.candidates] == [2, 3]
+
+
 def test_the_services_cheap_branches_declare_themselves_inline() -> None:
     from retrieval.branches.behaviour import CovisitSource, ItemToItemSource, UserPreferenceSource
+    from retrieval.branches.bm25 import Bm25Source
     from retrieval.branches.context import GeoSource, PopularSource
+    from retrieval.branches.dense import DenseSource
     from retrieval.branches.word2vec import Word2VecSource
-    from retrieval.sources import Bm25Source, DenseSource
 
     inline = {Bm25Source, Word2VecSource, PopularSource}
     pooled = {DenseSource, GeoSource, ItemToItemSource, CovisitSource, UserPreferenceSource}
-    assert all(getattr(source, "inline", False) for source in inline)
-    assert not any(getattr(source, "inline", False) for source in pooled)
+    assert all(source.inline for source in inline)
+    assert not any(source.inline for source in pooled)
