@@ -71,7 +71,7 @@ class LiveWrites:
             raise RequestError(
                 "events",
                 f"collection {self.collection.name!r} was built without behaviour events; build it with a "
-                "behaviour log (searchrec build --events FILE) to record events",
+                "behaviour log (searchrec build --behaviour FILE) to record events",
             )
         for i, event in enumerate(events):
             if self._alive_row(event.item_id) is None:
