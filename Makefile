@@ -9,7 +9,7 @@ RANKERS := rankers
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install demo index rankers test check bench clean
+.PHONY: install demo index rankers test browser check bench clean
 
 install: $(STAMP)
 
@@ -51,8 +51,15 @@ demo: install index rankers
 	$(BIN)/searchrec serve --index $(INDEXES)/scifact --index $(INDEXES)/movies --index $(INDEXES)/cities \
 		--ranker scifact=$(RANKERS)/scifact --ranker movies=$(RANKERS)/movies --host $(HOST) --port $(PORT)
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest
+
+# The search page's tests drive Debian's Chromium (Playwright never downloads a browser here).
+browser:
+	@command -v chromium >/dev/null || { \
+		echo "installing Chromium from Debian's packages for the page tests"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
 
 # Lint, format, types, and the layering: imports flow api > jobs > retrieval > ranker > indexer, no cycles.
 check: install

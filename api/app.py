@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import install_error_handlers
@@ -17,6 +19,8 @@ from api.routes import admin, collections, operations, recommend, search, writes
 from api.schemas import DEFAULT_MAX_QUERY_CHARS
 from indexer.encoders import check_query_encoder
 from retrieval.registry import CollectionRegistry, collection_name, service_opener
+
+STATIC = Path(__file__).resolve().parent / "static"  # the search page: HTML, JavaScript, CSS; no build step
 
 
 def collection_roots(
@@ -111,6 +115,14 @@ def create_app(
     app.include_router(operations.router)
     if token:
         app.include_router(admin.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def search_page() -> FileResponse:
+        """The search page (`api/static/`): query, filters, location, provenance, explain, similar,
+        recommend."""
+        return FileResponse(STATIC / "index.html")
+
     return app
 
 

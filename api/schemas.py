@@ -168,6 +168,18 @@ class CollectionInfo(BaseModel):
     keyword_fields: list[str]
 
 
+class KeywordValue(BaseModel):
+    value: str
+    count: int = Field(description="Items holding the value (in the published version).")
+
+
+class KeywordValues(BaseModel):
+    collection: str
+    field: str
+    distinct: int = Field(description="How many distinct values the field has.")
+    values: list[KeywordValue] = Field(description="The most common values, most items first.")
+
+
 class VersionInfo(BaseModel):
     searchrec: str
     collections: dict[str, str]

@@ -136,3 +136,13 @@ def test_covisit_recommends_what_the_same_users_consumed(client: TestClient) -> 
     body = _recommend(client, items=["sushi-il-0"], k=3)
     assert {hit["id"] for hit in body["results"]} == {"sushi-il-1", "books-il-0", "books-il-1"}
     assert all("covisit" in hit["branches"] for hit in body["results"])
+
+
+def test_keyword_values_are_counted_and_an_unknown_field_is_named(client: TestClient) -> None:
+    body = client.get("/collections/shops/keywords/category").json()
+    counts = {v["value"]: v["count"] for v in body["values"]}
+    assert counts == {"books": 6, "coffee": 6, "pizza": 6, "sushi": 6, "town": 2} and body["distinct"] == 5
+    assert [v["value"] for v in body["values"]][:2] == ["books", "coffee"]  # most items first, then by value
+    assert len(client.get("/collections/shops/keywords/category", params={"limit": 2}).json()["values"]) == 2
+    missing = client.get("/collections/shops/keywords/colour")
+    assert missing.status_code == 404 and "category" in missing.json()["detail"]
