@@ -192,6 +192,12 @@ class SearchPipeline:
     def _new_pool(self) -> ThreadPoolExecutor:
         return ThreadPoolExecutor(max_workers=8 * max(1, len(self.sources)), thread_name_prefix="recall")
 
+    def close(self) -> None:
+        """Let the pool's threads end once their branches return (a pool passed in stays its owner's)."""
+        if self in _OWN_POOLS:
+            _OWN_POOLS.discard(self)
+            self.executor.shutdown(wait=False)
+
     def selected(self, query: SearchQuery) -> list[CandidateSource]:
         """The branches this request runs: those asked for (all by default) whose gate opens."""
         return [

@@ -273,4 +273,5 @@ class CollectionService:
         return SearchAnswer(hits, [], self.version, SIMILAR_SCORER, took_ms)
 
     def close(self) -> None:
+        self.pipeline.close()
         self.collection.close()

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pytest
 
 from ranker.scoring import Candidate, FusionScorer, RankingContext, Scored
 from retrieval.candidates import BranchResult, SearchQuery
@@ -247,3 +248,15 @@ def test_the_services_cheap_branches_declare_themselves_inline() -> None:
     pooled = {DenseSource, GeoSource, ItemToItemSource, CovisitSource, UserPreferenceSource}
     assert all(source.inline for source in inline)
     assert not any(source.inline for source in pooled)
+
+
+def test_closing_a_pipeline_ends_its_own_pool_but_not_a_borrowed_one() -> None:
+    own = SearchPipeline([])
+    own.executor.submit(lambda: None).result()
+    own.close()
+    with pytest.raises(RuntimeError, match="shutdown"):
+        own.executor.submit(lambda: None)
+    borrowed = ThreadPoolExecutor(1)
+    SearchPipeline([], executor=borrowed).close()
+    assert borrowed.submit(lambda: 1).result() == 1
+    borrowed.shutdown()
