@@ -24,6 +24,7 @@ FULL = [
     ("HTTP load: searchrec against txtai", ["http_load.py"]),
     ("One search, stage by stage", ["query_path.py"]),
     ("Query encoder: fp32 against int8, one thread each", ["query_encoder.py", "--threads", "1"]),
+    ("Soak: 10 minutes of mixed requests with a version published every minute", ["soak.py"]),
 ]
 QUICK = [
     ("BM25 on SciFact", ["bm25.py", "--skip-zipf"]),
@@ -34,6 +35,7 @@ QUICK = [
     ("HTTP load: searchrec against txtai (100 queries)", ["http_load.py", "--queries", "100"]),
     ("One search, stage by stage", ["query_path.py", "--rounds", "1"]),
     ("Query encoder: fp32 against int8, one thread", ["query_encoder.py", "--threads", "1", "--rounds", "1"]),
+    ("Soak: 2 minutes", ["soak.py", "--minutes", "2", "--publish-every", "30"]),
 ]
 
 
