@@ -26,6 +26,7 @@ oversubscribe them; a variable the user set is left as it is.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import os
@@ -71,6 +72,8 @@ PARENT_CHECK_S = 1.0  # how often a worker checks that its supervisor still live
 RESPAWN_PAUSE_S = 1.0  # before replacing a worker that died within SHORT_LIFE_S of its start
 SHORT_LIFE_S = 10.0
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+M_ARENA_MAX = -8  # glibc's mallopt parameter
+MALLOC_ARENAS = 2
 
 
 class ServeSettings(BaseModel):
@@ -142,6 +145,7 @@ def load_for_fork(settings: ServeSettings) -> CollectionRegistry:
 
     from retrieval.registry import CollectionRegistry, service_opener
 
+    limit_malloc_arenas(MALLOC_ARENAS)
     opener = service_opener(settings.rankers or None, settings.feature_log, settings.query_encoders or None)
     registry = CollectionRegistry(settings.indexes, opener=opener)
     with threadpool_limits(limits=1):
@@ -149,6 +153,15 @@ def load_for_fork(settings: ServeSettings) -> CollectionRegistry:
     gc.collect()
     gc.freeze()
     return registry
+
+
+def limit_malloc_arenas(arenas: int) -> None:
+    """Cap glibc's malloc arenas for this process and the workers it forks (`mallopt(M_ARENA_MAX)`; nothing
+    elsewhere). By default each thread that allocates may get an arena of its own (up to 8 per core), and a
+    version freed after a reload stayed spread over them: in `bench/soak.py` memory kept growing with each
+    reload; with two arenas it levels off."""
+    with suppress(OSError, AttributeError):  # not glibc
+        ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, arenas)
 
 
 def serve_workers(
