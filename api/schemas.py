@@ -20,8 +20,10 @@ MAX_FILTER_VALUE_CHARS = 1024
 class Location(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    lat: float = Field(..., ge=-90, le=90, description="Latitude in degrees, -90 to 90.")
-    lon: float = Field(..., ge=-180, le=180, description="Longitude in degrees, -180 to 180.")
+    lat: float = Field(..., ge=-90, le=90, allow_inf_nan=False, description="Latitude in degrees, -90 to 90.")
+    lon: float = Field(
+        ..., ge=-180, le=180, allow_inf_nan=False, description="Longitude in degrees, -180 to 180."
+    )
 
     def as_tuple(self) -> tuple[float, float]:
         """(lat, lon), as the service takes a location."""
@@ -31,7 +33,8 @@ class Location(BaseModel):
 # Request fields that /search and /recommend share with the same meaning (and the same documentation).
 UserLocation = Annotated[Location | None, Field(description="Where the user is; enables the geo branch.")]
 RadiusKm = Annotated[
-    float | None, Field(gt=0, le=20_000, description="Keep only items within this distance.")
+    float | None,
+    Field(gt=0, le=20_000, allow_inf_nan=False, description="Keep only items within this distance, in km."),
 ]
 
 
