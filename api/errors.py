@@ -140,7 +140,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if (body_error := _unreadable_body(exc)) is not None:
             return body_error
-        if exc.status_code in (204, 304):  # no body allowed: FastAPI's own handler knows how to answer
+        if exc.status_code in (204, 304) or not isinstance(exc.detail, str):  # FastAPI's own answer
             return await http_exception_handler(request, exc)
         return message_response(exc.status_code, _routing_detail(request, exc), exc.headers)
 
