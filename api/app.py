@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.body_limit import DEFAULT_MAX_BODY_BYTES, BodyLimit
 from api.errors import install_error_handlers
 from api.metrics import install_metrics
 from api.reload_broadcast import ReloadBroadcast
@@ -50,6 +51,7 @@ def create_app(
     rankers: dict[str, Path] | None = None,
     feature_log: Path | None = None,
     max_query_chars: int = DEFAULT_MAX_QUERY_CHARS,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     broadcast: ReloadBroadcast | None = None,
     query_encoders: dict[str, str] | None = None,
 ) -> FastAPI:
@@ -58,12 +60,17 @@ def create_app(
     `rankers`: collection name -> ranker root scoring that collection's merged candidates (the others use
     the fusion order); `feature_log`: where the rankers log the features of each request they score;
     `max_query_chars`: the longest `/search` query accepted (longer ones get a 422 naming `query`);
+    `max_body_bytes`: the largest request body accepted (larger ones get a 413 naming the limit);
     `broadcast`: with several worker processes, how a reload one worker is asked for reaches the others;
     `query_encoders`: collection name -> which encoder embeds its queries (`indexer.encoders.QUERY_ENCODERS`;
     a collection not named gets ``auto``: ONNX int8 for a MiniLM collection).
     """
-    if isinstance(max_query_chars, bool) or not isinstance(max_query_chars, int) or max_query_chars < 1:
-        raise ValueError(f"max_query_chars must be a positive number of characters, got {max_query_chars!r}")
+    for setting, value, unit in (
+        ("max_query_chars", max_query_chars, "characters"),
+        ("max_body_bytes", max_body_bytes, "bytes"),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{setting} must be a positive number of {unit}, got {value!r}")
     roots = collection_roots([indexes] if isinstance(indexes, Path | str) else indexes)
     if unknown := sorted(set(rankers or {}) - set(roots)):
         raise ValueError(f"a ranker is given for unknown collection(s) {unknown}; collections: {list(roots)}")
@@ -105,6 +112,8 @@ def create_app(
     app.state.admin_token = token
     app.state.max_query_chars = max_query_chars
     app.state.broadcast = broadcast
+    # innermost of the middlewares, so the metrics and the worker header see its 413s too
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes, max_query_chars=max_query_chars)
     app.state.metrics = install_metrics(app)
     app.add_middleware(WorkerHeader)
     install_error_handlers(app)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 # Default of `create_app(max_query_chars=...)` / `serve --max-query-chars`: room for query by document (a
@@ -12,13 +12,18 @@ from pydantic_core import PydanticCustomError
 # and the transformer reads its first 256 tokens, so the cost of a long query stays bounded.
 DEFAULT_MAX_QUERY_CHARS = 32_768
 MAX_K = 1000
+MAX_FILTERS = 32  # keyword fields one request filters on
+MAX_FILTER_VALUES = 1000  # values one filter accepts
+MAX_FILTER_VALUE_CHARS = 1024
 
 
 class Location(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    lat: float = Field(..., ge=-90, le=90, description="Latitude in degrees, -90 to 90.")
-    lon: float = Field(..., ge=-180, le=180, description="Longitude in degrees, -180 to 180.")
+    lat: float = Field(..., ge=-90, le=90, allow_inf_nan=False, description="Latitude in degrees, -90 to 90.")
+    lon: float = Field(
+        ..., ge=-180, le=180, allow_inf_nan=False, description="Longitude in degrees, -180 to 180."
+    )
 
     def as_tuple(self) -> tuple[float, float]:
         """(lat, lon), as the service takes a location."""
@@ -28,12 +33,32 @@ class Location(BaseModel):
 # Request fields that /search and /recommend share with the same meaning (and the same documentation).
 UserLocation = Annotated[Location | None, Field(description="Where the user is; enables the geo branch.")]
 RadiusKm = Annotated[
-    float | None, Field(gt=0, le=20_000, description="Keep only items within this distance.")
+    float | None,
+    Field(gt=0, le=20_000, allow_inf_nan=False, description="Keep only items within this distance, in km."),
 ]
+
+
+def _values(value: object) -> object:
+    """A filter's value as a list: one string is a list of one; anything else but a list is refused."""
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list):
+        raise PydanticCustomError("filter_value_type", "must be a string or a list of strings")
+    return value
+
+
+FilterValue = Annotated[str, Field(max_length=MAX_FILTER_VALUE_CHARS)]
+FilterValues = Annotated[list[FilterValue], Field(max_length=MAX_FILTER_VALUES)]
 KeywordFilters = Annotated[
-    dict[str, str | list[str]],
+    dict[
+        str,
+        Annotated[FilterValues, BeforeValidator(_values, json_schema_input_type=FilterValue | FilterValues)],
+    ],
     Field(
-        default_factory=dict, description="Keyword filters: field -> value or list of values (any of them)."
+        default_factory=dict,
+        max_length=MAX_FILTERS,
+        description=f"Keyword filters: field -> value or list of values (any of them); at most {MAX_FILTERS} "
+        f"fields, {MAX_FILTER_VALUES} values per field and {MAX_FILTER_VALUE_CHARS} characters per value.",
     ),
 ]
 

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.body_limit import DEFAULT_MAX_BODY_BYTES
 from api.reload_broadcast import ReloadBroadcast
 from api.schemas import DEFAULT_MAX_QUERY_CHARS
 
@@ -86,6 +87,7 @@ class ServeSettings(BaseModel):
     feature_log: Path | None = None
     watch_interval_s: float | None = None
     max_query_chars: int = Field(default=DEFAULT_MAX_QUERY_CHARS, ge=1)
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1)
     threads: int = Field(default=1, ge=1, description="Library threads per worker.")
     query_encoders: dict[str, str] = Field(
         default_factory=dict, description="Collection name -> query encoder setting (others: auto)."

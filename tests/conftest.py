@@ -1,7 +1,11 @@
-"""Shared fixtures: a small SciFact slice and a small XQuAD-R Chinese slice, each built once per session."""
+"""Shared fixtures, each built once per session: a small SciFact slice, a small XQuAD-R Chinese slice, and a
+tiny local-shops collection with categories, tags, coordinates, popularity and a behaviour log (`shops_root`:
+the retrieval tests and the API's fuzz test both serve it)."""
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,4 +96,78 @@ def xquad_slice_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip(f"e5-multilingual cannot run here: {problem}")
     root = tmp_path_factory.mktemp("xquad-slice")
     build_collection(XQUAD_ZH, root, BuildConfig(limit=XQUAD_SLICE_DOCS), progress=False)
+    return root
+
+
+# Two towns named Springfield, far apart; shops clustered around each.
+SPRINGFIELD_IL = (39.80, -89.64)
+SPRINGFIELD_MA = (42.10, -72.59)
+KINDS = {
+    "pizza": ("Pizza", "wood fired pizza with mozzarella and basil", "italian|oven"),
+    "sushi": ("Sushi", "fresh sushi and sashimi with rice and fish", "japanese|fish"),
+    "books": ("Books", "second hand books novels and poetry", "reading|paper"),
+    "coffee": ("Coffee", "espresso coffee and pastries", "cafe|breakfast"),
+}
+
+
+def shop_rows() -> list[dict]:
+    town = {"title": "Springfield", "category": "town", "tags": "", "popularity": 1}
+    rows = [
+        {**town, "id": "town-il", "text": "Springfield town hall, Illinois", "lat": SPRINGFIELD_IL[0],
+         "lon": SPRINGFIELD_IL[1]},
+        {**town, "id": "town-ma", "text": "Springfield town hall, Massachusetts", "lat": SPRINGFIELD_MA[0],
+         "lon": SPRINGFIELD_MA[1]},
+    ]  # fmt: skip
+    for town, (lat, lon) in (("il", SPRINGFIELD_IL), ("ma", SPRINGFIELD_MA)):
+        for kind, (title, text, tags) in KINDS.items():
+            for i in range(3):
+                rows.append(
+                    {
+                        "id": f"{kind}-{town}-{i}",
+                        "title": f"{title} shop {i}",
+                        "text": text,
+                        "category": kind,
+                        "tags": tags,
+                        "lat": lat + 0.01 * (i + 1),
+                        "lon": lon + 0.01 * (i + 1),
+                        "popularity": 10 * (i + 1) + (5 if kind == "coffee" else 0),
+                    }
+                )
+    return rows
+
+
+def shop_events() -> list[tuple[str, str, int]]:
+    """Pizza lovers eat pizza then coffee; sushi lovers sushi then books. Times increase within a user."""
+    events = []
+    t = 1_700_000_000
+    for user in range(12):
+        kind, after = ("pizza", "coffee") if user % 2 == 0 else ("sushi", "books")
+        town = "il" if user % 3 else "ma"
+        for step, item in enumerate(
+            [f"{kind}-{town}-0", f"{kind}-{town}-1", f"{after}-{town}-0", f"{after}-{town}-1"]
+        ):
+            events.append((f"user{user}", item, t + 3600 * step))
+    return events
+
+
+@pytest.fixture(scope="session")
+def shops_root(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder) -> Path:
+    from indexer.build import build_collection
+    from indexer.config import BuildConfig, apply_column_map
+
+    folder = tmp_path_factory.mktemp("shops")
+    items = folder / "items.jsonl"
+    items.write_text("".join(json.dumps(row) + "\n" for row in shop_rows()))
+    events = folder / "events.csv"
+    with events.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["user_id", "item_id", "timestamp"])
+        writer.writerows(shop_events())
+    config = apply_column_map(
+        BuildConfig(),
+        ["text=title,text", "category=category", "tags=tags", "lat=lat", "lon=lon", "popularity=popularity"],
+    )  # fmt: skip
+    config = config.model_copy(update={"word2vec": config.word2vec.model_copy(update={"enabled": False})})
+    root = folder / "index"
+    build_collection(items, root, config, behaviour=events, encoder=encoder, progress=False)
     return root

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from api.body_limit import DEFAULT_MAX_BODY_BYTES
 from api.cli.common import fail
 from api.schemas import DEFAULT_MAX_QUERY_CHARS
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from retrieval.registry import CollectionRegistry
 
 MAX_QUERY_CHARS_ENV = "SEARCHREC_MAX_QUERY_CHARS"
+MAX_BODY_BYTES_ENV = "SEARCHREC_MAX_BODY_BYTES"
 
 
 def register(app: typer.Typer) -> None:
@@ -61,6 +63,14 @@ def serve(
             help="Longest /search query accepted, in characters; longer ones get a 422 naming `query`.",
         ),
     ] = DEFAULT_MAX_QUERY_CHARS,
+    max_body_bytes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar=MAX_BODY_BYTES_ENV,
+            help="Largest request body accepted, in bytes; larger ones get a 413 naming the limit.",
+        ),
+    ] = DEFAULT_MAX_BODY_BYTES,
     query_encoder: Annotated[
         list[str] | None,
         typer.Option(
@@ -85,11 +95,11 @@ def serve(
     from api.workers import run_directory, threads_per_worker, usable_cores, worker_environment
 
     workers = workers if workers is not None else usable_cores()
+    options = (index, host, port, watch, ranker, feature_log, max_query_chars, max_body_bytes, query_encoder)
     if workers == 1:
-        _serve(index, host, port, watch, ranker, feature_log, max_query_chars, query_encoder, workers=1)
+        _serve(*options, workers=1)
         return
     with run_directory() as run_dir, worker_environment(run_dir, threads_per_worker(workers)):
-        options = (index, host, port, watch, ranker, feature_log, max_query_chars, query_encoder)
         _serve(*options, workers, run_dir)
 
 
@@ -101,6 +111,7 @@ def _serve(
     ranker: list[str] | None,
     feature_log: Path | None,
     max_query_chars: int,
+    max_body_bytes: int,
     query_encoder: list[str] | None,
     workers: int,
     run_dir: Path | None = None,
@@ -126,6 +137,7 @@ def _serve(
             feature_log=feature_log,
             watch_interval_s=watch,
             max_query_chars=max_query_chars,
+            max_body_bytes=max_body_bytes,
             threads=threads_per_worker(workers),
             query_encoders=_per_collection("--query-encoder", query_encoder or [], list(roots)),
             run_dir=run_dir,
@@ -160,6 +172,7 @@ def _app(
         rankers=settings.rankers or None,
         feature_log=settings.feature_log,
         max_query_chars=settings.max_query_chars,
+        max_body_bytes=settings.max_body_bytes,
         broadcast=broadcast,
         query_encoders=settings.query_encoders or None,
     )

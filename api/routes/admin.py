@@ -1,4 +1,10 @@
-"""Admin routes, mounted only when `SEARCHREC_ADMIN_TOKEN` is set: hot reload of published versions.
+"""Admin routes, mounted only when an admin token is set (`SEARCHREC_ADMIN_TOKEN`, or `create_app`'s
+`admin_token`): hot reload of published versions. Without a token they do not exist (404).
+
+Every admin request carries ``Authorization: Bearer <token>``. Without one (or with another scheme) it gets a
+401 with ``WWW-Authenticate: Bearer``; with a wrong token, a 403. The token is compared in constant time
+(`hmac.compare_digest` on SHA-256 digests, so not even its length shows in the timing), and is never logged
+or echoed: it is no header parameter a 422 could repeat.
 
 With several worker processes the request reaches one of them; it reloads, then tells the others through
 the reload broadcast (`api.reload_broadcast`) and answers once every worker has switched.
@@ -6,21 +12,41 @@ the reload broadcast (`api.reload_broadcast`) and answers once every worker has 
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import Broadcast, Registry
 from api.schemas import ReloadResult, WorkerVersions
 
 TOKEN_ENV = "SEARCHREC_ADMIN_TOKEN"
 
+bearer = HTTPBearer(auto_error=False, description="The admin token the service was started with.")
 
-def require_token(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
-    expected = f"Bearer {request.app.state.admin_token}"
-    if authorization is None or not hmac.compare_digest(authorization.encode(), expected.encode()):
-        raise HTTPException(status_code=401, detail="admin routes need 'Authorization: Bearer <token>'")
+
+def token_matches(given: str, expected: str) -> bool:
+    """Whether `given` is `expected`, in time that depends on neither (digests of equal length)."""
+    digest = hashlib.sha256
+    return hmac.compare_digest(digest(given.encode()).digest(), digest(expected.encode()).digest())
+
+
+def require_token(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> None:
+    """401 without a bearer token, 403 with a wrong one."""
+    if credentials is None:
+        raise HTTPException(
+            status_code=401,
+            detail="admin routes need 'Authorization: Bearer <token>' with the service's admin token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if not token_matches(credentials.credentials, request.app.state.admin_token):
+        raise HTTPException(
+            status_code=403, detail=f"the bearer token is not this service's admin token ({TOKEN_ENV})"
+        )
 
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_token)])

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from tests.retrieval.conftest import SPRINGFIELD_IL, SPRINGFIELD_MA
+from tests.conftest import SPRINGFIELD_IL, SPRINGFIELD_MA
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from indexer.versions import VersionStore
-from tests.retrieval.conftest import SPRINGFIELD_IL
+from tests.conftest import SPRINGFIELD_IL
 
 T = 1_700_100_000  # after every built event
 
