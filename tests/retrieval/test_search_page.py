@@ -23,7 +23,7 @@ import pytest
 import uvicorn
 
 from api.app import STATIC, create_app
-from tests.retrieval.conftest import KINDS
+from tests.conftest import KINDS
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(
