@@ -1,8 +1,9 @@
 """Word2Vec on analysed text and on behaviour sequences (item2vec), and saving and loading the vectors.
 
 Training wraps gensim's `Word2Vec` with a typed, seeded `Word2VecParams` (`indexer.schemas`); with
-`workers=1` two runs with the same seed give identical vectors. Sentence vectors built from these word
-vectors are `indexer.sentence_vectors`.
+`workers=1` two runs with the same seed give identical vectors in any process (words are seeded through a
+CRC32 `hashfxn`, not Python's salted `hash`), and `save_vectors` writes them as identical bytes. Sentence
+vectors built from these word vectors are `indexer.sentence_vectors`.
 """
 
 from __future__ import annotations
@@ -93,6 +94,9 @@ def save_vectors(directory: Path, kv: KeyedVectors, params: Word2VecParams | Non
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     before = {p.name for p in directory.iterdir()}
+    # gensim pickles a log of lifecycle events (each with its time and the file's path): the same vectors
+    # saved twice would differ in bytes. Without the log two builds write identical files.
+    kv.lifecycle_events = None
     kv.save(str(directory / VECTORS_FILE), separately=["vectors"])
     (directory / PARAMS_FILE).write_text(
         (params or Word2VecParams()).model_dump_json(indent=2), encoding="utf-8"

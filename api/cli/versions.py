@@ -1,4 +1,5 @@
-"""`searchrec versions`: list the published versions of an index root and roll back to an older one."""
+"""`searchrec versions`: list the published versions of an index root, roll back to an older one, and compare
+two versions part by part (`indexer.version_diff`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import typer
 
 from api.cli.common import fail
 
-versions_app = typer.Typer(help="List and roll back the versions of an index root.", no_args_is_help=True)
+versions_app = typer.Typer(
+    help="List, roll back and compare the versions of an index root.", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -61,3 +64,23 @@ def rollback(
     except ArtifactError as error:
         fail(str(error))
     typer.echo(f"current version of {root}: {version} (was {previous})")
+
+
+@versions_app.command("diff")
+def diff(
+    first: Annotated[Path, typer.Argument(help="A version directory, or a root (its current version).")],
+    second: Annotated[Path, typer.Argument(help="The version to compare it with, likewise.")],
+) -> None:
+    """What differs between two versions, part by part: files by checksum, the forward index by its records,
+    the manifest without build time, version name and timings. Exit code 0 when nothing differs, 1 otherwise.
+    """
+    from api.cli.common import bad_input_fails
+    from indexer.version_diff import diff_versions
+
+    with bad_input_fails():
+        differences = diff_versions(first, second)
+    for difference in differences:
+        typer.echo(str(difference))
+    if differences:
+        raise typer.Exit(1)
+    typer.echo("identical: every file, every forward-index record and the manifest")

@@ -4,6 +4,13 @@ Annoy cannot add items once its trees are built, so this backend collects vector
 ``search`` or ``save`` (which builds the forest) and refuses ``add`` afterwards, including after
 ``load`` (``supports_incremental_add = False``). Saved files are memory-mapped by annoy on load.
 ``allowed`` is applied by over-fetching and filtering (annoy has no filter hook).
+
+Reproducible builds: the forest is built by one thread (``n_jobs = 1``), so a ``seed`` gives the same trees
+and the same ``annoy.ann``. With ``n_jobs`` > 1 (or -1: one per core) annoy splits the trees among threads
+seeded ``seed + thread``: the trees then depend on the number of threads, and the threads number nodes and
+append roots in whatever order they finish, so two builds on one machine write different files (measured:
+three builds of 5,000 vectors with ``n_jobs = -1`` on two cores gave three different files, which answered
+200 queries alike; nothing orders the roots, so that is not assured).
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ class AnnoyIndex(BaseIndex):
     """annoy forest. Build: ``n_trees``, ``seed``, ``n_jobs``; search: ``search_k`` (-1 = k * n_trees)."""
 
     name: ClassVar[str] = "annoy"
-    defaults: ClassVar[dict[str, Any]] = {"n_trees": 50, "search_k": -1, "seed": 42, "n_jobs": -1}
+    defaults: ClassVar[dict[str, Any]] = {"n_trees": 50, "search_k": -1, "seed": 42, "n_jobs": 1}
     search_param_names: ClassVar[tuple[str, ...]] = ("search_k",)
     supports_incremental_add: ClassVar[bool] = False
 

@@ -164,3 +164,12 @@ def test_save_and_memory_mapped_load_roundtrip(tmp_path: Path, corpus, kv) -> No
     assert set(vectorizer_files) == {p.name for p in (tmp_path / "sif").iterdir()}
     restored = SentenceVectorizer.load(tmp_path / "sif", loaded)
     assert np.array_equal(restored.transform(corpus[0][:10]), vectorizer.transform(corpus[0][:10]))
+
+
+def test_saving_the_same_vectors_twice_writes_identical_bytes(tmp_path: Path, kv) -> None:
+    # gensim would record each save's time and path inside vectors.kv; two builds must not differ by that.
+    a, b = tmp_path / "a", tmp_path / "elsewhere" / "b"
+    first, second = save_vectors(a, kv, PARAMS), save_vectors(b, kv, PARAMS)
+    assert first == second
+    for name in first:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name

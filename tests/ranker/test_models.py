@@ -73,6 +73,26 @@ def test_training_keeps_the_better_model_and_is_seeded() -> None:
         train_rankers(train, valid, kinds=["gbdt"])
 
 
+@pytest.mark.parametrize("model_class", [LambdaMart, ListwiseMlp])
+def test_a_seed_trains_identical_model_files(model_class: type, tmp_path: Path) -> None:
+    import torch
+
+    train, valid = synthetic(60, seed=5), synthetic(20, seed=6)
+    threads = torch.get_num_threads()
+    try:
+        for run, torch_threads in (("first", 1), ("second", 2)):  # the MLP's weights ignore the core count
+            torch.set_num_threads(torch_threads)
+            model = model_class() if model_class is LambdaMart else model_class(epochs=5)
+            model.fit(train, valid, seed=11)
+            assert torch.get_num_threads() == torch_threads  # fit restores torch's settings
+            files = model.save(tmp_path / run)
+    finally:
+        torch.set_num_threads(threads)
+    assert not torch.are_deterministic_algorithms_enabled()
+    for name in files:
+        assert (tmp_path / "first" / name).read_bytes() == (tmp_path / "second" / name).read_bytes(), name
+
+
 def test_split_is_seeded_disjoint_and_complete() -> None:
     keys = [f"q{i}" for i in range(50)]
     train, valid = split_keys(keys, 0.2, seed=0)
