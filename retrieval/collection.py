@@ -8,6 +8,10 @@ Numeric columns (geo, popularity, features): ``numeric(name)``; ``popularity`` p
 time-decayed popularity. ``behaviour`` (histories, item2vec) and ``text_vectors`` (Word2Vec) are None when
 the version has none. What the build recorded (its configuration, encoder, optional parts) is read through
 `indexer.manifests.CollectionParams`: a manifest lacking something is refused, never filled with a default.
+
+`Collection.load` verifies the whole version before it opens anything (`indexer.artifact.read_manifest`: the
+manifest's own checksum, then every file's size and sha256), so a damaged file is refused with an
+`ArtifactError` naming it relative to the version.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from indexer.encoders import AUTO, TextEncoder, index_cache_dir, make_query_enco
 from indexer.encoders.query_cache import QueryCachedEncoder
 from indexer.fields import FieldedBm25, QueryTerms
 from indexer.keywords import Keywords, load_columns
-from indexer.manifests import COLLECTION_KIND, CollectionParams, read_collection_params
+from indexer.manifests import COLLECTION_KIND, CollectionParams, collection_params, read_collection_params
 from indexer.text_vectors import TextVectors
 from indexer.versions import resolve_artifact
 
@@ -72,7 +76,7 @@ class Collection:
         to load. `encoder` is reused when it is of the kind picked."""
         path = resolve_artifact(root)
         manifest = read_manifest(path, kind=COLLECTION_KIND)
-        params = CollectionParams.model_validate(manifest["params"])
+        params = collection_params(path, manifest)
         ids = read_ids(path)
         inverted = FieldedBm25.load(path / "bm25", default_analyzer=params.config.analyzer)
         inverted.analyze("warm up 预热")  # load dictionaries (jieba: ~1 s) now, not in the first request
@@ -82,6 +86,11 @@ class Collection:
             encoder = _query_encoder(
                 kind, built, path, params.config.encoder_batch_size, fallback=query_encoder == AUTO
             )
+        vectors = load_index(path / "dense")
+        keywords = Keywords.load(path / "keywords", len(ids))
+        columns = load_columns(path / "columns")
+        behaviour = Behaviour(path / "behaviour", ids) if params.behaviour is not None else None
+        text_vectors = TextVectors(path / "word2vec") if params.word2vec.trained else None
         return cls(
             name=name or params.name or Path(root).name,
             path=path,
@@ -89,13 +98,13 @@ class Collection:
             params=params,
             ids=ids,
             inverted=inverted,
-            vectors=load_index(path / "dense"),
-            docstore=DocStore.open(path / "docstore"),
+            vectors=vectors,
+            docstore=DocStore.open(path / "docstore"),  # last: the one part that holds a handle to close
             encoder=encoder if isinstance(encoder, QueryCachedEncoder) else QueryCachedEncoder(encoder),
-            keywords=Keywords.load(path / "keywords", len(ids)),
-            columns=load_columns(path / "columns"),
-            behaviour=Behaviour(path / "behaviour", ids) if params.behaviour is not None else None,
-            text_vectors=TextVectors(path / "word2vec") if params.word2vec.trained else None,
+            keywords=keywords,
+            columns=columns,
+            behaviour=behaviour,
+            text_vectors=text_vectors,
         )
 
     @property
