@@ -12,7 +12,7 @@ directory and what is wrong with it:
 
 Sizes are compared for every file before any is hashed, so a truncated file is named as such and found fast.
 Format versions: 1 wrote neither sizes nor the manifest's own checksum (still read, without those checks);
-2 adds both.
+2 adds both, and stores Word2Vec vectors as ``.npy`` plus a JSON vocabulary (`indexer.word2vec`).
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ Training Word2Vec or item2vec costs minutes; a rebuild whose corpus or behaviour
 pay for it again. Each reusable part records a fingerprint of everything it was built from in
 `<part>/inputs.sha256`; a later build with the same fingerprint copies the part from the published version
 instead of retraining. The copy is byte-identical, so the new manifest's checksums hold.
+
+A part is copied only when the previous version is of the current artifact format: a part of an older format
+is rebuilt, so a format change reaches every rebuilt version.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.artifact import MANIFEST
+from indexer.artifact import FORMAT_VERSION, ArtifactError, read_manifest
 
 FINGERPRINT_FILE = "inputs.sha256"
 
@@ -48,8 +51,13 @@ def reuse_part(previous: Path | None, name: str, staging: Path, inputs: str) -> 
     recorded = source / FINGERPRINT_FILE
     if not recorded.is_file() or recorded.read_text().strip() != inputs:
         return None
-    manifest = json.loads((previous / MANIFEST).read_text(encoding="utf-8"))
-    params = manifest.get("params", {}).get(name)
+    try:
+        manifest = read_manifest(previous, verify=False)
+    except ArtifactError:  # damaged: build the part again
+        return None
+    if manifest["format_version"] != FORMAT_VERSION:
+        return None
+    params = manifest["params"].get(name)
     if params is None:
         return None
     shutil.copytree(source, staging / name)

@@ -11,7 +11,10 @@ the version has none. What the build recorded (its configuration, encoder, optio
 
 `Collection.load` verifies the whole version before it opens anything (`indexer.artifact.read_manifest`: the
 manifest's own checksum, then every file's size and sha256), so a damaged file is refused with an
-`ArtifactError` naming it relative to the version.
+`ArtifactError` naming it relative to the version. Nothing on the load path unpickles: arrays are ``.npy``
+read with ``allow_pickle=False``, Word2Vec vectors ``.npy`` plus a JSON vocabulary (`indexer.word2vec`), the
+rest JSON, RocksDB tables and the ANN libraries' own binary files; a version of format 1 with Word2Vec
+(whose vectors were a pickle) is refused.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer.ann import VectorIndex, load_index
-from indexer.artifact import read_manifest
+from indexer.artifact import ArtifactError, read_manifest
 from indexer.behaviour import Behaviour
 from indexer.build import read_ids
 from indexer.docstore import DocStore
@@ -38,6 +41,8 @@ from indexer.text_vectors import TextVectors
 from indexer.versions import resolve_artifact
 
 log = logging.getLogger(__name__)
+
+PICKLE_FREE_FORMAT = 2  # the first artifact format whose Word2Vec vectors are no pickle
 
 
 @dataclass
@@ -77,6 +82,14 @@ class Collection:
         path = resolve_artifact(root)
         manifest = read_manifest(path, kind=COLLECTION_KIND)
         params = collection_params(path, manifest)
+        if params.word2vec.trained and manifest["format_version"] < PICKLE_FREE_FORMAT:
+            raise ArtifactError(
+                f"{path}: word2vec/model/vectors.kv holds the Word2Vec vectors as a gensim pickle (artifact "
+                f"format {manifest['format_version']}); searchrec loads no pickles. Rebuild the index "
+                "(searchrec build) to store them as .npy and JSON.",
+                path=path,
+                file="word2vec/model/vectors.kv",
+            )
         ids = read_ids(path)
         inverted = FieldedBm25.load(path / "bm25", default_analyzer=params.config.analyzer)
         inverted.analyze("warm up 预热")  # load dictionaries (jieba: ~1 s) now, not in the first request
