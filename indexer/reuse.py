@@ -5,8 +5,9 @@ pay for it again. Each reusable part records a fingerprint of everything it was 
 `<part>/inputs.sha256`; a later build with the same fingerprint copies the part from the published version
 instead of retraining. The copy is byte-identical, so the new manifest's checksums hold.
 
-A part is copied only when the previous version is of the current artifact format: a part of an older format
-is rebuilt, so a format change reaches every rebuilt version.
+A part is copied only when the previous version is of the current artifact format (a part of an older format
+is rebuilt, so a format change reaches every rebuilt version) and its files still match the previous
+manifest: the new manifest checksums what was copied, so copying a damaged file would launder it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.artifact import FORMAT_VERSION, ArtifactError, read_manifest
+from indexer.artifact import FORMAT_VERSION, ArtifactError, read_manifest, verify_checksums
 
 FINGERPRINT_FILE = "inputs.sha256"
 
@@ -53,9 +54,10 @@ def reuse_part(previous: Path | None, name: str, staging: Path, inputs: str) -> 
         return None
     try:
         manifest = read_manifest(previous, verify=False)
-    except ArtifactError:  # damaged: build the part again
-        return None
-    if manifest["format_version"] != FORMAT_VERSION:
+        if manifest["format_version"] != FORMAT_VERSION:
+            return None
+        verify_checksums(previous, manifest, under=name)
+    except ArtifactError:  # damaged: build the part again rather than copy the damage
         return None
     params = manifest["params"].get(name)
     if params is None:
