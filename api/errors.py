@@ -4,7 +4,10 @@ A 422 has FastAPI's shape, so clients written for FastAPI keep working: ``detail
 each with ``type``, ``loc`` (e.g. ``["body", "k"]``), ``msg`` and ``input``. Each also carries ``field``, the
 dotted name of the request value (``k``, ``filters.colour``), and the service's own refusals (a filter on a
 field the collection lacks, an unknown branch or item) come in the same list with type ``value_error``.
-Other errors (404, 409, 500) have a string ``detail``, as FastAPI's `HTTPException` does.
+Other errors (404, 409, 500) have a string ``detail``, as FastAPI's `HTTPException` does. A reload refused
+because a newly published version cannot be opened (`ReloadFailedError`) is a 500 whose ``detail`` names each
+collection, version and file, with the same per collection under ``failures`` and the versions still served
+under ``versions``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from fastapi.responses import JSONResponse
 
 from api.reload_broadcast import ReloadIncompleteError
 from retrieval.errors import RequestError, UnknownCollectionError, UnknownItemError, WritesUnavailableError
+from retrieval.registry import ReloadFailedError
 
 
 def _field(location: Sequence[Any]) -> str:
@@ -56,3 +60,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ReloadIncompleteError)
     async def reload_incomplete(_: Request, exc: ReloadIncompleteError) -> JSONResponse:
         return JSONResponse(status_code=500, content={"detail": str(exc)})
+
+    @app.exception_handler(ReloadFailedError)
+    async def reload_refused(request: Request, exc: ReloadFailedError) -> JSONResponse:
+        registry = request.app.state.registry
+        content = {
+            "detail": str(exc),
+            "failures": [failure.as_dict() for failure in exc.failures],
+            "versions": {name: service.version for name, service in registry.items()},
+        }
+        return JSONResponse(status_code=500, content=content)
