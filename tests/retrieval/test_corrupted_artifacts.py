@@ -15,8 +15,11 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
+import api.metrics  # noqa: F401 (imported before `serve` runs here: see tests/api/test_cli.py)
 from api.app import create_app
+from api.cli import app as cli
 from indexer.artifact import MANIFEST, MANIFEST_CHECKSUM, ArtifactError, rewrite_manifest
 from indexer.versions import VersionStore, resolve_artifact
 from ranker.artifact import read_ranker
@@ -267,3 +270,17 @@ def test_the_other_collections_still_switch_and_watch_does_not_retry_a_refused_v
         assert set(registry.reload_failures) == {SCIFACT}
     finally:
         registry.close()
+
+
+# ------------------------------------------------------------------------------------------- serve
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_exits_with_a_message_naming_the_file(
+    scifact_slice_root: Path, tmp_path: Path, workers: str
+) -> None:
+    root = tmp_path / "root"
+    shutil.copytree(scifact_slice_root, root)
+    truncate(resolve_artifact(root) / "dense/hnsw.bin")
+    result = CliRunner().invoke(cli, ["serve", "--index", f"sf={root}", "--workers", workers, "--port", "0"])
+    assert result.exit_code == 2, result.output
+    assert "error: collection 'sf' cannot be served from" in result.output
+    assert "dense/hnsw.bin is truncated: " in result.output and "Traceback" not in result.output
