@@ -11,6 +11,9 @@ surrogate once made the error response itself fail with a 500.
 
 Other errors (401, 403, 404, 405, 409, 413, 500) have a string ``detail``, as FastAPI's `HTTPException`
 does; a path no route serves and a method a route does not take say which path and which methods.
+A reload refused because a newly published version cannot be opened (`ReloadFailedError`) is a 500 whose
+``detail`` names each collection, version and file, with the same per collection under ``failures`` and the
+versions still served under ``versions``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.echo import echo, text
 from api.reload_broadcast import ReloadIncompleteError
 from retrieval.errors import RequestError, UnknownCollectionError, UnknownItemError, WritesUnavailableError
+from retrieval.registry import ReloadFailedError
 
 MESSAGE_CHARS = 1000  # a message or string detail is cut to this many characters
 # What FastAPI answers when it could not read a body (it keeps the reason as the exception's cause).
@@ -162,3 +166,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ReloadIncompleteError)
     async def reload_incomplete(_: Request, exc: ReloadIncompleteError) -> JSONResponse:
         return message_response(500, str(exc))
+
+    @app.exception_handler(ReloadFailedError)
+    async def reload_refused(request: Request, exc: ReloadFailedError) -> JSONResponse:
+        registry = request.app.state.registry
+        content = {
+            "detail": str(exc),
+            "failures": [failure.as_dict() for failure in exc.failures],
+            "versions": {name: service.version for name, service in registry.items()},
+        }
+        return JSONResponse(status_code=500, content=content)

@@ -143,7 +143,8 @@ class ReloadBroadcast:
             for name in [None] if None in requested else list(dict.fromkeys(requested)):
                 self._registry.reload(name)
         except Exception as failure:  # a broken new version must not stop the old one from serving
-            log.exception("reload failed; still serving the previous versions")
+            if getattr(failure, "failures", None) is None:  # a refusal (ReloadFailedError) is logged already
+                log.exception("reload failed; still serving the previous versions")
             error = f"{type(failure).__name__}: {failure}"
         self._generation += len(requested)
         self._record(error)

@@ -224,6 +224,27 @@ class ReloadResult(BaseModel):
     )
 
 
+class ReloadRefusal(BaseModel):
+    """One collection whose newly published version (or ranker) was refused; it keeps serving `serving`."""
+
+    collection: str
+    version: str | None = Field(description="The refused collection version (its root's CURRENT).")
+    ranker_version: str | None = Field(description="Its ranker root's CURRENT then; null without a ranker.")
+    serving: str = Field(description="The collection version still served.")
+    error: str = Field(description="Why, e.g. which file fails its checksum.")
+    path: str | None = Field(description="The artifact directory holding the file to blame.")
+    file: str | None = Field(description="That file, relative to `path` (e.g. bm25/content/impacts.npy).")
+    at: str = Field(description="When the reload was refused (UTC, ISO 8601).")
+
+
+class ReloadRefused(BaseModel):
+    """A reload that left some collection on its previous version (500)."""
+
+    detail: str = Field(description="Each refused collection, version and reason, in words.")
+    failures: list[ReloadRefusal] = Field(description="The same, one entry per collection.")
+    versions: dict[str, str] = Field(description="The versions the answering worker serves.")
+
+
 MAX_EVENTS = 1000
 MAX_TIMESTAMP = 10**11  # seconds since the epoch (the year 5138): a millisecond time (13 digits) is refused
 

@@ -175,8 +175,12 @@ def serve_workers(
     if settings.run_dir is None:
         raise ValueError("workers need a run_dir (see run_directory) for their metrics and reloads")
     listening = listening_socket(host, port)
-    broadcast = ReloadBroadcast(settings.run_dir / "reload")  # the generation the loaded versions are at
-    registry = load_for_fork(settings)
+    try:
+        broadcast = ReloadBroadcast(settings.run_dir / "reload")  # the generation the loaded versions are at
+        registry = load_for_fork(settings)
+    except BaseException:  # e.g. a version that cannot be served: nothing to fork
+        listening.close()
+        raise
     supervisor = os.getpid()
     started: dict[int, float] = {}
     stopping = False

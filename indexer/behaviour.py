@@ -9,7 +9,8 @@ Written under ``behaviour/`` of a version:
 - ``popularity.npy`` (float64 per item row): ``sum(w * 0.5 ** ((t_ref - t) / half_life))`` over the item's
   events, ``w`` = 1 (or the event weight with ``weighted_popularity``), ``t_ref`` = the newest event's time
   (not the build time, so rebuilding the same log gives the same numbers). ``counts.npy``: raw event counts.
-- ``item2vec/``: the gensim vectors and training parameters (`indexer.word2vec.save_vectors`), plus
+- ``item2vec/``: the trained vectors by item id, their vocabulary and training parameters (``.npy`` and
+  JSON, `indexer.word2vec.save_vectors`; the online side reads only what follows), plus
   ``item_vectors.npy`` (float32 (n_items, dim), L2-normalised, zero for items no user sequence held) and
   ``known.npy`` (bool per item row).
 - ``params.json``: counts, the half-life, ``t_ref`` and what item2vec was trained on.

@@ -9,7 +9,8 @@ build killed at any moment leaves the current version untouched.
 Layout of a version directory (every file is checksummed in ``manifest.json``)::
 
     manifest.json            kind, format version, libraries, params (config, fields, encoder, word2vec,
-                             behaviour, input report, timings), sha256 of every file
+                             behaviour, input report, timings), sha256 and size of every file, and
+                             a sha256 of itself (indexer.artifact)
     ids.txt                  external ids, one JSON string per line; line i = row i
     bm25/fields.json         BM25 fields: name, analyzer, boost, sources (see indexer.fields)
     bm25/<field>/            one InvertedIndex per field (indexer.inverted)

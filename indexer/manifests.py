@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from indexer.artifact import read_manifest
+from indexer.artifact import MANIFEST, ArtifactError, read_manifest
 from indexer.config import BuildConfig
 from indexer.schemas import ENCODER_KINDS
 
@@ -62,4 +62,17 @@ def read_collection_params(version: Path, *, verify: bool = True) -> CollectionP
     """The parameters of the collection version directory `version`; `ArtifactError` when it is not one
     (`verify=False` skips the checksums, for a quick look such as the collection's name)."""
     manifest = read_manifest(version, kind=COLLECTION_KIND, verify=verify)
-    return CollectionParams.model_validate(manifest["params"])
+    return collection_params(version, manifest)
+
+
+def collection_params(version: Path, manifest: dict) -> CollectionParams:
+    """The validated ``params`` of the manifest read from the version directory `version`; `ArtifactError`
+    naming the manifest when they cannot be read (e.g. written by a build that recorded less)."""
+    try:
+        return CollectionParams.model_validate(manifest["params"])
+    except ValidationError as error:
+        raise ArtifactError(
+            f"{version}: the build parameters in {MANIFEST} cannot be read: {error}",
+            path=Path(version),
+            file=MANIFEST,
+        ) from None

@@ -4,6 +4,10 @@ Training Word2Vec or item2vec costs minutes; a rebuild whose corpus or behaviour
 pay for it again. Each reusable part records a fingerprint of everything it was built from in
 `<part>/inputs.sha256`; a later build with the same fingerprint copies the part from the published version
 instead of retraining. The copy is byte-identical, so the new manifest's checksums hold.
+
+A part is copied only when the previous version is of the current artifact format (a part of an older format
+is rebuilt, so a format change reaches every rebuilt version) and its files still match the previous
+manifest: the new manifest checksums what was copied, so copying a damaged file would launder it.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.artifact import MANIFEST
+from indexer.artifact import FORMAT_VERSION, ArtifactError, read_manifest, verify_checksums
 
 FINGERPRINT_FILE = "inputs.sha256"
 
@@ -48,8 +52,14 @@ def reuse_part(previous: Path | None, name: str, staging: Path, inputs: str) -> 
     recorded = source / FINGERPRINT_FILE
     if not recorded.is_file() or recorded.read_text().strip() != inputs:
         return None
-    manifest = json.loads((previous / MANIFEST).read_text(encoding="utf-8"))
-    params = manifest.get("params", {}).get(name)
+    try:
+        manifest = read_manifest(previous, verify=False)
+        if manifest["format_version"] != FORMAT_VERSION:
+            return None
+        verify_checksums(previous, manifest, under=name)
+    except ArtifactError:  # damaged: build the part again rather than copy the damage
+        return None
+    params = manifest["params"].get(name)
     if params is None:
         return None
     shutil.copytree(source, staging / name)

@@ -2,7 +2,8 @@
 
 Written under ``word2vec/`` of a version:
 
-- ``model/``: gensim word vectors and their training parameters (`indexer.word2vec.save_vectors`).
+- ``model/``: the word vectors (``.npy``), their vocabulary (JSON) and training parameters
+  (`indexer.word2vec.save_vectors`; no pickle).
 - ``vectorizer/``: the query-side `SentenceVectorizer` state (word weights, removed component, settings).
 - ``index/``: a `VectorIndex` over the document vectors (rows = collection rows).
 - ``params.json``: the analyzer of the training tokens, the weighting and the training parameters.

@@ -4,10 +4,20 @@ Training wraps gensim's `Word2Vec` with a typed, seeded `Word2VecParams` (`index
 `workers=1` two runs with the same seed give identical vectors in any process (words are seeded through a
 CRC32 `hashfxn`, not Python's salted `hash`), and `save_vectors` writes them as identical bytes. Sentence
 vectors built from these word vectors are `indexer.sentence_vectors`.
+
+Saved vectors are plain data, never a pickle, so loading them runs no code from the file:
+
+- ``vectors.npy``: float32 (vocabulary, dim), row i = word i; memory-mapped read-only when loaded.
+- ``vocabulary.json``: ``{"words": [...], "counts": [...]}``, the words in row order and their training
+  counts (what SIF weighting reads), UTF-8.
+- ``params.json``: the training parameters.
+
+Artifacts of format 1 held a gensim ``vectors.kv`` (a pickle) instead; `load_vectors` refuses them.
 """
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -16,10 +26,13 @@ import numpy as np
 from gensim.models import KeyedVectors, Word2Vec
 
 from indexer.ann.base import normalize_rows
+from indexer.artifact import ArtifactError
 from indexer.schemas import ITEM2VEC_PARAMS, Word2VecParams
 
-VECTORS_FILE = "vectors.kv"
+VECTORS_FILE = "vectors.npy"
+VOCABULARY_FILE = "vocabulary.json"
 PARAMS_FILE = "params.json"
+PICKLED_VECTORS_FILE = "vectors.kv"  # what format 1 wrote: gensim's pickle, never loaded
 
 
 def _stable_hash(text: str) -> int:
@@ -90,27 +103,49 @@ def item_vectors(
 
 
 def save_vectors(directory: Path, kv: KeyedVectors, params: Word2VecParams | None = None) -> list[str]:
-    """Save vectors (the matrix as its own memory-mappable .npy) and params; return the file names written."""
+    """Save the vectors as ``.npy``, the vocabulary as JSON and the params; return the file names written."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    before = {p.name for p in directory.iterdir()}
-    # gensim pickles a log of lifecycle events (each with its time and the file's path): the same vectors
-    # saved twice would differ in bytes. Without the log two builds write identical files.
-    kv.lifecycle_events = None
-    kv.save(str(directory / VECTORS_FILE), separately=["vectors"])
+    np.save(directory / VECTORS_FILE, np.ascontiguousarray(kv.vectors, dtype=np.float32), allow_pickle=False)
+    counts = kv.expandos.get("count")
+    vocabulary = {
+        "words": [str(word) for word in kv.index_to_key],
+        "counts": None if counts is None else np.asarray(counts, dtype=np.int64).tolist(),
+    }
+    (directory / VOCABULARY_FILE).write_text(json.dumps(vocabulary, ensure_ascii=False), encoding="utf-8")
     (directory / PARAMS_FILE).write_text(
         (params or Word2VecParams()).model_dump_json(indent=2), encoding="utf-8"
     )
-    written = {p.name for p in directory.iterdir()} - before
-    return sorted(written | {VECTORS_FILE, PARAMS_FILE})
+    return sorted([VECTORS_FILE, VOCABULARY_FILE, PARAMS_FILE])
 
 
 def load_vectors(directory: Path, *, mmap: bool = True) -> tuple[KeyedVectors, Word2VecParams]:
-    """Load what `save_vectors` wrote; with `mmap` the vector matrix is memory-mapped read-only.
-
-    The `.kv` file is a pickle: load only artifacts whose checksums were verified.
-    """
+    """Load what `save_vectors` wrote, without unpickling anything; with `mmap` the vector matrix is
+    memory-mapped read-only. `ArtifactError` for vectors saved as a pickle (format 1) or that disagree with
+    their vocabulary."""
     directory = Path(directory)
-    kv = KeyedVectors.load(str(directory / VECTORS_FILE), mmap="r" if mmap else None)
+    if not (directory / VOCABULARY_FILE).is_file() and (directory / PICKLED_VECTORS_FILE).is_file():
+        raise ArtifactError(
+            f"{directory / PICKLED_VECTORS_FILE}: Word2Vec vectors saved as a gensim pickle (artifact format "
+            "1); searchrec loads no pickles. Rebuild the index (searchrec build).",
+            path=directory,
+            file=PICKLED_VECTORS_FILE,
+        )
+    vectors = np.load(directory / VECTORS_FILE, mmap_mode="r" if mmap else None, allow_pickle=False)
+    vocabulary = json.loads((directory / VOCABULARY_FILE).read_text(encoding="utf-8"))
+    words, counts = vocabulary["words"], vocabulary.get("counts")
+    if vectors.ndim != 2 or len(words) != len(vectors) or (counts is not None and len(counts) != len(words)):
+        raise ArtifactError(
+            f"{directory}: {VECTORS_FILE} holds {vectors.shape} vectors for {len(words)} words in "
+            f"{VOCABULARY_FILE}",
+            path=directory,
+            file=VECTORS_FILE,
+        )
+    kv = KeyedVectors(vector_size=int(vectors.shape[1]), count=0, dtype=vectors.dtype)
+    kv.vectors = vectors
+    kv.index_to_key = list(words)
+    kv.key_to_index = {word: row for row, word in enumerate(words)}
+    if counts is not None:
+        kv.expandos["count"] = np.asarray(counts, dtype=np.int64)
     params = Word2VecParams.model_validate_json((directory / PARAMS_FILE).read_text(encoding="utf-8"))
     return kv, params

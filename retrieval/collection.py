@@ -8,6 +8,13 @@ Numeric columns (geo, popularity, features): ``numeric(name)``; ``popularity`` p
 time-decayed popularity. ``behaviour`` (histories, item2vec) and ``text_vectors`` (Word2Vec) are None when
 the version has none. What the build recorded (its configuration, encoder, optional parts) is read through
 `indexer.manifests.CollectionParams`: a manifest lacking something is refused, never filled with a default.
+
+`Collection.load` verifies the whole version before it opens anything (`indexer.artifact.read_manifest`: the
+manifest's own checksum, then every file's size and sha256), so a damaged file is refused with an
+`ArtifactError` naming it relative to the version. Nothing on the load path unpickles: arrays are ``.npy``
+read with ``allow_pickle=False``, Word2Vec vectors ``.npy`` plus a JSON vocabulary (`indexer.word2vec`), the
+rest JSON, RocksDB tables and the ANN libraries' own binary files; a version of format 1 with Word2Vec
+(whose vectors were a pickle) is refused.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer.ann import VectorIndex, load_index
-from indexer.artifact import read_manifest
+from indexer.artifact import ArtifactError, read_manifest
 from indexer.behaviour import Behaviour
 from indexer.build import read_ids
 from indexer.docstore import DocStore
@@ -29,11 +36,13 @@ from indexer.encoders import AUTO, TextEncoder, index_cache_dir, make_query_enco
 from indexer.encoders.query_cache import QueryCachedEncoder
 from indexer.fields import FieldedBm25, QueryTerms
 from indexer.keywords import Keywords, load_columns
-from indexer.manifests import COLLECTION_KIND, CollectionParams, read_collection_params
+from indexer.manifests import COLLECTION_KIND, CollectionParams, collection_params, read_collection_params
 from indexer.text_vectors import TextVectors
 from indexer.versions import resolve_artifact
 
 log = logging.getLogger(__name__)
+
+PICKLE_FREE_FORMAT = 2  # the first artifact format whose Word2Vec vectors are no pickle
 
 
 @dataclass
@@ -72,7 +81,15 @@ class Collection:
         to load. `encoder` is reused when it is of the kind picked."""
         path = resolve_artifact(root)
         manifest = read_manifest(path, kind=COLLECTION_KIND)
-        params = CollectionParams.model_validate(manifest["params"])
+        params = collection_params(path, manifest)
+        if params.word2vec.trained and manifest["format_version"] < PICKLE_FREE_FORMAT:
+            raise ArtifactError(
+                f"{path}: word2vec/model/vectors.kv holds the Word2Vec vectors as a gensim pickle (artifact "
+                f"format {manifest['format_version']}); searchrec loads no pickles. Rebuild the index "
+                "(searchrec build) to store them as .npy and JSON.",
+                path=path,
+                file="word2vec/model/vectors.kv",
+            )
         ids = read_ids(path)
         inverted = FieldedBm25.load(path / "bm25", default_analyzer=params.config.analyzer)
         inverted.analyze("warm up 预热")  # load dictionaries (jieba: ~1 s) now, not in the first request
@@ -82,6 +99,11 @@ class Collection:
             encoder = _query_encoder(
                 kind, built, path, params.config.encoder_batch_size, fallback=query_encoder == AUTO
             )
+        vectors = load_index(path / "dense")
+        keywords = Keywords.load(path / "keywords", len(ids))
+        columns = load_columns(path / "columns")
+        behaviour = Behaviour(path / "behaviour", ids) if params.behaviour is not None else None
+        text_vectors = TextVectors(path / "word2vec") if params.word2vec.trained else None
         return cls(
             name=name or params.name or Path(root).name,
             path=path,
@@ -89,13 +111,13 @@ class Collection:
             params=params,
             ids=ids,
             inverted=inverted,
-            vectors=load_index(path / "dense"),
-            docstore=DocStore.open(path / "docstore"),
+            vectors=vectors,
+            docstore=DocStore.open(path / "docstore"),  # last: the one part that holds a handle to close
             encoder=encoder if isinstance(encoder, QueryCachedEncoder) else QueryCachedEncoder(encoder),
-            keywords=Keywords.load(path / "keywords", len(ids)),
-            columns=load_columns(path / "columns"),
-            behaviour=Behaviour(path / "behaviour", ids) if params.behaviour is not None else None,
-            text_vectors=TextVectors(path / "word2vec") if params.word2vec.trained else None,
+            keywords=keywords,
+            columns=columns,
+            behaviour=behaviour,
+            text_vectors=text_vectors,
         )
 
     @property

@@ -8,7 +8,7 @@ order with the reason in `RankerStatus.error`, which `/readyz` and the eval CLI 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from indexer.artifact import ArtifactError
@@ -29,6 +29,13 @@ class RankerStatus:
     path: str | None = None
     error: str | None = None  # set when a ranker was asked for and refused: the fusion order serves
     published: str | None = None  # the ranker root's published version when it was loaded
+    error_path: str | None = None  # with `error`, when a file is to blame: the ranker version directory
+    error_file: str | None = None  # and that file, relative to it (e.g. model/model.txt)
+
+    @property
+    def serving(self) -> bool:
+        """Whether the learned ranker asked for scores this collection's candidates."""
+        return self.path is not None and self.error is None
 
     def as_dict(self) -> dict[str, str | None]:
         return {"scorer": self.scorer, "version": self.version, "path": self.path, "error": self.error}
@@ -55,5 +62,8 @@ def load_scorer(
         log.error("ranker %s refused for collection %s, serving the fusion order: %s", path, name, error)
         fusion = FusionScorer()
         refused = f"ranker refused: {error}"
-        return None, RankerStatus(fusion.name, fusion.version, str(path), refused, published)
+        status = RankerStatus(fusion.name, fusion.version, str(path), refused, published)
+        if isinstance(error, ArtifactError) and error.path is not None and error.file is not None:
+            status = replace(status, error_path=str(error.path), error_file=error.file)
+        return None, status
     return scorer, RankerStatus(scorer.name, scorer.version, str(path), published=published)

@@ -6,6 +6,13 @@ requests in flight finish on the version they started with and none fails. One l
 collection's version check to its swap, so concurrent reloads (the admin route, the watch thread) never both
 open the same new version. A collection served with a ranker also reloads when the ranker's root publishes
 a new version (a retrained ranker).
+
+A new version that cannot be opened (a file fails its checksum, the manifest is unreadable, ...) is refused:
+the collection keeps serving the version it had, the refusal is kept in `reload_failures` (what `/readyz`
+shows) until a later reload of that collection succeeds or its root publishes the served version again, and
+`reload` raises `ReloadFailedError` naming each refused collection, version and file after trying the other
+collections. So is a new version whose ranker is refused when the previous version's ranker was serving:
+the service keeps its learned ranker rather than falling back to the fusion order.
 """
 
 from __future__ import annotations
@@ -16,14 +23,16 @@ import logging
 import threading
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-from indexer.artifact import MANIFEST
+from indexer.artifact import MANIFEST, ArtifactError
 from indexer.encoders import AUTO
 from indexer.manifests import read_collection_params
 from indexer.versions import VersionStore, resolve_artifact
 from retrieval.errors import UnknownCollectionError
+from retrieval.ranker_status import RankerStatus
 from retrieval.service import CollectionService
 
 log = logging.getLogger(__name__)
@@ -83,6 +92,49 @@ class Reloaded:
     new_ranker: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class ReloadFailure:
+    """A refused reload of one collection: what was published, what still serves, and why."""
+
+    collection: str
+    version: str | None  # the collection version that was refused (its root's CURRENT then)
+    ranker_version: str | None  # its ranker root's CURRENT then; None without a ranker
+    serving: str  # the collection version still served
+    error: str
+    path: str | None = None  # the artifact directory (collection or ranker version) holding the file to blame
+    file: str | None = None  # that file, relative to `path`, when one is to blame
+    at: str = ""  # when, UTC, ISO 8601
+
+    def as_dict(self) -> dict[str, str | None]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        refused = f"version {self.version}"
+        if self.version == self.serving and self.ranker_version is not None:
+            refused = f"ranker version {self.ranker_version}"
+        return (
+            f"collection {self.collection!r}: {refused} refused, still serving {self.serving}: {self.error}"
+        )
+
+
+class ReloadFailedError(RuntimeError):
+    """Collections that could not switch to what their roots published (`failures`); they keep serving the
+    previous versions. `switched`: the collections of the same reload that did switch."""
+
+    def __init__(self, failures: list[ReloadFailure], switched: list[Reloaded]) -> None:
+        super().__init__("; ".join(failure.describe() for failure in failures))
+        self.failures = failures
+        self.switched = switched
+
+
+class _RankerRefused(Exception):
+    """The new version's ranker was refused (`status`) where the previous version's served."""
+
+    def __init__(self, status: RankerStatus) -> None:
+        super().__init__(status.error)
+        self.status = status
+
+
 class CollectionRegistry:
     """Named collection services; the first one is the default for routes without a collection."""
 
@@ -103,10 +155,21 @@ class CollectionRegistry:
         self._watcher: threading.Thread | None = None
         self._follower: threading.Thread | None = None
         self._stop = threading.Event()
+        self.reload_failures: dict[str, ReloadFailure] = {}  # the last refused reload of each collection
 
     def load(self) -> None:
+        """Open every collection's current version; an `ArtifactError` names the collection that failed (and
+        the ones already opened are closed)."""
         for name, root in self.roots.items():
-            self._services[name] = self._open(root, name, None)
+            try:
+                self._services[name] = self._open(root, name, None)
+            except ArtifactError as error:
+                self.close()
+                raise ArtifactError(
+                    f"collection {name!r} cannot be served from {root}: {error}",
+                    path=error.path,
+                    file=error.file,
+                ) from error
 
     @property
     def names(self) -> list[str]:
@@ -125,23 +188,46 @@ class CollectionRegistry:
     def items(self) -> list[tuple[str, CollectionService]]:
         return [(name, self._services[name]) for name in self.names if name in self._services]
 
-    def reload(self, name: str | None = None) -> list[Reloaded]:
+    def reload(self, name: str | None = None, *, retry: bool = True) -> list[Reloaded]:
         """Switch each named (or every) collection whose root, or whose ranker's root, published a new
-        version; return the switches."""
+        version; return the switches. A collection whose new version cannot be opened keeps serving its
+        version; once every collection was tried, `ReloadFailedError` names those refused. With `retry`
+        false, what was refused already (the same collection and ranker versions) is not opened again."""
         names = [name] if name is not None else self.names
-        switched = []
         for each in names:
             self.get(each)  # unknown names raise before anything changes
+        switched, failures = [], []
+        for each in names:
             root = self.roots[each]
             if (root / MANIFEST).is_file():
                 continue  # pinned to one version directory: nothing to reload
             with self._reload_lock:
-                current = VersionStore(root).current_name()
                 old = self._services[each]
+                current = VersionStore(root).current_name()
                 if (current is None or current == old.version) and not old.ranker.stale():
+                    self.reload_failures.pop(each, None)  # what is published is what serves
                     continue
-                fresh = self._open(root, each, old)
+                ranker = VersionStore(Path(old.ranker.path)).current_name() if old.ranker.path else None
+                known = self.reload_failures.get(each)
+                if (
+                    not retry
+                    and known is not None
+                    and (known.version, known.ranker_version) == (current, ranker)
+                ):
+                    continue
+                try:
+                    fresh = self._open(root, each, old)
+                    if old.ranker.serving and not fresh.ranker.serving:
+                        fresh.close()
+                        raise _RankerRefused(fresh.ranker)
+                except Exception as error:
+                    failure = _failure(each, current, ranker, old, error)
+                    self.reload_failures[each] = failure
+                    failures.append(failure)
+                    log.error("reload refused: %s", failure.describe())
+                    continue
                 self._services[each] = fresh
+                self.reload_failures.pop(each, None)
                 fresh.live.catch_up()  # writes the old version took while the new one loaded
                 self._retire(old)
             switched.append(
@@ -151,6 +237,8 @@ class CollectionRegistry:
                 "collection %s: switched from %s to %s (ranker %s to %s)",
                 each, old.version, fresh.version, old.ranker.version, fresh.ranker.version,
             )  # fmt: skip
+        if failures:
+            raise ReloadFailedError(failures, switched)
         return switched
 
     def _retire(self, service: CollectionService) -> None:
@@ -168,7 +256,9 @@ class CollectionRegistry:
         def loop() -> None:
             while not self._stop.wait(interval_s):
                 try:
-                    self.reload()
+                    self.reload(retry=False)  # a refused version is tried again once another is published
+                except ReloadFailedError:
+                    pass  # logged, and kept in reload_failures; the previous versions keep serving
                 except Exception:  # a broken new version must not stop the old one from serving
                     log.exception("reload failed; still serving the previous versions")
 
@@ -195,3 +285,20 @@ class CollectionRegistry:
         self._stop.set()
         for _, service in self.items():
             service.close()
+
+
+def _failure(
+    name: str, version: str | None, ranker_version: str | None, old: CollectionService, error: Exception
+) -> ReloadFailure:
+    """What `reload` keeps of the refusal of `name`'s new version (or of its ranker) by `error`."""
+    path = file = None
+    if isinstance(error, _RankerRefused):
+        message = str(error.status.error)
+        path, file = error.status.error_path, error.status.error_file
+    elif isinstance(error, ArtifactError):
+        message = str(error)
+        path, file = (None if error.path is None else str(error.path)), error.file
+    else:
+        message = f"{type(error).__name__}: {error}"
+    at = datetime.now(UTC).isoformat(timespec="seconds")
+    return ReloadFailure(name, version, ranker_version, old.version, message, path, file, at)

@@ -83,15 +83,19 @@ class CollectionService:
         (`indexer.encoders.QUERY_ENCODERS`; ``auto``: ONNX int8 for a MiniLM collection).
         """
         collection = Collection.load(root, name=name, encoder=encoder, query_encoder=query_encoder)
-        collection.encoder.warm_up()  # load the model now, not in the first request
-        sources = all_sources(collection)
-        status = None
-        if ranker is not None and scorer is None:
-            branches = [source.name for source in sources]
-            scorer, status = load_scorer(ranker, collection, collection.name, branches, feature_log)
-        service = cls(collection, SearchPipeline(sources, scorer=scorer, config=config), status)
-        service.live = LiveWrites.open(collection, root)
-        service.warm_up()
+        try:
+            collection.encoder.warm_up()  # load the model now, not in the first request
+            sources = all_sources(collection)
+            status = None
+            if ranker is not None and scorer is None:
+                branches = [source.name for source in sources]
+                scorer, status = load_scorer(ranker, collection, collection.name, branches, feature_log)
+            service = cls(collection, SearchPipeline(sources, scorer=scorer, config=config), status)
+            service.live = LiveWrites.open(collection, root)
+            service.warm_up()
+        except BaseException:
+            collection.close()  # a version that failed to open keeps no RocksDB handle open
+            raise
         return service
 
     def warm_up(self) -> None:

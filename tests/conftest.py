@@ -1,6 +1,7 @@
 """Shared fixtures, each built once per session: a small SciFact slice, a small XQuAD-R Chinese slice, and a
 tiny local-shops collection with categories, tags, coordinates, popularity and a behaviour log (`shops_root`:
-the retrieval tests and the API's fuzz test both serve it)."""
+the retrieval tests and the API's fuzz test both serve it; `shops_w2v_root` adds Word2Vec), and search rankers
+trained on random lists."""
 
 from __future__ import annotations
 
@@ -171,3 +172,56 @@ def shops_root(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder) -> Pa
     root = folder / "index"
     build_collection(items, root, config, behaviour=events, encoder=encoder, progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def shops_w2v_root(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder) -> Path:
+    """The shops collection with Word2Vec as well: every optional part a version can hold (text Word2Vec,
+    behaviour arrays, item2vec)."""
+    from indexer.artifact import read_manifest
+    from indexer.build import build_collection
+    from indexer.config import BuildConfig, apply_column_map
+    from indexer.versions import resolve_artifact
+
+    folder = tmp_path_factory.mktemp("shops-w2v")
+    items = folder / "items.jsonl"
+    items.write_text("".join(json.dumps(row) + "\n" for row in shop_rows()))
+    events = folder / "events.csv"
+    events.write_text("user_id,item_id,timestamp\n" + "".join(f"{u},{i},{t}\n" for u, i, t in shop_events()))
+    config = apply_column_map(
+        BuildConfig(),
+        ["text=title,text", "category=category", "tags=tags", "lat=lat", "lon=lon", "popularity=popularity"],
+    )  # fmt: skip
+    root = folder / "index"
+    build_collection(items, root, config, behaviour=events, encoder=encoder, progress=False)
+    params = read_manifest(resolve_artifact(root))["params"]
+    assert params["word2vec"]["trained"] and params["behaviour"]["item2vec"]["trained"]
+    return root
+
+
+@pytest.fixture(scope="session")
+def search_rankers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Search rankers over the default features, one per model type, trained on random lists (for tests of
+    loading and serving, not of ranking): model type -> ranker root."""
+    import numpy as np
+
+    from ranker.artifact import write_ranker
+    from ranker.features import default_search_declaration
+    from ranker.models import Groups, LambdaMart, ListwiseMlp
+
+    declaration = default_search_declaration()
+    width = len(declaration.names)
+    rng = np.random.default_rng(0)
+    lists = Groups.stack(
+        [f"q{i}" for i in range(6)],
+        [rng.normal(size=(30, width)) for _ in range(6)],
+        [rng.integers(0, 2, 30) for _ in range(6)],
+        [np.ones(3)] * 6,
+        width,
+    )
+    roots = {}
+    for model in (LambdaMart({"min_data_in_leaf": 5}), ListwiseMlp(epochs=2, patience=1)):
+        metrics = {model.kind: model.fit(lists, lists, seed=0)}
+        roots[model.kind] = tmp_path_factory.mktemp("rankers") / model.kind
+        write_ranker(roots[model.kind], model, declaration, metrics=metrics, training={"seed": 0})
+    return roots

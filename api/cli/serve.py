@@ -1,4 +1,10 @@
-"""`searchrec serve`: serve published indices over HTTP."""
+"""`searchrec serve`: serve published indices over HTTP.
+
+Every collection is loaded (and so verified: `retrieval.collection.Collection.load`) before the server
+starts, in this process or, with several workers, in the supervisor before it forks them; a version that
+cannot be served (a file that fails its checksum, an unreadable manifest) ends the command with exit code 2
+and a message naming the collection and the file, not a traceback.
+"""
 
 from __future__ import annotations
 
@@ -144,17 +150,36 @@ def _serve(
         )
         for name, choice in settings.query_encoders.items():
             query_kind_of(roots[name], choice)  # a setting that does not fit the build fails here
-        app = _app(settings)  # checks the settings before anything loads
+        _app(settings)  # checks the settings before anything loads
     except (ArtifactError, ValueError) as error:
         fail(str(error))
     logging.basicConfig(level=logging.INFO)
     if workers == 1:
-        uvicorn.run(app, host=host, port=port)
+        try:  # loaded here, not in the app's startup, so a version that cannot be served exits cleanly
+            registry = _load(settings)
+        except ArtifactError as error:
+            fail(str(error))
+        try:
+            uvicorn.run(_app(settings, registry), host=host, port=port)
+        finally:
+            registry.close()
         return
     try:
         serve_workers(settings, partial(_app, settings), workers=workers, host=host, port=port)
-    except (ArtifactError, ValueError, OSError) as error:
+    except ArtifactError as error:
+        fail(str(error))
+    except (ValueError, OSError) as error:
         fail(f"could not start the workers: {error}")
+
+
+def _load(settings: ServeSettings) -> CollectionRegistry:
+    """Every collection of `settings`, loaded (`ArtifactError` naming the collection and file that fail)."""
+    from retrieval.registry import CollectionRegistry, service_opener
+
+    opener = service_opener(settings.rankers or None, settings.feature_log, settings.query_encoders or None)
+    registry = CollectionRegistry(settings.indexes, opener=opener)
+    registry.load()
+    return registry
 
 
 def _app(

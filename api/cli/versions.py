@@ -21,17 +21,21 @@ def register(app: typer.Typer) -> None:
 
 @versions_app.command("list")
 def list_versions(root: Annotated[Path, typer.Argument(help="Index root.")]) -> None:
-    """Table of finished versions, oldest first: name, build time, documents; `*` marks the current one."""
-    import json
-
-    from indexer.artifact import MANIFEST
+    """Table of finished versions, oldest first: name, build time, documents; `*` marks the current one. A
+    version whose manifest is damaged is listed with the reason (its files are not checked here: `rollback`
+    checks them)."""
+    from indexer.artifact import ArtifactError, read_manifest
     from indexer.versions import VersionStore
 
     if not root.is_dir():
         fail(f"index root {root} does not exist")
-    rows = []
+    rows, damaged = [], []
     for version in VersionStore(root).published():
-        manifest = json.loads((version.path / MANIFEST).read_text(encoding="utf-8"))
+        try:
+            manifest = read_manifest(version.path, verify=False)
+        except ArtifactError as error:
+            manifest = {}
+            damaged.append(f"{version.name}: {error}")
         created = str(manifest.get("created_at", "?"))
         docs = manifest.get("params", {}).get("n_docs", "?")
         rows.append(("*" if version.current else "", version.name, created, str(docs)))
@@ -40,6 +44,8 @@ def list_versions(root: Annotated[Path, typer.Argument(help="Index root.")]) -> 
     typer.echo(f"{'':1} {'version':<26} {'created-at':<26} {'docs':>10}")
     for marker, name, created, docs in rows:
         typer.echo(f"{marker:1} {name:<26} {created:<26} {docs:>10}")
+    for line in damaged:
+        typer.secho(f"damaged: {line}", fg=typer.colors.RED, err=True)
 
 
 @versions_app.command("rollback")

@@ -8,6 +8,12 @@ or echoed: it is no header parameter a 422 could repeat.
 
 With several worker processes the request reaches one of them; it reloads, then tells the others through
 the reload broadcast (`api.reload_broadcast`) and answers once every worker has switched.
+
+A newly published version that cannot be opened (a file fails its checksum, an unreadable manifest, a
+refused ranker) is refused: the collection keeps serving its previous version, the other collections still
+switch, and the answer is a 500 naming the collection, the refused version and the file
+(`retrieval.registry.ReloadFailedError`; with several workers, the broadcast's `ReloadIncompleteError`
+naming each worker's failure).
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import Broadcast, Registry
-from api.schemas import ReloadResult, WorkerVersions
+from api.schemas import ReloadRefused, ReloadResult, WorkerVersions
+from retrieval.registry import ReloadFailedError
 
 TOKEN_ENV = "SEARCHREC_ADMIN_TOKEN"
 
@@ -52,14 +59,25 @@ def require_token(
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_token)])
 
 
-@router.post("/reload", response_model=ReloadResult, summary="Serve newly published versions")
+@router.post(
+    "/reload",
+    response_model=ReloadResult,
+    summary="Serve newly published versions",
+    responses={500: {"model": ReloadRefused, "description": "A published version was refused."}},
+)
 def reload(
     registry: Registry,
     broadcast: Broadcast,
     collection: Annotated[str | None, Query(description="Reload only this collection.")] = None,
 ) -> ReloadResult:
-    switched = registry.reload(collection)
+    refused: ReloadFailedError | None = None
+    try:
+        switched = registry.reload(collection)
+    except ReloadFailedError as error:  # the other workers must still switch what did switch here
+        refused, switched = error, error.switched
     workers = broadcast.wait(broadcast.announce(collection)) if broadcast is not None else []
+    if refused is not None:
+        raise refused
     return ReloadResult(
         switched=[
             {

@@ -24,8 +24,11 @@ def readyz(request: Request) -> JSONResponse:
     that was asked for but refused at load shows its `error`, and that collection serves the fusion order.
     `answered` counts this process's requests by how its ranker answered them: `ranked`, or left in the
     fusion order as `out_of_domain` (unlike its training requests) or `out_of_regime` (another task, or a
-    gated branch missing). With several worker processes, all of this is the answering worker's, and
-    `workers` lists every worker that has finished loading, with its versions."""
+    gated branch missing). `reload_failures` names, per collection, the last newly published version (or
+    ranker) that was refused, the file to blame and the version still served; it is empty once a later reload
+    succeeds, and a refusal leaves the service ready. With several worker processes, all of this is the
+    answering worker's, and `workers` lists every worker that has finished loading, with its versions and the
+    error of the last reload it applied (`reload_error`, null when it succeeded)."""
     registry = getattr(request.app.state, "registry", None)
     services = registry.items() if registry else []
     loaded = {name: service.version for name, service in services}
@@ -34,10 +37,15 @@ def readyz(request: Request) -> JSONResponse:
         name: {**service.ranker.as_dict(), "answered": dict(getattr(service.pipeline.scorer, "counts", {}))}
         for name, service in services
     }
-    body = {"ready": ready, "collections": loaded, "scorers": scorers}
+    failures = (
+        {name: failure.as_dict() for name, failure in registry.reload_failures.items()} if registry else {}
+    )
+    body = {"ready": ready, "collections": loaded, "scorers": scorers, "reload_failures": failures}
     broadcast = getattr(request.app.state, "broadcast", None)
     if broadcast is not None:
-        body["workers"] = [{"pid": s.pid, "collections": s.versions} for s in broadcast.workers()]
+        body["workers"] = [
+            {"pid": s.pid, "collections": s.versions, "reload_error": s.error} for s in broadcast.workers()
+        ]
     return JSONResponse(status_code=200 if ready else 503, content=body)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from indexer.artifact import rewrite_manifest
 from indexer.versions import VersionStore
 
 TOKEN = "s3cret-token"
@@ -103,8 +105,8 @@ def _republish(root: Path) -> str:
     with store.build() as (name, staging):
         staging.rmdir()
         shutil.copytree(store.current(), staging)
-        manifest = staging / "manifest.json"
-        manifest.write_text(manifest.read_text().replace(store.current_name(), name))
+        manifest = json.loads((staging / "manifest.json").read_text())
+        rewrite_manifest(staging, {**manifest, "parts": {**manifest["parts"], "version": name}})
     return name
 
 

@@ -113,3 +113,19 @@ def test_unchanged_inputs_reuse_trained_parts_and_changed_ones_retrain(
     v3 = root / "versions" / third.version
     assert (v3 / "behaviour" / "rows.npy").read_bytes() != (v2 / "behaviour" / "rows.npy").read_bytes()
     assert (v3 / "word2vec" / "inputs.sha256").read_text() == (v2 / "word2vec" / "inputs.sha256").read_text()
+
+
+def test_a_damaged_part_of_the_previous_version_is_rebuilt_not_copied(
+    tmp_path: Path, encoder: Encoder
+) -> None:
+    root, first = _build(tmp_path, encoder, EVENTS)
+    v1 = root / "versions" / first.version
+    vectors = v1 / "word2vec" / "model" / "vectors.npy"
+    damaged = bytearray(vectors.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    vectors.write_bytes(bytes(damaged))
+    _, second = _build(tmp_path, encoder, EVENTS)  # same inputs: the part would be copied if it were sound
+    v2 = root / "versions" / second.version
+    assert (v2 / "word2vec" / "model" / "vectors.npy").read_bytes() != bytes(damaged)
+    assert (v2 / "behaviour" / "rows.npy").read_bytes() == (v1 / "behaviour" / "rows.npy").read_bytes()
+    Collection.load(root).close()  # the new version holds what its checksums say

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import indexer.versions as versions_module
-from indexer.artifact import ArtifactError, read_manifest, write_manifest
+from indexer.artifact import ArtifactError, read_manifest, rewrite_manifest, write_manifest
 from indexer.versions import STAGING_PREFIX, VersionStore, resolve_artifact
 
 
@@ -101,7 +101,7 @@ def test_tampered_file_is_refused(tmp_path: Path) -> None:
 def test_newer_format_is_refused(tmp_path: Path) -> None:
     store = VersionStore(tmp_path)
     _build(store, "x")
-    manifest_path = store.current() / "manifest.json"
-    manifest_path.write_text(manifest_path.read_text().replace('"format_version": 1', '"format_version": 99'))
+    manifest = read_manifest(store.current())
+    rewrite_manifest(store.current(), {**manifest, "format_version": 99})
     with pytest.raises(ArtifactError, match="format version 99"):
         read_manifest(store.current())

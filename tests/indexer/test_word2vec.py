@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from indexer.artifact import ArtifactError
 from indexer.schemas import Word2VecParams
 from indexer.sentence_vectors import SentenceVectorizer
 from indexer.word2vec import item_vectors, load_vectors, save_vectors, train_item2vec, train_text_word2vec
@@ -152,7 +153,7 @@ def test_item2vec_puts_co_consumed_items_together(as_sets: bool) -> None:
 
 def test_save_and_memory_mapped_load_roundtrip(tmp_path: Path, corpus, kv) -> None:
     files = save_vectors(tmp_path / "w2v", kv, PARAMS)
-    assert files == sorted(files) and {"vectors.kv", "vectors.kv.vectors.npy", "params.json"} <= set(files)
+    assert files == sorted(files) and files == ["params.json", "vectors.npy", "vocabulary.json"]
     assert all((tmp_path / "w2v" / name).is_file() for name in files)
     loaded, params = load_vectors(tmp_path / "w2v")
     assert params == PARAMS
@@ -173,3 +174,16 @@ def test_saving_the_same_vectors_twice_writes_identical_bytes(tmp_path: Path, kv
     assert first == second
     for name in first:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+def test_loaded_vectors_keep_their_counts_and_a_pickled_model_is_refused(tmp_path: Path, corpus, kv) -> None:
+    save_vectors(tmp_path / "w2v", kv, PARAMS)
+    loaded, _ = load_vectors(tmp_path / "w2v")
+    refitted = SentenceVectorizer.fit(corpus[0], loaded, weighting="sif", remove_pc=False)
+    fitted = SentenceVectorizer.fit(corpus[0], kv, weighting="sif", remove_pc=False)
+    np.testing.assert_array_equal(refitted.weights, fitted.weights)  # SIF reads the saved counts
+    legacy = tmp_path / "format-1"
+    legacy.mkdir()
+    kv.save(str(legacy / "vectors.kv"))  # what artifact format 1 saved: a gensim pickle
+    with pytest.raises(ArtifactError, match=r"vectors\.kv: Word2Vec vectors saved as a gensim pickle"):
+        load_vectors(legacy)

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from api.app import create_app
 from api.cli import app
 from api.cli.serve import _rankers
-from indexer.artifact import ArtifactError
+from indexer.artifact import ArtifactError, rewrite_manifest
 from indexer.versions import resolve_artifact
 from jobs.evaluation import read_qrels, read_queries
 from ranker.artifact import read_ranker
@@ -167,7 +167,7 @@ def test_incompatible_rankers_are_refused_at_load(
     shutil.copytree(resolve_artifact(out), copy)
     manifest = json.loads((copy / "manifest.json").read_text())
     manifest["params"]["model_type"] = "transformer"
-    (copy / "manifest.json").write_text(json.dumps(manifest))
+    rewrite_manifest(copy, manifest)
     with pytest.raises(ArtifactError, match="unknown model type 'transformer'"):
         load_ranker(copy, service.collection)
     service.close()
@@ -223,7 +223,7 @@ def test_a_ranker_the_collection_cannot_serve_is_refused_and_fusion_serves(
     manifest = json.loads((copy / "manifest.json").read_text())
     features = manifest["params"]["features"]["features"]
     features[0] = {"name": "price", "calc": "column", "params": {"name": "price"}}
-    (copy / "manifest.json").write_text(json.dumps(manifest))
+    rewrite_manifest(copy, manifest)
     name = scifact_slice_root.resolve().name
     with TestClient(create_app(scifact_slice_root, rankers={name: copy})) as client:
         ready = client.get("/readyz")

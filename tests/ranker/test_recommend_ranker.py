@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
+from indexer.artifact import rewrite_manifest
 from indexer.encoders.torch import Encoder
 from indexer.versions import resolve_artifact
 from ranker.artifact import read_ranker
@@ -154,10 +155,10 @@ def test_a_rebuild_without_its_corpus_is_a_clear_error(movies: tuple[Path, Path]
     root, events = movies
     moved = tmp_path / "index"
     shutil.copytree(root, moved)
-    manifest_path = resolve_artifact(moved) / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
+    version = resolve_artifact(moved)
+    manifest = json.loads((version / "manifest.json").read_text())
     manifest["params"]["corpus"] = str(tmp_path / "gone.jsonl")
-    manifest_path.write_text(json.dumps(manifest))
+    rewrite_manifest(version, manifest)
     args = ["train-ranker", "--index", str(moved), "--behaviour", str(events), "--out", str(tmp_path / "r")]
     result = runner.invoke(app, [*args, "--no-progress"])
     assert result.exit_code == 2 and "gone.jsonl, which is not there" in result.output

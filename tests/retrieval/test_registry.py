@@ -16,6 +16,8 @@ from retrieval.registry import CollectionRegistry
 @dataclass
 class StubRanker:
     version: str = ""
+    path: str | None = None  # no ranker root
+    serving: bool = False
 
     def stale(self) -> bool:
         return False
