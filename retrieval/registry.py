@@ -155,7 +155,9 @@ class CollectionRegistry:
         self._watcher: threading.Thread | None = None
         self._follower: threading.Thread | None = None
         self._stop = threading.Event()
-        self.reload_failures: dict[str, ReloadFailure] = {}  # the last refused reload of each collection
+        # The last refused reload of each collection; replaced, never changed in place, so a reader (/readyz)
+        # iterates a snapshot while a reload records another refusal.
+        self.reload_failures: dict[str, ReloadFailure] = {}
 
     def load(self) -> None:
         """Open every collection's current version; an `ArtifactError` names the collection that failed (and
@@ -205,7 +207,7 @@ class CollectionRegistry:
                 old = self._services[each]
                 current = VersionStore(root).current_name()
                 if (current is None or current == old.version) and not old.ranker.stale():
-                    self.reload_failures.pop(each, None)  # what is published is what serves
+                    self._forget_failure(each)  # what is published is what serves
                     continue
                 ranker = VersionStore(Path(old.ranker.path)).current_name() if old.ranker.path else None
                 known = self.reload_failures.get(each)
@@ -222,12 +224,12 @@ class CollectionRegistry:
                         raise _RankerRefused(fresh.ranker)
                 except Exception as error:
                     failure = _failure(each, current, ranker, old, error)
-                    self.reload_failures[each] = failure
+                    self.reload_failures = {**self.reload_failures, each: failure}
                     failures.append(failure)
                     log.error("reload refused: %s", failure.describe())
                     continue
                 self._services[each] = fresh
-                self.reload_failures.pop(each, None)
+                self._forget_failure(each)
                 fresh.live.catch_up()  # writes the old version took while the new one loaded
                 self._retire(old)
             switched.append(
@@ -240,6 +242,10 @@ class CollectionRegistry:
         if failures:
             raise ReloadFailedError(failures, switched)
         return switched
+
+    def _forget_failure(self, name: str) -> None:
+        if name in self.reload_failures:
+            self.reload_failures = {n: f for n, f in self.reload_failures.items() if n != name}
 
     def _retire(self, service: CollectionService) -> None:
         def close() -> None:
