@@ -10,8 +10,8 @@ artifact root stands for its current version). Both manifests are read and their
   random database identity and session ids into ``IDENTITY``, ``MANIFEST-*`` and its tables, so two stores
   of the same records never have equal bytes;
 - ``manifest.json`` is compared key by key, leaving out what two builds never share: the build time
-  (``created_at``), the version name (``parts.version``), the stage timings (``params.seconds``) and the
-  checksums (compared above, file by file).
+  (``created_at``), the version name (``parts.version``), the stage timings (``params.seconds``), the
+  checksums and sizes (compared above, file by file) and the manifest's seal over all of these.
 
 Each difference names its part (the top-level folder or file: ``bm25``, ``dense``, ``docstore``,
 ``word2vec``, ``behaviour``, ``model``, ``manifest.json`` ...), the file, record or manifest key, and what
@@ -121,7 +121,12 @@ def _diff_manifests(a: dict[str, Any], b: dict[str, Any]) -> list[Difference]:
 
 def _without_volatile(manifest: dict[str, Any]) -> dict[str, Any]:
     copy: dict[str, Any] = json.loads(json.dumps(manifest))
-    copy.pop("files", None)
+    for derived in (
+        "files",
+        "sizes",
+        "manifest_sha256",
+    ):  # per-file checks compare files; the seal covers times
+        copy.pop(derived, None)
     for path in VOLATILE_KEYS:
         holder = copy
         for key in path[:-1]:
