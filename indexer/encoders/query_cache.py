@@ -21,7 +21,7 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
-from indexer.encoders.base import TextEncoder
+from indexer.encoders.base import TextEncoder, WrappedEncoder
 
 QUERY_CACHE_SIZE = 4096
 K = TypeVar("K", bound=Hashable)
@@ -81,40 +81,15 @@ class LruCache(Generic[K, V]):
 QUERY_EMBEDDINGS: LruCache[tuple[str, bytes], np.ndarray] = LruCache(QUERY_CACHE_SIZE)
 
 
-class QueryCachedEncoder:
+class QueryCachedEncoder(WrappedEncoder):
     """`inner` with `encode_queries` answered from `query_cache` where it can; every other call passes
     through. Only the texts missing from the cache reach `inner`, in one call."""
 
     def __init__(
         self, inner: TextEncoder, query_cache: LruCache[tuple[str, bytes], np.ndarray] | None = None
     ) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.query_cache = QUERY_EMBEDDINGS if query_cache is None else query_cache
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def kind(self) -> str:
-        return self.inner.kind
-
-    @property
-    def multilingual(self) -> bool:
-        return self.inner.multilingual
-
-    @property
-    def dim(self) -> int:
-        return self.inner.dim
-
-    @property
-    def fingerprint(self) -> str:
-        return str(getattr(self.inner, "fingerprint", ""))
-
-    @property
-    def namespace(self) -> str:
-        fingerprint = self.fingerprint
-        return f"{self.inner.name}@{fingerprint}" if fingerprint else self.inner.name
 
     def encode(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray:
         return self.inner.encode(texts, show_progress=show_progress)
