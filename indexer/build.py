@@ -97,6 +97,7 @@ def encoder_for(config: BuildConfig, root: Path) -> TextEncoder:
         cache_dir=index_cache_dir(root),
         batch_size=config.encoder_batch_size,
         embedding_cache=config.embedding_cache,
+        device=config.encoder_device,
     )
 
 
@@ -220,6 +221,7 @@ def _write_parts(
             "model": encoder.name,
             "kind": encoder.kind,
             "multilingual": encoder.multilingual,
+            "device": encoder.device,
             "dim": int(vectors.shape[1]),
             "normalized": True,
         },

@@ -43,6 +43,7 @@ from indexer.schemas import (
     ItemSchema,
     Weighting,
     Word2VecParams,
+    check_device,
     check_encoder_setting,
 )
 
@@ -183,6 +184,11 @@ class BuildConfig(BaseModel):
         description="Memoise embeddings under ROOT/cache so a rebuild encodes only changed items.",
     )
     encoder_batch_size: int = Field(default=64, ge=1, description="Texts per transformer batch.")
+    encoder_device: str = Field(
+        default="auto",
+        description="Where the torch encoder runs: auto (the first CUDA GPU torch sees, else the CPU), cpu, "
+        "cuda or cuda:N. The other encoders run on the CPU.",
+    )
     keep_versions: int = Field(default=3, ge=1, description="Published versions kept under the root.")
     limit: int | None = Field(
         default=None, ge=1, description="Index only the first N documents (for slices and tests)."
@@ -202,6 +208,11 @@ class BuildConfig(BaseModel):
     @classmethod
     def _known_encoder(cls, value: str) -> str:
         return check_encoder_setting(value)
+
+    @field_validator("encoder_device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        return check_device(value)
 
     @model_validator(mode="after")
     def _unique_fields(self) -> BuildConfig:

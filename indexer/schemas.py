@@ -8,6 +8,7 @@ import them from here.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -121,6 +122,17 @@ ITEM2VEC_PARAMS = Word2VecParams(vector_size=64, window=10, min_count=1, epochs=
 AUTO = "auto"
 # The kinds `indexer.encoders.make_encoder` builds (its `ENCODERS` keys; a test keeps the two equal).
 ENCODER_KINDS = ("torch", "onnx-int8", "e5-multilingual")
+
+
+AUTO_DEVICE = "auto"
+DEVICE = re.compile(r"^(auto|cpu|cuda(:[0-9]+)?)$")
+
+
+def check_device(device: str) -> str:
+    """`device` if it names an encoder device setting (auto, cpu, cuda, cuda:N), else ValueError."""
+    if not DEVICE.match(device):
+        raise ValueError(f"unknown encoder device {device!r}; choose auto, cpu, cuda or cuda:N")
+    return device
 
 
 def check_encoder_setting(value: str) -> str:

@@ -89,19 +89,20 @@ def index_cache_dir(root: Path) -> Path:
     return Path(root) / CACHE_DIR
 
 
-def _torch_encoder(batch_size: int, onnx_dir: Path | None) -> TextEncoder:
-    return Encoder(batch_size=batch_size)
+def _torch_encoder(batch_size: int, onnx_dir: Path | None, device: str) -> TextEncoder:
+    return Encoder(batch_size=batch_size, device=device)
 
 
-def _onnx_int8_encoder(batch_size: int, onnx_dir: Path | None) -> TextEncoder:
+def _onnx_int8_encoder(batch_size: int, onnx_dir: Path | None, device: str) -> TextEncoder:
     return OnnxEncoder(batch_size=batch_size, onnx_dir=onnx_dir)
 
 
-def _e5_encoder(batch_size: int, onnx_dir: Path | None) -> TextEncoder:
+def _e5_encoder(batch_size: int, onnx_dir: Path | None, device: str) -> TextEncoder:
     return E5Encoder(batch_size=batch_size)
 
 
-ENCODERS: dict[str, Callable[[int, Path | None], TextEncoder]] = {
+# kind -> factory(batch_size, onnx_dir, device); only ``torch`` runs anywhere but the CPU.
+ENCODERS: dict[str, Callable[[int, Path | None, str], TextEncoder]] = {
     TORCH: _torch_encoder,
     ONNX_INT8: _onnx_int8_encoder,
     E5_MULTILINGUAL: _e5_encoder,
@@ -144,10 +145,12 @@ def make_query_encoder(kind: str, *, cache_dir: Path | None = None, batch_size: 
     """An encoder of `kind` for a service's queries, never writing into `cache_dir` (an index root's cache
     folder, which may be read-only or shared): the ``onnx-int8`` model is read from ``cache_dir/onnx`` when a
     build left it there, else from the user cache folder (`indexer.encoders.onnx_int8.default_onnx_dir`),
-    where it is exported once per machine and model if no folder has it (7-12 s on two shared cores)."""
+    where it is exported once per machine and model if no folder has it (7-12 s on two shared cores).
+    Queries are embedded on the CPU: one short text gains little from a GPU, and serve's workers fork after
+    loading, which CUDA does not survive."""
     check_encoder_kind(kind)
     if kind != ONNX_INT8:
-        return ENCODERS[kind](batch_size, None)
+        return ENCODERS[kind](batch_size, None, "cpu")
     look_in = [Path(cache_dir) / "onnx"] if cache_dir is not None else []
     return OnnxEncoder(batch_size=batch_size, look_in=look_in)
 
@@ -158,6 +161,7 @@ def make_encoder(
     cache_dir: Path | None = None,
     batch_size: int = 64,
     embedding_cache: bool = True,
+    device: str = "auto",
 ) -> TextEncoder:
     """An encoder of `kind` (a key of `ENCODERS`); models load on first use.
 
@@ -167,10 +171,12 @@ def make_encoder(
     `indexer.encoders.onnx_int8.default_onnx_dir`). Only documents (`encode`) are memoised, each kind under
     its own namespace; queries always reach the model. The service passes ``embedding_cache=False``: queries
     are not worth memoising, and only one process at a time may open the RocksDB cache for writing.
+    `device` is where ``torch`` runs (`indexer.encoders.torch.resolve_device`: ``auto`` takes a GPU when
+    torch sees one); the other kinds run on the CPU.
     """
     check_encoder_kind(kind)
     onnx_dir = Path(cache_dir) / "onnx" if cache_dir is not None else None
-    encoder = ENCODERS[kind](batch_size, onnx_dir)
+    encoder = ENCODERS[kind](batch_size, onnx_dir, device)
     if cache_dir is None or not embedding_cache:
         return encoder
     return CachedEncoder(encoder, Path(cache_dir) / "embeddings", write_batch=max(1024, 16 * batch_size))

@@ -47,6 +47,11 @@ class TextEncoder(Protocol):
     @property
     def dim(self) -> int: ...
 
+    @property
+    def device(self) -> str:
+        """Where the model runs: ``cpu``, or a CUDA device for the ``torch`` kind on a GPU machine."""
+        ...
+
     def encode(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray:
         """Documents as float32 rows of unit length (what a build indexes)."""
         ...
@@ -78,6 +83,10 @@ class WrappedEncoder:
     @property
     def dim(self) -> int:
         return self.inner.dim
+
+    @property
+    def device(self) -> str:
+        return self.inner.device
 
     @property
     def fingerprint(self) -> str:

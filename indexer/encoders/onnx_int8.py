@@ -248,6 +248,7 @@ class OnnxEncoder:
 
     kind = ONNX_INT8
     multilingual = False
+    device = "cpu"  # onnxruntime's CPU provider
 
     def __init__(
         self,

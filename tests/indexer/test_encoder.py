@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from indexer.config import BuildConfig
 from indexer.encoders import ENCODERS, MODEL_NAME, make_encoder
 from indexer.encoders.embedding_cache import CachedEncoder, EmbeddingCache, text_digest
 from indexer.encoders.onnx_int8 import ONNX_NAME, OnnxEncoder, export_int8, session_options, session_threads
-from indexer.encoders.torch import Encoder
+from indexer.encoders.torch import Encoder, resolve_device
 from tests.conftest import SCIFACT
 
 DIM = 8
@@ -28,6 +29,7 @@ class CountingEncoder:
         self.fingerprint = fingerprint
         self.dim = DIM
         self.multilingual = False
+        self.device = "cpu"
         self.calls: list[list[str]] = []
 
     @property
@@ -80,6 +82,35 @@ def test_minilm_embeds_queries_like_documents(encoder: Encoder) -> None:
     texts = ["vitamin D and bone fractures", "北京"]
     np.testing.assert_array_equal(encoder.encode_queries(texts), encoder.encode(texts))
     assert encoder.multilingual is False
+
+
+def _cuda_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def test_encoder_device_settings_are_checked_and_a_missing_gpu_is_named() -> None:
+    with pytest.raises(ValueError, match=r"unknown encoder device 'gpu'; choose auto, cpu, cuda or cuda:N"):
+        Encoder(device="gpu")
+    with pytest.raises(ValueError, match="encoder_device"):
+        BuildConfig(encoder_device="tpu")
+    assert BuildConfig().encoder_device == "auto"
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") == ("cuda" if _cuda_gpus() else "cpu")
+    missing = f"cuda:{_cuda_gpus()}"  # one past the last GPU torch sees
+    with pytest.raises(ValueError, match=rf"encoder device '{missing}': torch sees {_cuda_gpus()} CUDA"):
+        _ = Encoder(device=missing).device
+    assert make_encoder("onnx-int8", embedding_cache=False).device == "cpu"  # only torch runs on a GPU
+
+
+@pytest.mark.skipif(not _cuda_gpus(), reason="needs a CUDA GPU that torch sees")
+def test_torch_encoder_on_the_gpu_agrees_with_the_cpu() -> None:
+    texts = scifact_texts(64)
+    on_gpu = Encoder(batch_size=16)  # auto: the GPU
+    assert on_gpu.device == "cuda" and str(on_gpu.model.device).startswith("cuda")
+    cosines = np.sum(on_gpu.encode(texts) * Encoder(device="cpu").encode(texts), axis=1)
+    assert cosines.min() >= 0.99999
 
 
 def test_make_encoder_kinds_names_and_cache_wrapping(tmp_path: Path) -> None:

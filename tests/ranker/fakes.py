@@ -69,6 +69,7 @@ class FakeEncoder:
 
     dim = 8
     multilingual = False
+    device = "cpu"
 
     def __init__(self) -> None:
         self.calls = 0
