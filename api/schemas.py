@@ -280,10 +280,15 @@ class EventsRequest(BaseModel):
     )
 
 
+ITEM_BODY_EXAMPLE = {"title": "Vitamin D and fractures", "text": "A randomised trial of vitamin D in adults."}
+
+
 class WriteResponse(BaseModel):
     """What a write did, once it is on disk and applied."""
 
     collection: str
     index_version: str = Field(description="The version the write was applied on top of.")
-    accepted: int = Field(description="Events recorded, or 1 for a delete (0: the item was already gone).")
+    accepted: int = Field(
+        description="Events recorded; 1 for an upsert; 1 for a delete (0: the item was already gone)."
+    )
     log_offset: int = Field(description="Where the write log ends after this write.")

@@ -40,7 +40,7 @@ from indexer.analysis import describe_auto, make_analyzer, script_shares
 from indexer.ann import make_index
 from indexer.artifact import write_manifest
 from indexer.behaviour import write_behaviour
-from indexer.config import BuildConfig, FieldConfig
+from indexer.config import BuildConfig
 from indexer.crash_points import crash_point
 from indexer.docstore import DocStore
 from indexer.encoder_choice import AUTO, EncoderChoice, choose_encoder
@@ -50,7 +50,8 @@ from indexer.fields import Bm25Field, FieldedBm25
 from indexer.histories import TIME_ORDER
 from indexer.ids import IDS_FILE, read_ids, write_ids
 from indexer.inverted import InvertedIndex
-from indexer.items import Item
+from indexer.item_parts import field_text, keyword_values, numeric_values, record_of
+from indexer.items import Item, item_from_fields
 from indexer.keywords import write_columns, write_keywords
 from indexer.logged_writes import FoldedWrites, fold_log, with_logged_events
 from indexer.manifests import COLLECTION_KIND
@@ -199,7 +200,7 @@ def _write_parts(
     with stage("keywords+columns"):
         keywords, columns = _write_attributes(staging, items, source.schema)
     with stage("docstore"):
-        DocStore.write(staging / "docstore", ((item.id, _record(item)) for item in items))
+        DocStore.write(staging / "docstore", ((item.id, record_of(item)) for item in items))
     with stage("encode"):
         vectors = encoder.encode([item.text() for item in items], show_progress=progress)
     with stage("ann"):
@@ -251,16 +252,27 @@ def _input_report(
 def _fold(
     source: ItemInput, events: Events | None, folded: FoldedWrites, report: BuildReport
 ) -> tuple[ItemInput, Events | None]:
-    """The inputs with the service's logged writes before the snapshot folded in (`indexer.logged_writes`)."""
+    """The inputs with the service's logged writes before the snapshot folded in (`indexer.logged_writes`):
+    deleted items left out, written ones in place of their id's row or after the last row. A written item
+    this build's item mapping cannot read is a ValueError naming it (it was acknowledged: never dropped)."""
     if not folded.upto:
         return source, events
-    kept = [item for item in source.items if item.id not in folded.deleted]
+    written: dict[str, Item] = {}
+    for item_id, fields in folded.written.items():
+        item, problems = item_from_fields(item_id, fields, source.schema)
+        if item is None:
+            detail = "; ".join(f"{name}: {problem}" for name, problem in problems)
+            raise ValueError(f"item {item_id!r} written through the service cannot be read: {detail}")
+        written[item_id] = item
+    kept = [written.pop(item.id, item) for item in source.items if item.id not in folded.deleted]
+    added = list(written.values())
     logged = folded.events()
     report.messages.append(
-        f"write log: folded {len(logged) if logged is not None else 0} event(s) and "
-        f"{len(source.items) - len(kept)} deleted item(s) logged before offset {folded.upto}"
+        f"write log: folded {len(logged) if logged is not None else 0} event(s), "
+        f"{len(source.items) - len(kept)} deleted item(s) and {len(folded.written)} written item(s) "
+        f"({len(added)} new) logged before offset {folded.upto}"
     )
-    return dataclasses.replace(source, items=kept), with_logged_events(events, logged)
+    return dataclasses.replace(source, items=kept + added), with_logged_events(events, logged)
 
 
 def _report_unknown_items(params: dict, report: BuildReport, log: Callable[[str], None]) -> int:
@@ -288,7 +300,7 @@ def _check_fields(config: BuildConfig, source: ItemInput) -> None:
 def _auto_scripts(items: list[Item], config: BuildConfig) -> dict[str, dict[str, float]]:
     """Per field analysed by `auto`: each script's share of its letters (what the build log reports)."""
     return {
-        spec.name: script_shares(_field_text(item, spec) for item in items)
+        spec.name: script_shares(field_text(item, spec.sources) for item in items)
         for spec in config.fields
         if config.field_analyzer(spec) == "auto"
     }
@@ -308,12 +320,6 @@ def _encoder_choice(
     return choose_encoder(AUTO, shares)
 
 
-def _field_text(item: Item, spec: FieldConfig) -> str:
-    if not spec.sources:
-        return item.text()
-    return "\n".join(v for v in (item.fields.get(s, "") for s in spec.sources) if v)
-
-
 def _build_fields(
     items: list[Item], config: BuildConfig, progress: bool
 ) -> tuple[FieldedBm25, dict[tuple, list[list[str]]]]:
@@ -326,7 +332,7 @@ def _build_fields(
         if key not in tokens_by_key:
             analyzer = make_analyzer(analyzer_name)
             texts = tqdm(items, f"analyze {spec.name}", disable=not progress)
-            tokens_by_key[key] = [analyzer(_field_text(item, spec)) for item in texts]
+            tokens_by_key[key] = [analyzer(field_text(item, spec.sources)) for item in texts]
         index = InvertedIndex.build(tokens_by_key[key], k1=config.k1, b=config.b)
         fields.append(Bm25Field(spec.name, analyzer_name, spec.boost, tuple(spec.sources), index))
     return FieldedBm25(fields), tokens_by_key
@@ -379,45 +385,13 @@ def _behaviour(
 def _write_attributes(
     staging: Path, items: list[Item], schema: ItemSchema
 ) -> tuple[dict[str, int], list[str]]:
-    """Keyword filters (category, tags, categorical features) and numeric columns."""
-    keyword_fields: dict[str, list[list[str]]] = {}
-    if schema.category is not None:
-        keyword_fields["category"] = [[item.category] if item.category else [] for item in items]
-    if schema.tags is not None:
-        keyword_fields["tags"] = [item.tags for item in items]
-    for name in schema.categorical_features:
-        keyword_fields[name] = [[str(item.features[name])] if name in item.features else [] for item in items]
-    numeric: dict[str, list[float | None]] = {}
-    for name in ("lat", "lon", "popularity"):
-        if getattr(schema, name) is not None:
-            numeric[name] = [getattr(item, name) for item in items]
-    for name in schema.numeric_features:
-        numeric[name] = [_as_float(item.features.get(name)) for item in items]
+    """Keyword filters (category, tags, categorical features) and numeric columns (`indexer.item_parts`)."""
+    per_item = [keyword_values(item, schema) for item in items]
+    keyword_fields = {
+        name: [values[name] for values in per_item] for name in (per_item[0] if per_item else {})
+    }
+    numbers = [numeric_values(item, schema) for item in items]
+    numeric = {name: [values[name] for values in numbers] for name in (numbers[0] if numbers else {})}
     keywords = write_keywords(staging / "keywords", keyword_fields, len(items))
     columns = write_columns(staging / "columns", numeric) if numeric else []
     return keywords, columns
-
-
-def _as_float(value: float | str | None) -> float | None:
-    return None if value is None else float(value)
-
-
-def _record(item: Item) -> dict[str, Any]:
-    """The docstore record: text fields at the top level, then extras.
-
-    The service shows `title`: with no title field, or an empty one, the first non-empty text field stands
-    in (stored only here; BM25 and the encoders read the fields, so that text is not indexed twice).
-    """
-    record: dict[str, Any] = dict(item.fields)
-    title = item.title()
-    if title:
-        record["title"] = title
-    extras = item.to_record()
-    for name in ("category", "lat", "lon", "popularity"):
-        if name in extras:
-            record[name] = extras[name]
-    if item.tags:
-        record["tags"] = item.tags
-    if item.features:
-        record["features"] = item.features
-    return record

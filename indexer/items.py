@@ -14,7 +14,7 @@ from typing import Any
 from indexer.rows import BadRow, BadRowSink, iter_rows, parse_float, text_value
 from indexer.schemas import ItemSchema
 
-__all__ = ["Item", "ItemsResult", "read_items"]
+__all__ = ["Item", "ItemsResult", "item_from_fields", "read_items", "written_fields"]
 
 
 @dataclass(slots=True)
@@ -122,6 +122,39 @@ def _to_item(row: dict, schema: ItemSchema) -> tuple[Item | None, list[tuple[str
         features=features,
     )
     return item, problems
+
+
+def written_fields(schema: ItemSchema) -> list[str]:
+    """The keys an item written through the API may carry: the text fields, then the extras the
+    collection was built with (category, tags, lat, lon, popularity, features by name)."""
+    extras = [name for name in ("category", "tags", "lat", "lon", "popularity") if getattr(schema, name)]
+    return [*schema.text, *extras, *schema.numeric_features, *schema.categorical_features]
+
+
+def item_from_fields(
+    item_id: str, fields: dict[str, Any], schema: ItemSchema
+) -> tuple[Item | None, list[tuple[str, str]]]:
+    """An item written through the API (`fields` keyed by `written_fields`), checked as a build checks a
+    row of the item file: (the item, []) or (None, [(field, problem), ...])."""
+    unknown = [name for name in fields if name not in written_fields(schema)]
+    if unknown:
+        allowed = ", ".join(written_fields(schema))
+        return None, [(name, f"not a field of this collection; it has {allowed}") for name in unknown]
+    problems = [
+        (name, f"must be text, got {type(value).__name__}")
+        for name, value in fields.items()
+        if name in schema.text and value is not None and not isinstance(value, str)
+    ]
+    if problems:
+        return None, problems
+    columns = {**schema.text, **schema.numeric_features, **schema.categorical_features}
+    for name in ("category", "tags", "lat", "lon", "popularity"):
+        column = getattr(schema, name)
+        if column is not None:
+            columns[name] = column
+    row = {columns[name]: value for name, value in fields.items()}
+    row[schema.id] = item_id
+    return _to_item(row, schema)
 
 
 def read_items(

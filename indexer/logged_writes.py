@@ -4,11 +4,14 @@ Records (`indexer.write_log` payloads):
 
 - ``{"kind": "events", "events": [{"user_id", "item_id", "timestamp", "weight"}, ...]}``: behaviour events
   as `POST /collections/{name}/events` accepted them (timestamp in epoch seconds, weight 1 by default);
-- ``{"kind": "delete", "id": ITEM_ID}``: an item removed by `DELETE /collections/{name}/items/{id}`.
+- ``{"kind": "delete", "id": ITEM_ID}``: an item removed by `DELETE /collections/{name}/items/{id}`;
+- ``{"kind": "upsert", "id": ITEM_ID, "fields": {...}}``: an item added or replaced by
+  `PUT /collections/{name}/items/{id}`, its fields keyed as `indexer.items.written_fields` lists them.
 
 A build takes a snapshot of the log (`WriteLog.roll`, offset S) and folds every record before S into its
-inputs: logged events are appended to the behaviour input (or become it when the build has none), and
-deleted items are left out of the catalogue. The manifest records S as ``writes.upto``; a service serving
+inputs: logged events are appended to the behaviour input (or become it when the build has none), deleted
+items are left out of the catalogue, and written items replace the row of the same id or follow the last
+row (the last write of an id wins, in log order). The manifest records S as ``writes.upto``; a service serving
 that version replays only the records from S on, so nothing is counted twice and nothing written while the
 build ran is lost. Every build folds the log from its start: the log, not the input files, holds these
 writes, so it is kept (it grows with the writes; a build never shortens it).
@@ -28,6 +31,7 @@ from indexer.write_log import WRITES_DIR, WriteLog
 
 EVENTS = "events"
 DELETE = "delete"
+UPSERT = "upsert"
 
 
 def events_record(events: Iterable[tuple[str, str, int, float]]) -> dict[str, Any]:
@@ -45,6 +49,10 @@ def delete_record(item_id: str) -> dict[str, Any]:
     return {"kind": DELETE, "id": item_id}
 
 
+def upsert_record(item_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+    return {"kind": UPSERT, "id": item_id, "fields": fields}
+
+
 def write_log_of(root: Path) -> WriteLog:
     """The write log of the index root `root`."""
     return WriteLog(Path(root) / WRITES_DIR)
@@ -60,6 +68,7 @@ class FoldedWrites:
     timestamps: list[int] = field(default_factory=list)
     weights: list[float] = field(default_factory=list)
     deleted: set[str] = field(default_factory=set)
+    written: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> fields, last write of each
 
     def events(self) -> Events | None:
         """The logged events as columns (None when there are none)."""
@@ -74,7 +83,12 @@ class FoldedWrites:
 
     def summary(self) -> dict[str, int]:
         """What the manifest records: the snapshot offset and how many writes were folded."""
-        return {"upto": self.upto, "events": len(self.users), "deleted_items": len(self.deleted)}
+        return {
+            "upto": self.upto,
+            "events": len(self.users),
+            "deleted_items": len(self.deleted),
+            "written_items": len(self.written),
+        }
 
 
 def fold_log(root: Path) -> FoldedWrites:
@@ -96,6 +110,11 @@ def fold_log(root: Path) -> FoldedWrites:
                 folded.weights.append(float(event["weight"]))
         elif payload["kind"] == DELETE:
             folded.deleted.add(payload["id"])
+            folded.written.pop(payload["id"], None)
+        elif payload["kind"] == UPSERT:
+            folded.deleted.discard(payload["id"])
+            folded.written.pop(payload["id"], None)  # a rewritten id moves to its last write's place
+            folded.written[payload["id"]] = payload["fields"]
     return folded
 
 

@@ -26,6 +26,7 @@ the reason in `Scored.fallback`. `counts` tallies, per reason, how many requests
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -73,6 +74,13 @@ class LearnedScorer:
     @property
     def feature_names(self) -> list[str]:
         return self.extractor.names
+
+    def for_collection(self, collection: FeatureCollection) -> LearnedScorer:
+        """This scorer with its features computed over `collection` (the same version with items written
+        since its build): the same model, declaration and request counts."""
+        twin = copy.copy(self)
+        twin.extractor = FeatureExtractor(self.extractor.declaration, collection)
+        return twin
 
     def features(self, context: RankingContext, candidates: Sequence[Candidate]) -> np.ndarray:
         return self.extractor.extract(context, candidates)

@@ -1,5 +1,5 @@
-"""Real-time writes on top of a served version: behaviour events and item deletes, on disk before the answer,
-applied in memory, replayed at start.
+"""Real-time writes on top of a served version: behaviour events, item upserts and deletes, on disk before
+the answer, applied in memory, replayed at start.
 
 `LiveWrites` belongs to one loaded version of a collection. A write is appended to the index root's write
 log (`indexer.write_log`: one record per request, fsynced before `record_events` or `delete` returns), then
@@ -17,23 +17,40 @@ What a write changes:
   than the user's newest; histories stay in time order.
 - a delete: the item leaves every branch (each honours the request's allowed rows, which leave it out),
   `/similar`, `/items` and `/recommend`, and its id answers as unknown.
+- an upsert: the item joins the delta segment (`retrieval.delta`) as a new row, found by every branch in
+  the next request; an item it replaces has its old row deleted. Each batch of upserts applied together
+  makes a new segment, which the owner installs (`on_change`: the service builds its branches over it).
 
 A version served from a version directory rather than an index root has no log: writes are refused there.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from indexer.logged_writes import DELETE, EVENTS, delete_record, events_record, write_log_of
+from indexer.items import Item, item_from_fields
+from indexer.logged_writes import (
+    DELETE,
+    EVENTS,
+    UPSERT,
+    delete_record,
+    events_record,
+    upsert_record,
+    write_log_of,
+)
 from indexer.write_log import LoggedWrite, WriteLog
 from retrieval.collection import Collection
+from retrieval.delta import WrittenItem, extend, written_item
 from retrieval.errors import RequestError, WritesUnavailableError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,18 +64,30 @@ class Event:
 class LiveWrites:
     """The writes applied on top of one loaded version; see the module docstring."""
 
-    def __init__(self, collection: Collection, log: WriteLog | None, start: int) -> None:
-        self.collection = collection
+    def __init__(
+        self,
+        collection: Collection,
+        log: WriteLog | None,
+        start: int,
+        on_change: Callable[[Collection], None] | None = None,
+    ) -> None:
+        self.built = collection  # the version as loaded
+        self.collection = collection  # with the written items (`retrieval.delta.extend`)
         self.log = log
         self.applied = start  # the log offset up to which this version has applied the writes
+        self.on_change = on_change
+        self.written: list[WrittenItem] = []  # rows len(built), len(built) + 1, ...
+        self._pending: list[Item] = []
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, collection: Collection, root: Path) -> LiveWrites:
+    def open(
+        cls, collection: Collection, root: Path, on_change: Callable[[Collection], None] | None = None
+    ) -> LiveWrites:
         """The writes of `collection` loaded from `root`, replayed from the log up to its end."""
         is_root = Path(root).resolve() != collection.path.resolve()
         start = int((collection.manifest["params"].get("writes") or {}).get("upto", 0))
-        live = cls(collection, write_log_of(root) if is_root else None, start)
+        live = cls(collection, write_log_of(root) if is_root else None, start, on_change)
         live.catch_up()
         return live
 
@@ -92,6 +121,18 @@ class LiveWrites:
         self.catch_up()
         return written
 
+    def upsert(self, item_id: str, fields: dict[str, Any]) -> LoggedWrite:
+        """Check `fields` as the build checks an item row (RequestError naming the first bad field), log the
+        write durably, then apply it: the item is found from the next request on."""
+        log = self._writable()
+        item, problems = item_from_fields(item_id, fields, self.collection.params.config.items)
+        if item is None:
+            name, problem = problems[0]
+            raise RequestError(f"body.{name}", problem)
+        written = log.append(upsert_record(item_id, fields))
+        self.catch_up()
+        return written
+
     def _writable(self) -> WriteLog:
         if self.log is None:
             raise WritesUnavailableError(
@@ -110,11 +151,16 @@ class LiveWrites:
         if self.log is None:
             return 0
         with self._lock:
-            applied = 0
+            applied, changed = 0, False
             for record in self.log.read(self.applied):
+                if record.payload["kind"] != UPSERT:
+                    changed |= self._flush()  # the rows an event or a delete names must exist
                 self._apply(record.payload)
                 self.applied = record.end
                 applied += 1
+            changed |= self._flush()
+            if changed and self.on_change is not None:
+                self.on_change(self.collection)
             return applied
 
     def pending(self) -> bool:
@@ -128,6 +174,34 @@ class LiveWrites:
             row = self.collection.row_of.get(payload["id"])
             if row is not None:
                 self.collection.delete_row(row)
+        elif payload["kind"] == UPSERT:
+            item, problems = item_from_fields(
+                payload["id"], payload["fields"], self.built.params.config.items
+            )
+            if item is None:  # checked when it was written; another version may map items otherwise
+                log.error("write log: item %r cannot be applied to this version: %s", payload["id"], problems)
+                return
+            self._pending.append(item)
+
+    def _flush(self) -> bool:
+        """Put the upserts applied since the last flush into a new delta segment; whether there were any."""
+        if not self._pending:
+            return False
+        current = self.collection
+        fresh = [written_item(self.built, item) for item in self._pending]
+        alive = np.ones(len(current) + len(fresh), dtype=bool)
+        if current.alive is not None:
+            alive[: len(current)] = current.alive
+        rows = dict(current.row_of)
+        for position, item in enumerate(self._pending):
+            replaced = rows.get(item.id)
+            if replaced is not None:
+                alive[replaced] = False
+            rows[item.id] = len(current) + position
+        self._pending = []
+        self.written.extend(fresh)
+        self.collection = extend(self.built, current, self.written, alive)
+        return True
 
     def _apply_events(self, events: list[dict[str, Any]]) -> None:
         behaviour = self.collection.behaviour

@@ -56,10 +56,33 @@ class CollectionService:
     def __init__(
         self, collection: Collection, pipeline: SearchPipeline, ranker: RankerStatus | None = None
     ) -> None:
-        self.collection = collection
-        self.pipeline = pipeline
+        # (collection, pipeline), replaced as one when written items extend the collection (`install`): a
+        # request reads it once and finishes on what it read
+        self._state = (collection, pipeline)
+        self._pool_owner = pipeline  # the first pipeline's pool serves every pipeline `install` makes
         self.ranker = ranker or RankerStatus(pipeline.scorer.name, pipeline.scorer.version)
         self.live = LiveWrites(collection, None, 0)  # `open` gives it the root's write log
+
+    @property
+    def collection(self) -> Collection:
+        return self._state[0]
+
+    @property
+    def pipeline(self) -> SearchPipeline:
+        return self._state[1]
+
+    def install(self, collection: Collection) -> None:
+        """Serve `collection` (this version with the items written since it was built, `retrieval.delta`):
+        its branches, and the ranker's features bound to it, from the next request on."""
+        old = self.pipeline
+        scorer = old.scorer
+        rebind = getattr(scorer, "for_collection", None)
+        if rebind is not None:
+            scorer = rebind(collection)
+        pipeline = SearchPipeline(
+            all_sources(collection), scorer=scorer, config=old.config, executor=old.executor
+        )
+        self._state = (collection, pipeline)
 
     @classmethod
     def open(
@@ -91,7 +114,7 @@ class CollectionService:
                 branches = [source.name for source in sources]
                 scorer, status = load_scorer(ranker, collection, collection.name, branches, feature_log)
             service = cls(collection, SearchPipeline(sources, scorer=scorer, config=config), status)
-            service.live = LiveWrites.open(collection, root)
+            service.live = LiveWrites.open(collection, root, on_change=service.install)
             service.warm_up()
         except BaseException:
             collection.close()  # a version that failed to open keeps no RocksDB handle open
@@ -153,20 +176,21 @@ class CollectionService:
         radius_km: float | None,
     ) -> np.ndarray | None:
         """Rows that pass every keyword filter and the radius; None when the request filters nothing."""
+        collection = self.collection
         mask: np.ndarray | None = None
         for name, values in filters.items():
-            if name not in self.collection.keyword_fields:
-                fields = self.collection.keyword_fields or "none"
+            if name not in collection.keyword_fields:
+                fields = collection.keyword_fields or "none"
                 raise RequestError(f"filters.{name}", f"not a keyword field; this collection has {fields}")
-            part = self.collection.keyword_mask(name, values)
+            part = collection.keyword_mask(name, values)
             mask = part if mask is None else mask & part
         if radius_km is not None and location is not None:
-            if not {"lat", "lon"} <= set(self.collection.numeric_names):
+            if not {"lat", "lon"} <= set(collection.numeric_names):
                 raise RequestError("radius_km", "this collection has no coordinates")
-            lats, lons = self.collection.numeric("lat"), self.collection.numeric("lon")
+            lats, lons = collection.numeric("lat"), collection.numeric("lon")
             part = haversine_km(location[0], location[1], lats, lons) <= radius_km
             mask = part if mask is None else mask & part
-        alive = self.collection.alive
+        alive = collection.alive
         if alive is not None:  # items deleted since the build
             mask = alive.copy() if mask is None else mask & alive
         return mask
@@ -185,34 +209,35 @@ class CollectionService:
         """A query without text, for behaviour, location and popularity recall. An id in `items` the
         collection does not hold is a `RequestError` naming `items` (a bad request value, not a missing
         resource)."""
-        row_of = self.collection.row_of
-        unknown = [i for i in items or [] if i not in row_of or self.collection.is_deleted(row_of[i])]
+        collection = self.collection
+        row_of = collection.row_of
+        unknown = [i for i in items or [] if i not in row_of or collection.is_deleted(row_of[i])]
         if unknown:
-            raise RequestError(
-                "items", f"unknown item id(s) {unknown[:5]} in collection {self.collection.name!r}"
-            )
+            raise RequestError("items", f"unknown item id(s) {unknown[:5]} in collection {collection.name!r}")
         recent = [self.row(item_id) for item_id in items or []]
         query = self.query("", k, filters=filters, location=location, radius_km=radius_km, user_id=user_id)
         allowed = query.allowed
         if exclude_seen:
             seen = list(recent)
-            if user_id is not None and self.collection.behaviour is not None:
-                seen += self.collection.behaviour.history(user_id)[0].tolist()
+            if user_id is not None and collection.behaviour is not None:
+                seen += collection.behaviour.history(user_id)[0].tolist()
             if seen:
-                allowed = np.ones(len(self.collection), dtype=bool) if allowed is None else allowed.copy()
+                allowed = np.ones(len(collection), dtype=bool) if allowed is None else allowed.copy()
                 allowed[seen] = False
         return dataclasses.replace(query, allowed=allowed, recent_rows=tuple(recent))
 
     def run(self, text: str | SearchQuery, k: int = 10) -> SearchOutcome:
         """The pipeline's ranked candidates, with internal rows (for evaluation and explain)."""
         query = text if isinstance(text, SearchQuery) else SearchQuery(text=text, k=k)
-        return self.pipeline.search(query)
+        collection, pipeline = self._state
+        return pipeline.search(_fitted(query, len(collection)))
 
     def search(self, query: SearchQuery | str, k: int = 10, *, explain: bool = False) -> SearchAnswer:
         query = query if isinstance(query, SearchQuery) else SearchQuery(text=query, k=k)
-        outcome = self.pipeline.search(query, explain=explain)
-        ids = self.collection.external_ids_of([c.row for c in outcome.candidates])
-        stored = self.collection.docstore.get_many(ids)
+        collection, pipeline = self._state
+        outcome = pipeline.search(_fitted(query, len(collection)), explain=explain)
+        ids = collection.external_ids_of([c.row for c in outcome.candidates])
+        stored = collection.docstore.get_many(ids)
         features: list[dict[str, float] | None] = [None] * len(ids)
         if outcome.features is not None:
             features = list(outcome.features)
@@ -257,18 +282,19 @@ class CollectionService:
     def similar(self, item_id: str, k: int) -> SearchAnswer:
         """Items nearest to `item_id` in the transformer space, itself excluded; UnknownItemError for an
         unknown id."""
+        collection = self.collection
         start = time.perf_counter()
         row = self.row(item_id)
-        vector = self.collection.vectors.reconstruct(np.array([row]))
-        alive = self.collection.alive
-        rows, scores = self.collection.vectors.search(
-            vector, min(k + 1, len(self.collection)), allowed=None if alive is None else alive.copy()
+        vector = collection.vectors.reconstruct(np.array([row]))
+        alive = collection.alive
+        rows, scores = collection.vectors.search(
+            vector, min(k + 1, len(collection)), allowed=None if alive is None else alive.copy()
         )
         pairs = [
             (r, s) for r, s in zip(rows[0].tolist(), scores[0].tolist(), strict=True) if r >= 0 and r != row
         ]
-        ids = self.collection.external_ids_of([r for r, _ in pairs[:k]])
-        stored = self.collection.docstore.get_many(ids)
+        ids = collection.external_ids_of([r for r, _ in pairs[:k]])
+        stored = collection.docstore.get_many(ids)
         hits = [
             Hit(id=doc_id, score=score, title=(doc or {}).get("title", ""), branches={"dense": rank})
             for rank, (doc_id, doc, (_, score)) in enumerate(zip(ids, stored, pairs, strict=False), start=1)
@@ -277,5 +303,16 @@ class CollectionService:
         return SearchAnswer(hits, [], self.version, SIMILAR_SCORER, took_ms)
 
     def close(self) -> None:
-        self.pipeline.close()
+        self._pool_owner.close()
         self.collection.close()
+
+
+def _fitted(query: SearchQuery, n_rows: int) -> SearchQuery:
+    """`query` with its allowed rows over `n_rows` rows: rows written after it was checked are not allowed
+    (they did not exist when the request came in)."""
+    allowed = query.allowed
+    if allowed is None or len(allowed) >= n_rows:
+        return query
+    return dataclasses.replace(
+        query, allowed=np.concatenate([allowed, np.zeros(n_rows - len(allowed), bool)])
+    )

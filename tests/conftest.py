@@ -101,6 +101,8 @@ def xquad_slice_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # Two towns named Springfield, far apart; shops clustered around each.
+WRITE_TOKEN = "write-admin-token"  # the admin token the write tests start services with
+WRITE_AUTH = {"Authorization": f"Bearer {WRITE_TOKEN}"}
 SPRINGFIELD_IL = (39.80, -89.64)
 SPRINGFIELD_MA = (42.10, -72.59)
 KINDS = {

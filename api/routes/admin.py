@@ -43,14 +43,20 @@ def token_matches(given: str, expected: str) -> bool:
 def require_token(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> None:
-    """401 without a bearer token, 403 with a wrong one."""
+    """401 without a bearer token, 403 with a wrong one, or when the service has none (its writes are off)."""
+    expected = request.app.state.admin_token
+    if expected is None:
+        raise HTTPException(
+            status_code=403,
+            detail=f"this service was started without an admin token ({TOKEN_ENV}): it takes no writes",
+        )
     if credentials is None:
         raise HTTPException(
             status_code=401,
             detail="admin routes need 'Authorization: Bearer <token>' with the service's admin token",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    if not token_matches(credentials.credentials, request.app.state.admin_token):
+    if not token_matches(credentials.credentials, expected):
         raise HTTPException(
             status_code=403, detail=f"the bearer token is not this service's admin token ({TOKEN_ENV})"
         )

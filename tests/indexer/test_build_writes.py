@@ -40,14 +40,14 @@ def _build(tmp_path: Path, encoder: Encoder, root: Path) -> dict:
 def test_a_rebuild_folds_logged_events_and_deletes(tmp_path: Path, encoder: Encoder) -> None:
     root = tmp_path / "idx"
     first = _build(tmp_path, encoder, root)
-    assert first["writes"] == {"upto": 0, "events": 0, "deleted_items": 0}
+    assert first["writes"] == {"upto": 0, "events": 0, "deleted_items": 0, "written_items": 0}
     assert not (root / "writes").exists()  # a root without writes gets no log
     log = write_log_of(root)
     log.append(events_record([("u9", "m3", T0 + 3 * 86_400, 1.0), ("u1", "m3", T0 - 86_400, 2.0)]))
     log.append(delete_record("m6"))
     end = log.end()
     second = _build(tmp_path, encoder, root)
-    assert second["writes"] == {"upto": end, "events": 2, "deleted_items": 1}
+    assert second["writes"] == {"upto": end, "events": 2, "deleted_items": 1, "written_items": 0}
     assert "m6" not in second["ids"] and len(second["ids"]) == len(first["ids"]) - 1
     assert second["n_events"] == first["n_events"] + 2
     assert second["u9"] == ["m3"]

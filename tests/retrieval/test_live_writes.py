@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from indexer.versions import VersionStore
-from tests.conftest import SPRINGFIELD_IL
+from tests.conftest import SPRINGFIELD_IL, WRITE_AUTH, WRITE_TOKEN
 
 T = 1_700_100_000  # after every built event
 
@@ -28,7 +28,7 @@ def root(shops_root: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def client(root: Path) -> Iterator[TestClient]:
-    with TestClient(create_app({"shops": root})) as test_client:
+    with TestClient(create_app({"shops": root}, admin_token=WRITE_TOKEN), headers=WRITE_AUTH) as test_client:
         yield test_client
 
 
@@ -128,7 +128,7 @@ def test_a_deleted_item_leaves_every_answer(client: TestClient) -> None:
 def test_a_restart_replays_the_log(root: Path, client: TestClient) -> None:
     _events(client, ("newbie", "pizza-ma-0", T))
     client.delete("/collections/shops/items/coffee-ma-2")
-    with TestClient(create_app({"shops": root})) as restarted:
+    with TestClient(create_app({"shops": root}, admin_token=WRITE_TOKEN), headers=WRITE_AUTH) as restarted:
         assert restarted.get("/collections/shops/items/coffee-ma-2").status_code == 404
         service = restarted.app.state.registry.get("shops")
         assert service.collection.external_ids_of(service.collection.behaviour.history("newbie")[0]) == [
@@ -151,7 +151,7 @@ def test_a_rebuild_folds_the_writes_and_replays_only_later_ones(
     build_collection(
         Path(manifest["corpus"]), root, config, behaviour=Path(manifest["behaviour_log"]), progress=False
     )
-    with TestClient(create_app({"shops": root})) as rebuilt:
+    with TestClient(create_app({"shops": root}, admin_token=WRITE_TOKEN), headers=WRITE_AUTH) as rebuilt:
         fresh = rebuilt.app.state.registry.get("shops")
         assert fresh.version == VersionStore(root).current_name() != service.version
         params = fresh.collection.manifest["params"]
@@ -160,14 +160,14 @@ def test_a_rebuild_folds_the_writes_and_replays_only_later_ones(
         assert fresh.collection.behaviour.added_events == 0
         assert "coffee-ma-2" not in fresh.collection.row_of
         _events(rebuilt, ("later", "pizza-ma-1", T))
-    with TestClient(create_app({"shops": root})) as restarted:
+    with TestClient(create_app({"shops": root}, admin_token=WRITE_TOKEN), headers=WRITE_AUTH) as restarted:
         again = restarted.app.state.registry.get("shops").collection.behaviour
         assert again.added_events == 1 and "later" in again and "newbie" in again
 
 
 def test_a_version_directory_takes_no_writes(root: Path) -> None:
     version = VersionStore(root).current()
-    with TestClient(create_app({"shops": version})) as pinned:
+    with TestClient(create_app({"shops": version}, admin_token=WRITE_TOKEN), headers=WRITE_AUTH) as pinned:
         response = pinned.post(
             "/collections/shops/events",
             json={"events": [{"user_id": "u", "item_id": "sushi-il-0", "timestamp": T}]},

@@ -1,5 +1,5 @@
-"""Real-time writes against `searchrec serve` as real processes: a write one worker acknowledged reaches the
-other, and acknowledged writes survive `kill -9` of the whole service.
+"""Real-time writes against `searchrec serve` as real processes: a write one worker acknowledged (events, an
+item upsert) reaches the other, and acknowledged writes survive `kill -9` of the whole service.
 
 Which worker takes a connection is the kernel's choice, and each worker applies the others' writes when it
 next polls the log, so the test asks in bounded rounds until both workers have answered with the write
@@ -22,6 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import WRITE_AUTH, WRITE_TOKEN
+
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_DEADLINE_S = 600.0  # loading on a busy two-core machine; a bound, not a pause
 MAX_ROUNDS = 200
@@ -38,7 +40,7 @@ def _free_port() -> int:
 def serving(root: Path, log: Path, workers: int) -> Iterator[tuple[str, subprocess.Popen]]:
     port = _free_port()
     command = [sys.executable, "-m", "api.cli", "serve", "--index", f"shops={root}", "--port", str(port)]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SEARCHREC_ADMIN_TOKEN": WRITE_TOKEN}
     with log.open("w") as out:
         process = subprocess.Popen(
             [*command, "--workers", str(workers)],
@@ -90,7 +92,9 @@ def test_writes_reach_every_worker_and_survive_kill_9(shops_root: Path, tmp_path
     with serving(root, tmp_path / "serve.log", workers=2) as (url, process):
         pids = {worker["pid"] for worker in httpx.get(f"{url}/readyz", timeout=10).json()["workers"]}
         events = [{"user_id": "fresh", "item_id": "sushi-il-0", "timestamp": T}]
-        written = httpx.post(f"{url}/collections/shops/events", json={"events": events}, timeout=60)
+        written = httpx.post(
+            f"{url}/collections/shops/events", json={"events": events}, headers=WRITE_AUTH, timeout=60
+        )
         assert written.status_code == 200, written.text
         applied: set[int] = set()
         for _ in range(MAX_ROUNDS):
@@ -100,10 +104,23 @@ def test_writes_reach_every_worker_and_survive_kill_9(shops_root: Path, tmp_path
             if applied == pids:
                 break
         assert applied == pids, f"workers that applied the events: {applied} of {pids}"
-        deleted = httpx.delete(f"{url}/collections/shops/items/books-il-0", timeout=60)
+        shop = {"title": "Falafel corner", "text": "falafel and hummus, open late", "category": "falafel"}
+        put = httpx.put(f"{url}/collections/shops/items/falafel-1", json=shop, headers=WRITE_AUTH, timeout=60)
+        assert put.status_code == 200, put.text
+        found_by: set[int] = set()
+        for _ in range(MAX_ROUNDS):
+            answer = httpx.post(f"{url}/search", json={"query": "falafel hummus", "k": 3}, timeout=60)
+            if [hit["id"] for hit in answer.json()["results"]][:1] == ["falafel-1"]:
+                found_by.add(int(answer.headers["x-worker"]))
+            if found_by == pids:
+                break
+        assert found_by == pids, f"workers that found the written item: {found_by} of {pids}"
+        deleted = httpx.delete(f"{url}/collections/shops/items/books-il-0", headers=WRITE_AUTH, timeout=60)
         assert deleted.status_code == 200 and deleted.json()["accepted"] == 1
         os.killpg(process.pid, signal.SIGKILL)  # right after the acknowledgement: no shutdown at all
         process.wait()
     with serving(root, tmp_path / "restart.log", workers=1) as (url, _):
         assert httpx.get(f"{url}/collections/shops/items/books-il-0", timeout=10).status_code == 404
         assert _personal(url, "fresh")[1]
+        item = httpx.get(f"{url}/collections/shops/items/falafel-1", timeout=10)
+        assert item.status_code == 200 and item.json()["fields"]["title"] == "Falafel corner", item.text
