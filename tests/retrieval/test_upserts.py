@@ -5,6 +5,7 @@ token, and a restart replays them; a rebuild folds them into the catalogue."""
 
 from __future__ import annotations
 
+import math
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -164,3 +165,27 @@ def test_a_restart_replays_and_a_rebuild_folds_the_written_items(root: Path, cli
         assert fresh.collection.ids.count("pizza-il-0") == 1
         assert [hit["id"] for hit in _search(rebuilt, "roman slice")][:1] == ["pizza-il-0"]
         assert rebuilt.get("/collections/shops/items/falafel-1").json()["fields"]["category"] == "falafel"
+
+
+def test_the_learned_ranker_scores_a_written_item_like_a_built_one(
+    root: Path, search_rankers: dict[str, Path]
+) -> None:
+    app = create_app(
+        {"shops": root}, admin_token=WRITE_TOKEN, rankers={"shops": search_rankers["lambdamart"]}
+    )
+    with TestClient(app, headers=WRITE_AUTH) as client:
+        stored = client.get("/collections/shops/items/coffee-ma-1").json()["fields"]
+        copy = {name: stored[name] for name in ("title", "text", "category", "lat", "lon", "popularity")}
+        _put(client, "coffee-copy", {**copy, "tags": stored.get("tags", [])})
+        body = {"query": "espresso coffee pastries", "k": 50, "explain": True}
+        answer = client.post("/search", json=body).json()
+        assert answer["scorer"] == "lambdamart", answer["scorer"]
+        features = {hit["id"]: hit["features"] for hit in answer["results"]}
+        assert {"coffee-ma-1", "coffee-copy"} <= set(features)
+        built, written = features["coffee-ma-1"], features["coffee-copy"]
+        assert set(written) == set(built) and all(math.isfinite(v) for v in written.values())
+        # Text features read the segment's BM25 with the version's statistics: equal. Vector features
+        # differ a little (its vector came from the ONNX int8 query encoder, the built one's from the
+        # build's fp32 model), and list features with them.
+        text = [name for name in built if name.startswith("bm25")]
+        assert text and {n: written[n] for n in text} == pytest.approx({n: built[n] for n in text})
