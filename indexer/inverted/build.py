@@ -3,15 +3,20 @@
 Impacts reproduce the arithmetic of the ``bm25s`` library with ``method="lucene"`` bit for bit:
 ``idf = ln(1 + (N - df + 0.5) / (df + 0.5))`` stored as float32, the term-frequency part
 ``tf / (k1 * (1 - b + b * dl / avgdl) + tf)`` in float64, their product rounded to float32.
+
+N, df and avgdl are the documents' own unless `CorpusStats` of a larger corpus are given: a shard built
+with its whole corpus's statistics holds exactly the impacts an index of the whole corpus gives its
+documents, so merging the shards' top k gives the whole index's top k. Partial statistics (one per
+partition of the input) add up with `CorpusStats.merge`.
 """
 
 from __future__ import annotations
 
 import math
 from array import array
-from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -21,6 +26,43 @@ _CHUNK = 1 << 23
 TIER_MIN_DF = 4096
 _FIRST_TIER = 1024
 _TIER_GROWTH = 4
+
+
+@dataclass(frozen=True)
+class CorpusStats:
+    """What BM25 needs to know of a whole corpus: its document count, total length in tokens and the
+    document frequency of each term."""
+
+    n_docs: int
+    total_len: int
+    df: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def avg_doc_len(self) -> float:
+        """Tokens per document, equal to the mean an index of the whole corpus computes."""
+        return self.total_len / self.n_docs if self.n_docs else 0.0
+
+    @classmethod
+    def of(cls, docs: Iterable[list[str]]) -> CorpusStats:
+        """The statistics of tokenised documents."""
+        n_docs = total = 0
+        df: Counter[str] = Counter()
+        for doc in docs:
+            n_docs += 1
+            total += len(doc)
+            df.update(set(doc))
+        return cls(n_docs, total, dict(df))
+
+    @classmethod
+    def merge(cls, parts: Iterable[CorpusStats]) -> CorpusStats:
+        """The statistics of the union of disjoint document sets, from each set's."""
+        n_docs = total = 0
+        df: Counter[str] = Counter()
+        for part in parts:
+            n_docs += part.n_docs
+            total += part.total_len
+            df.update(part.df)
+        return cls(n_docs, total, dict(df))
 
 
 @dataclass
@@ -36,6 +78,8 @@ class Postings:
     segment_max: np.ndarray  # float32, len S, largest impact in each segment (non-increasing within a term)
     n_docs: int
     avg_doc_len: float
+    corpus_df: np.ndarray | None = None  # int64 per term: its corpus document frequency, with CorpusStats
+    corpus_docs: int | None = None  # the corpus's document count, with CorpusStats
 
 
 def _token_ids(
@@ -71,13 +115,20 @@ def _idf(df: np.ndarray, n_docs: int) -> np.ndarray:
     return np.asarray(values, dtype=np.float64).astype(np.float32)
 
 
-def build_postings(docs: Iterable[list[str]], k1: float, b: float, show_progress: bool = False) -> Postings:
-    """Count term frequencies with one sort of (term, doc) keys and precompute BM25 impacts."""
+def build_postings(
+    docs: Iterable[list[str]],
+    k1: float,
+    b: float,
+    show_progress: bool = False,
+    stats: CorpusStats | None = None,
+) -> Postings:
+    """Count term frequencies with one sort of (term, doc) keys and precompute BM25 impacts, with the
+    documents' own statistics or, given `stats`, those of the corpus they are part of."""
     vocab, tokens, lens = _token_ids(docs, show_progress)
     n_docs, n_terms = len(lens), len(vocab)
     if n_docs == 0:
         raise ValueError("cannot build an index from 0 documents")
-    avg_doc_len = float(lens.mean())
+    avg_doc_len = float(lens.mean()) if stats is None else stats.avg_doc_len
     key = tokens.astype(np.int64)
     key *= n_docs
     key += np.repeat(np.arange(n_docs, dtype=np.int64), lens)
@@ -95,7 +146,7 @@ def build_postings(docs: Iterable[list[str]], k1: float, b: float, show_progress
     terms = key[starts] // n_docs
     df = np.bincount(terms, minlength=n_terms)
     del terms
-    idf = _idf(df, n_docs)
+    idf = _idf(df, n_docs) if stats is None else _idf(_corpus_df(vocab, stats), stats.n_docs)
     # Same float64 expression as bm25s: k1 * ((1 - b) + b * l_d / l_avg) per document.
     norm = k1 * ((1 - b) + b * lens.astype(np.float64) / np.float64(avg_doc_len))
     doc_ids = np.empty(n_post, dtype=np.int32)
@@ -115,8 +166,29 @@ def build_postings(docs: Iterable[list[str]], k1: float, b: float, show_progress
         np.maximum.reduceat(impacts, segment_bounds[:-1]) if n_post else np.zeros(0, dtype=np.float32)
     )
     return Postings(
-        vocab, indptr, doc_ids, impacts, term_segments, segment_bounds, segment_max, n_docs, avg_doc_len
+        vocab,
+        indptr,
+        doc_ids,
+        impacts,
+        term_segments,
+        segment_bounds,
+        segment_max,
+        n_docs,
+        avg_doc_len,
+        None if stats is None else _corpus_df(vocab, stats),
+        None if stats is None else stats.n_docs,
     )
+
+
+def _corpus_df(vocab: dict[str, int], stats: CorpusStats) -> np.ndarray:
+    """Corpus document frequency per term id; ValueError for a term the statistics do not hold (they were
+    computed over other documents)."""
+    missing = [term for term in vocab if stats.df.get(term, 0) < 1]
+    if missing:
+        raise ValueError(
+            f"the corpus statistics hold no document with {missing[:5]}: they are of other documents"
+        )
+    return np.fromiter((stats.df[term] for term in vocab), dtype=np.int64, count=len(vocab))
 
 
 def _tier(indptr: np.ndarray, doc_ids: np.ndarray, impacts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from indexer.inverted.build import build_postings, lucene_idf
+from indexer.inverted.build import CorpusStats, build_postings, lucene_idf
 from indexer.inverted.maxscore import Segment, candidates
 from indexer.inverted.topk import EMPTY_ROWS, EMPTY_SCORES, top_k, top_k_dense
 
@@ -48,6 +48,7 @@ _FILES = {
     "segment_bounds": "segment_bounds.npy",
     "segment_max": "segment_max.npy",
 }
+CORPUS_DF = "corpus_df"  # with corpus statistics: each term's corpus document frequency (int64)
 _VOCAB_FILE = "vocab.json"
 _PARAMS_FILE = "params.json"
 # Collections up to this size score every query into a dense vector: MaxScore's per-segment overhead
@@ -77,8 +78,10 @@ class InvertedIndex:
         self._term_segments: np.ndarray = arrays["term_segments"]
         self._segment_bounds: np.ndarray = arrays["segment_bounds"]
         self._segment_max: np.ndarray = arrays["segment_max"]
+        self._corpus_df: np.ndarray | None = arrays.get(CORPUS_DF)
         self.params = params
         self._n = int(params["n_docs"])
+        self._corpus_docs = int(params.get("corpus_docs", self._n))
         self._local = threading.local()
         self.engine = _pick_engine(engine)
         self._compiled: CompiledSearch | None = None
@@ -98,16 +101,19 @@ class InvertedIndex:
         b: float = 0.75,
         show_progress: bool = False,
         engine: str = "auto",
+        stats: CorpusStats | None = None,
     ) -> InvertedIndex:
         """Index ``docs`` (lists of analyzed tokens); document ``i`` of the iterable gets row ``i``.
 
-        ``engine`` is the search engine (`ENGINES`); "auto" is numba when it imports, else numpy."""
+        ``engine`` is the search engine (`ENGINES`); "auto" is numba when it imports, else numpy. With
+        ``stats`` (of a corpus the documents are part of, e.g. the other shards too), scores, `idf` and
+        `document_frequency` are the corpus's (`indexer.inverted.build.CorpusStats`)."""
         if not k1 >= 0:
             raise ValueError(f"k1 must be >= 0, got {k1!r}")
         if not 0 <= b <= 1:
             raise ValueError(f"b must be in [0, 1], got {b!r}")
-        post = build_postings(docs, float(k1), float(b), show_progress)
-        params = {
+        post = build_postings(docs, float(k1), float(b), show_progress, stats)
+        params: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "method": "lucene",
             "k1": float(k1),
@@ -118,6 +124,9 @@ class InvertedIndex:
             "avg_doc_len": post.avg_doc_len,
         }
         arrays = {key: getattr(post, key) for key in _FILES}
+        if post.corpus_df is not None:
+            params["corpus_docs"] = post.corpus_docs
+            arrays[CORPUS_DF] = post.corpus_df
         return cls(post.vocab, arrays, params, engine=engine)
 
     def __len__(self) -> int:
@@ -130,11 +139,15 @@ class InvertedIndex:
         directory.mkdir(parents=True, exist_ok=True)
         for key, name in _FILES.items():
             np.save(directory / name, np.ascontiguousarray(getattr(self, "_" + key)), allow_pickle=False)
+        extra = []
+        if self._corpus_df is not None:
+            np.save(directory / f"{CORPUS_DF}.npy", self._corpus_df, allow_pickle=False)
+            extra.append(f"{CORPUS_DF}.npy")
         with open(directory / _VOCAB_FILE, "w", encoding="utf-8") as f:
             json.dump(self._vocab, f, ensure_ascii=False, separators=(",", ":"))
         with open(directory / _PARAMS_FILE, "w", encoding="utf-8") as f:
             json.dump(self.params, f, indent=2, sort_keys=True)
-        return [*_FILES.values(), _VOCAB_FILE, _PARAMS_FILE]
+        return [*_FILES.values(), *extra, _VOCAB_FILE, _PARAMS_FILE]
 
     @classmethod
     def load(cls, directory: Path, *, mmap: bool = True, engine: str = "auto") -> InvertedIndex:
@@ -153,6 +166,8 @@ class InvertedIndex:
         arrays = {
             key: np.load(directory / name, mmap_mode="r" if mmap else None) for key, name in _FILES.items()
         }
+        if "corpus_docs" in params:
+            arrays[CORPUS_DF] = np.load(directory / f"{CORPUS_DF}.npy", allow_pickle=False)
         n_terms, n_post = int(params["vocab_size"]), int(params["n_postings"])
         if (
             len(vocab) != n_terms
@@ -227,15 +242,20 @@ class InvertedIndex:
             acc[ids] = 0
 
     def document_frequency(self, term: str) -> int:
-        """How many documents hold ``term`` (0 for a term not in the vocabulary)."""
+        """How many documents hold ``term`` (0 for a term not in the vocabulary): of the corpus when the
+        index was built with its statistics."""
         tid = self._vocab.get(term)
-        return 0 if tid is None else int(self._indptr[tid + 1] - self._indptr[tid])
+        if tid is None:
+            return 0
+        if self._corpus_df is not None:
+            return int(self._corpus_df[tid])
+        return int(self._indptr[tid + 1] - self._indptr[tid])
 
     def idf(self, term: str) -> float:
         """Lucene idf of ``term`` as its impacts use it (before float32 rounding); 0.0 when no document
-        holds it, since such a term cannot add to any score."""
+        of this index holds it, since such a term cannot add to any score."""
         df = self.document_frequency(term)
-        return lucene_idf(df, self._n) if df else 0.0
+        return lucene_idf(df, self._corpus_docs) if df else 0.0
 
     # ------------------------------------------------------------------------------------- internals
     def _term_ids(self, query_tokens: list[str]) -> list[int]:
