@@ -7,6 +7,8 @@ back).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -33,6 +35,32 @@ def top_rows(scores: np.ndarray, limit: int, allowed: np.ndarray | None) -> tupl
     order = np.lexsort((candidates, -scores[candidates]))
     chosen = candidates[order]
     return chosen.astype(np.int64), scores[chosen].astype(np.float32)
+
+
+class LivePopularity:
+    """A collection's popularity as float64 without NaN, passed through `transform`; read again once
+    real-time writes have added events since the last read (`Collection.added_events`), so what a branch
+    derives from it follows the writes instead of staying as it was at load."""
+
+    def __init__(
+        self, collection: Collection, transform: Callable[[np.ndarray], np.ndarray] = lambda values: values
+    ) -> None:
+        self.collection = collection
+        self.transform = transform
+        self._read: tuple[int, np.ndarray | None] = (-1, None)  # (added events when read, values): one
+        # assignment, so a request never pairs one read's count with another's values
+        self()  # read at load, before any worker is forked
+
+    def __call__(self) -> np.ndarray | None:
+        added = self.collection.added_events  # before reading the values: a write in between reads again
+        read_at, values = self._read
+        if read_at != added:
+            popularity = self.collection.popularity
+            values = None
+            if popularity is not None:
+                values = self.transform(np.nan_to_num(np.asarray(popularity, dtype=np.float64)))
+            self._read = (added, values)
+        return values
 
 
 class ItemToItemSource:
@@ -133,11 +161,7 @@ class UserPreferenceSource:
         self.fields = [f for f in ("category", "tags") if f in collection.keyword_fields]
         self._values_of_rows = {name: self._transpose(name) for name in self.fields}
         # Popularity scaled to [0, 1e-3]: added to the items that hold a preferred value, it only breaks ties.
-        self._tie_breaks: np.ndarray | None = None
-        popularity = collection.popularity
-        if popularity is not None and len(popularity):
-            pop = np.nan_to_num(np.asarray(popularity, dtype=np.float64))
-            self._tie_breaks = 1e-3 * pop / (pop.max() or 1.0)
+        self._tie_breaks = LivePopularity(collection, lambda pop: 1e-3 * pop / (pop.max(initial=0.0) or 1.0))
 
     def _transpose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """Row-major view of a keyword field: (indptr over rows, value codes), built once at load."""
@@ -176,8 +200,9 @@ class UserPreferenceSource:
         scores = np.zeros(len(self.collection), dtype=np.float64)
         for name, value, weight in self.preferences(rows):
             scores[self.collection.keywords.field(name).rows(value)] += weight
-        if self._tie_breaks is not None:
-            scores += np.where(scores > 0, self._tie_breaks, 0.0)
+        tie_breaks = self._tie_breaks()
+        if tie_breaks is not None:
+            scores += np.where(scores > 0, tie_breaks, 0.0)
         scores[rows] = 0.0
         found, values = top_rows(scores, limit, query.allowed)
         return BranchResult(self.name, found, values)

@@ -61,6 +61,21 @@ def test_events_shape_the_next_recommendation(client: TestClient) -> None:
     assert _ids(after)[0].split("-")[0] in {"sushi", "books"}, _ids(after)
 
 
+def test_events_move_what_the_branches_read_of_popularity(client: TestClient) -> None:
+    """`popular` and `user_pref`'s tie-break read the popularity the writes add to, not the one at load."""
+    service = client.app.state.registry.get("shops")
+
+    def preferred() -> list[str]:  # the sushi shops, tied on preference: popularity orders them
+        outcome = service.run(service.recommendation(20, items=["sushi-il-0"]))
+        return service.collection.external_ids_of(outcome.branches["user_pref"].rows)
+
+    assert _ids(_recommend(client, user_id="stranger", k=1)) != ["sushi-il-2"]
+    assert preferred().index("sushi-il-2") > preferred().index("sushi-ma-1")  # no events on it yet
+    _events(client, *((f"fan{i}", "sushi-il-2", T) for i in range(30)))
+    assert _ids(_recommend(client, user_id="stranger", k=1)) == ["sushi-il-2"]
+    assert preferred()[0] == "sushi-il-2"
+
+
 def test_older_events_take_their_place_in_time(client: TestClient) -> None:
     _events(client, ("user0", "books-il-2", T))
     _events(client, ("user0", "sushi-il-2", 1_600_000_000))  # before everything user0 did
