@@ -99,7 +99,9 @@ class ItemToItemSource:
 
 class CovisitSource:
     """`covisit`: item-based collaborative filtering. Items co-consumed (by the same users) with the recent
-    items, by cosine over the user-item matrix, each recent item weighted by recency.
+    items, by cosine over the user-item matrix, each recent item weighted by recency. The matrix holds the
+    built events and the pairs real-time writes added since, so a streamed event counts as a rebuild
+    would count it.
 
     The weight halves every `half_life_items` items back (2 by default: on MovieLens, validating on each
     user's second-to-last event with the last one removed, half-lives 2/3/5/7/∞ gave NDCG@10
@@ -127,7 +129,10 @@ class CovisitSource:
             matrix.data[:] = 1.0  # repeated events count once
             self.matrix = matrix
             self.by_item = matrix.tocsc()
-            self.norms = np.sqrt(np.asarray(matrix.sum(axis=0)).ravel()) + 1e-12
+            self.users_per_item = np.asarray(matrix.sum(axis=0)).ravel()
+            self.norms = np.sqrt(self.users_per_item) + 1e-12
+        # (added events when read, the pairs they add as a user-item matrix and by item, norms with them)
+        self._added: tuple[int, tuple[sp.csr_matrix, sp.csc_matrix, np.ndarray] | None] = (0, None)
 
     def enabled(self, query: SearchQuery) -> bool:
         return (
@@ -136,13 +141,41 @@ class CovisitSource:
             and len(recent_items(self.collection.behaviour, query.user_id, query.recent_rows)) > 0
         )
 
+    def added(self) -> tuple[sp.csr_matrix, sp.csc_matrix, np.ndarray] | None:
+        """The user-item pairs real-time writes added (`Behaviour.added_pairs`) as a matrix D with a row per
+        user, built or not, and by item, with the item norms of X + D; None while there are none. Read
+        again once more events were added."""
+        behaviour = self.collection.behaviour
+        assert behaviour is not None and self.matrix is not None  # the gate guarantees it
+        count = behaviour.added_events  # before the pairs: a write in between reads them again
+        read_at, added = self._added
+        if read_at != count:
+            users, rows = behaviour.added_pairs()
+            added = None
+            if len(users):
+                shape = (max(self.matrix.shape[0], int(users.max()) + 1), len(self.collection))
+                delta = sp.csr_matrix((np.ones(len(users)), (users, rows)), shape=shape)
+                counts = self.users_per_item + np.asarray(delta.sum(axis=0)).ravel()
+                added = (delta, delta.tocsc(), np.sqrt(counts) + 1e-12)
+            self._added = (count, added)
+        return added
+
     def fetch(self, query: SearchQuery, limit: int) -> BranchResult:
         assert self.matrix is not None  # the gate guarantees it
         rows = recent_items(self.collection.behaviour, query.user_id, query.recent_rows)[-self.recent :]
         weights = recency_weights(len(rows), self.half_life_items)
         # Sum over recent items i of w_i * cos(i, j) = X^T (X[:, R] (w / |R|)) / |j|, two sparse products.
-        users = self.by_item[:, rows] @ (weights / self.norms[rows])
-        scores = np.asarray(self.matrix.T @ users).ravel() / self.norms
+        # With pairs added since the build, X + D in place of X: D's few rows and columns cost little.
+        added = self.added()
+        if added is None:
+            users = self.by_item[:, rows] @ (weights / self.norms[rows])
+            scores = np.asarray(self.matrix.T @ users).ravel() / self.norms
+        else:
+            delta, delta_by_item, norms = added
+            built = self.matrix.shape[0]
+            users = delta_by_item[:, rows] @ (weights / norms[rows])
+            users[:built] += self.by_item[:, rows] @ (weights / norms[rows])
+            scores = (np.asarray(self.matrix.T @ users[:built]).ravel() + delta.T @ users) / norms
         scores[rows] = 0.0
         found, values = top_rows(scores, limit, query.allowed)
         return BranchResult(self.name, found, values)
