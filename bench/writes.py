@@ -237,6 +237,16 @@ def visibility(url: str, headers: dict, kind: WriteKind, indices: range) -> Visi
 
 
 # ---------------------------------------------------------------------------------------------- the run
+def filesystem(path: Path) -> str:
+    """The type and device of the mount holding `path` (what an fsync costs depends on it)."""
+    best = ("", "unknown", "filesystem")
+    for line in Path("/proc/mounts").read_text(encoding="utf-8").splitlines():
+        device, mount, kind = line.split()[:3]
+        if str(path.resolve()).startswith(mount.rstrip("/") + "/") and len(mount) >= len(best[0]):
+            best = (mount, kind, device)
+    return f"{best[1]} ({best[2]})"
+
+
 def _ms(values: Sequence[float], q: float) -> str:
     return f"{np.percentile(np.asarray(values) * 1000, q):.1f}" if len(values) else "n/a"
 
@@ -292,6 +302,12 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=None, help="also write the markdown here")
     parser.add_argument("--logs", type=Path, default=ROOT / "bench" / "out" / "writes")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="where the served copy and its write log go (default: a temp dir)",
+    )
     return parser.parse_args()
 
 
@@ -317,8 +333,11 @@ def main() -> None:
     print(f"Machine: {cpu_model()}, {usable_cores()} usable cores; {versions('fastapi', 'uvicorn', 'httpx')}")
     loads = [load_average()]
     print(f"Load average at start: {loads[0]}", flush=True)
-    with tempfile.TemporaryDirectory(prefix="searchrec-writes-") as folder:
+    if args.work is not None:
+        args.work.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="searchrec-writes-", dir=args.work) as folder:
         copy = Path(folder) / args.name
+        disk = filesystem(copy.parent)
         shutil.copytree(args.index, copy, ignore=shutil.ignore_patterns("cache"))
         port = free_port()
         url = f"http://127.0.0.1:{port}"
@@ -361,9 +380,10 @@ def main() -> None:
         [
             rates_table(rates),
             visibility_table(seen),
-            f"`serve --workers {WORKERS}` on a copy of {args.index.name} ({len(ids):,} items), client and "
-            f"server on one machine: {cpu_model()}, {usable_cores()} usable cores. Load average (1, 5, 15 "
-            f"min) at the start {loads[0]}, after the events {loads[1]}, at the end {loads[2]}.",
+            f"`serve --workers {WORKERS}` on a copy of {args.index.name} ({len(ids):,} items; its write log "
+            f"on {disk}), client and server on one machine: {cpu_model()}, {usable_cores()} usable cores. "
+            f"Load average (1, 5, 15 min) at the start {loads[0]}, after the events {loads[1]}, at the end "
+            f"{loads[2]}.",
         ]
     )
     print("\n" + text, flush=True)
