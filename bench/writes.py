@@ -293,11 +293,11 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--name", default="movies", help="the collection's name")
     parser.add_argument("--clients", default="1,8", help="concurrent writers, comma-separated")
     parser.add_argument("--batches", default="1,100", help="events per request, comma-separated")
-    parser.add_argument("--requests", type=int, default=1000, help="measured requests per pass of batch 1")
+    parser.add_argument("--requests", type=int, default=2000, help="measured requests per pass of batch 1")
     parser.add_argument(
-        "--events", type=int, default=20_000, help="measured events per pass of larger batches"
+        "--events", type=int, default=50_000, help="measured events per pass of larger batches"
     )
-    parser.add_argument("--deletes", type=int, default=500, help="measured deletes per pass")
+    parser.add_argument("--deletes", type=int, default=1000, help="measured deletes per pass")
     parser.add_argument("--samples", type=int, default=200, help="visibility samples per write kind")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=None, help="also write the markdown here")
