@@ -25,6 +25,11 @@ FULL = [
     ("One search, stage by stage", ["query_path.py"]),
     ("Query encoder: fp32 against int8, one thread each", ["query_encoder.py", "--threads", "1"]),
     ("Soak: 10 minutes of mixed requests with a version published every minute", ["soak.py"]),
+    ("Real-time writes: events and deletes per second, visibility on the other worker", ["writes.py"]),
+    (
+        "Streaming equals rebuilding: /recommend after streamed events against a rebuild",
+        ["streaming_vs_rebuild.py"],
+    ),
 ]
 QUICK = [
     ("BM25 on SciFact", ["bm25.py", "--skip-zipf"]),
@@ -36,6 +41,10 @@ QUICK = [
     ("One search, stage by stage", ["query_path.py", "--rounds", "1"]),
     ("Query encoder: fp32 against int8, one thread", ["query_encoder.py", "--threads", "1", "--rounds", "1"]),
     ("Soak: 2 minutes", ["soak.py", "--minutes", "2", "--publish-every", "30"]),
+    (
+        "Real-time writes (fewer of each)",
+        ["writes.py", "--requests", "200", "--events", "5000", "--deletes", "100", "--samples", "50"],
+    ),
 ]
 
 

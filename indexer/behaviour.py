@@ -126,9 +126,9 @@ class Behaviour:
     `indexer.histories.time_order` (by time, then item id; `item_ids` names the rows for that, without it
     ties go by row). Popularity adds each one as the build would have, decayed
     to the build's reference time (``w * 0.5 ** ((t_ref - t) / half_life)``, above ``w`` for an event newer
-    than the reference), so built and added events stay on one scale; the item2vec vectors, raw `counts` and
-    the co-visitation statistics the branches derive from the built events are not updated until the next
-    build.
+    than the reference), so built and added events stay on one scale. `added_pairs` lists the user-item pairs
+    they add (co-visitation counts them). The item2vec vectors and raw `counts` are not updated until the
+    next build.
     """
 
     def __init__(self, directory: Path, item_ids: Sequence[str] | None = None) -> None:
@@ -145,6 +145,12 @@ class Behaviour:
         self.item_known: np.ndarray | None = np.load(known, mmap_mode="r") if known.is_file() else None
         self._added: dict[str, list[tuple[int, int, float]]] = {}  # user -> [(row, timestamp, weight)]
         self.added_events = 0
+        # The user-item pairs the added events hold beyond the built ones (`added_pairs`), kept as they come.
+        self._pair_users: list[int] = []
+        self._pair_rows: list[int] = []
+        self._pairs: set[tuple[int, int]] = set()
+        self._strangers: dict[str, int] = {}  # a user the build never saw -> its number
+        self._built_rows: dict[str, set[int]] = {}  # a built user with added events -> its built item rows
 
     def _array(self, name: str) -> np.ndarray:
         return np.load(self.directory / f"{name}.npy", mmap_mode="r")
@@ -176,6 +182,28 @@ class Behaviour:
         order = time_order(np.zeros(len(rows), dtype=np.int8), ties, times)
         return rows[order], times[order], weights[order]
 
+    def added_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """(user number, item row) of each user-item pair the added events hold and the built events do not,
+        once each, in the order added: a built user numbered by its place in `users`, a user the build never
+        saw after them, in the order it was first added. What a user-item matrix built from all events would
+        hold in addition to one built from the built events."""
+        n = len(self._pair_rows)  # `add_events` appends the user first: both lists hold n pairs
+        return np.array(self._pair_users[:n], dtype=np.int64), np.array(self._pair_rows[:n], dtype=np.int64)
+
+    def _add_pair(self, user: str, row: int) -> None:
+        """Note (user, row) in `added_pairs` unless the build or an earlier added event holds it."""
+        number = self._user_index.get(user)
+        if number is None:
+            number = self._strangers.setdefault(user, len(self.users) + len(self._strangers))
+        elif user not in self._built_rows:
+            start, end = int(self.indptr[number]), int(self.indptr[number + 1])
+            self._built_rows[user] = set(np.asarray(self.rows[start:end]).tolist())
+        if row in self._built_rows.get(user, ()) or (number, row) in self._pairs:
+            return
+        self._pairs.add((number, row))
+        self._pair_users.append(number)
+        self._pair_rows.append(row)
+
     def add_events(
         self, users: list[str], rows: list[int], timestamps: list[int], weights: list[float]
     ) -> None:
@@ -189,6 +217,7 @@ class Behaviour:
         weighted = bool(self.params.get("weighted_popularity"))
         for user, row, timestamp, weight in zip(users, rows, timestamps, weights, strict=True):
             self._added.setdefault(user, []).append((int(row), int(timestamp), float(weight)))
+            self._add_pair(user, int(row))
             halvings = 0.0 if reference is None else (reference - timestamp) / half_life_s
             self.popularity[row] += (weight if weighted else 1.0) * 2.0 ** min(-halvings, MAX_DOUBLINGS)
         self.added_events += len(users)

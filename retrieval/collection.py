@@ -169,6 +169,12 @@ class Collection:
             return self.behaviour.popularity
         return self.columns.get("popularity")
 
+    @property
+    def added_events(self) -> int:
+        """Behaviour events added since the load (the service's real-time writes). `popularity` includes
+        them, so a value derived from it is stale once this count has moved."""
+        return 0 if self.behaviour is None else self.behaviour.added_events
+
     def is_deleted(self, row: int) -> bool:
         return self.alive is not None and not self.alive[row]
 

@@ -13,8 +13,8 @@ interval plus the time to apply it.
 What a write changes:
 
 - events: the user's history (`indexer.behaviour.Behaviour.add_events`), hence item-to-item, co-visitation,
-  user-preference recall and the ranker's user features, and the items' popularity. Events may be older
-  than the user's newest; histories stay in time order.
+  user-preference recall and the ranker's user features; the items' popularity; and the user-item pairs
+  co-visitation counts. Events may be older than the user's newest; histories stay in time order.
 - a delete: the item leaves every branch (each honours the request's allowed rows, which leave it out),
   `/similar`, `/items` and `/recommend`, and its id answers as unknown.
 - an upsert: the item joins the delta segment (`retrieval.delta`) as a new row, found by every branch in

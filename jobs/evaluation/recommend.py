@@ -69,6 +69,41 @@ def leave_last_out(events: Iterable[Event], n: int = 1) -> LeaveLastOutSplit:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamingSplit:
+    """Leave-last-out with each user's second-to-last event set aside to be streamed: `base` is what the
+    first build sees, `base + streamed` what a rebuild sees, `held_out` the target (each user's last item)."""
+
+    base: list[Event]
+    streamed: list[Event]
+    held_out: dict[str, str]
+
+
+def streaming_split(events: Iterable[Event]) -> StreamingSplit:
+    """Each user's events in `time_order`: the last is held out, the second-to-last streamed, the rest is the
+    base. As in `leave_last_out`, one event always stays in the base (a user with two events streams none)
+    and a user with one event is not evaluated; so `base` is ``leave_last_out(events, 2).history`` and
+    `base + streamed` holds the events of ``leave_last_out(events, 1).history``. Events come user by user
+    (ids in string order), each user's oldest first."""
+    events = list(events)
+    order = time_order(
+        np.array([event[0] for event in events], dtype=str),
+        np.array([event[1] for event in events], dtype=str),
+        np.array([event[2] for event in events], dtype=np.float64),
+    )
+    base: list[Event] = []
+    streamed: list[Event] = []
+    held_out: dict[str, str] = {}
+    for user, group in itertools.groupby((events[i] for i in order.tolist()), key=lambda event: event[0]):
+        ordered = list(group)
+        if len(ordered) >= 2:
+            held_out[user] = ordered.pop()[1]
+        if len(ordered) >= 2:
+            streamed.append(ordered.pop())
+        base.extend(ordered)
+    return StreamingSplit(base=base, streamed=streamed, held_out=held_out)
+
+
+@dataclass(frozen=True, slots=True)
 class InteractionMatrix:
     """Binary user x item matrix (CSR) with the external ids of its rows and columns (sorted)."""
 

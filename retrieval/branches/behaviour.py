@@ -7,6 +7,8 @@ back).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -33,6 +35,32 @@ def top_rows(scores: np.ndarray, limit: int, allowed: np.ndarray | None) -> tupl
     order = np.lexsort((candidates, -scores[candidates]))
     chosen = candidates[order]
     return chosen.astype(np.int64), scores[chosen].astype(np.float32)
+
+
+class LivePopularity:
+    """A collection's popularity as float64 without NaN, passed through `transform`; read again once
+    real-time writes have added events since the last read (`Collection.added_events`), so what a branch
+    derives from it follows the writes instead of staying as it was at load."""
+
+    def __init__(
+        self, collection: Collection, transform: Callable[[np.ndarray], np.ndarray] = lambda values: values
+    ) -> None:
+        self.collection = collection
+        self.transform = transform
+        self._read: tuple[int, np.ndarray | None] = (-1, None)  # (added events when read, values): one
+        # assignment, so a request never pairs one read's count with another's values
+        self()  # read at load, before any worker is forked
+
+    def __call__(self) -> np.ndarray | None:
+        added = self.collection.added_events  # before reading the values: a write in between reads again
+        read_at, values = self._read
+        if read_at != added:
+            popularity = self.collection.popularity
+            values = None
+            if popularity is not None:
+                values = self.transform(np.nan_to_num(np.asarray(popularity, dtype=np.float64)))
+            self._read = (added, values)
+        return values
 
 
 class ItemToItemSource:
@@ -71,7 +99,9 @@ class ItemToItemSource:
 
 class CovisitSource:
     """`covisit`: item-based collaborative filtering. Items co-consumed (by the same users) with the recent
-    items, by cosine over the user-item matrix, each recent item weighted by recency.
+    items, by cosine over the user-item matrix, each recent item weighted by recency. The matrix holds the
+    built events and the pairs real-time writes added since, so a streamed event counts as a rebuild
+    would count it.
 
     The weight halves every `half_life_items` items back (2 by default: on MovieLens, validating on each
     user's second-to-last event with the last one removed, half-lives 2/3/5/7/∞ gave NDCG@10
@@ -99,7 +129,10 @@ class CovisitSource:
             matrix.data[:] = 1.0  # repeated events count once
             self.matrix = matrix
             self.by_item = matrix.tocsc()
-            self.norms = np.sqrt(np.asarray(matrix.sum(axis=0)).ravel()) + 1e-12
+            self.users_per_item = np.asarray(matrix.sum(axis=0)).ravel()
+            self.norms = np.sqrt(self.users_per_item) + 1e-12
+        # (added events when read, the pairs they add as a user-item matrix and by item, norms with them)
+        self._added: tuple[int, tuple[sp.csr_matrix, sp.csc_matrix, np.ndarray] | None] = (0, None)
 
     def enabled(self, query: SearchQuery) -> bool:
         return (
@@ -108,13 +141,41 @@ class CovisitSource:
             and len(recent_items(self.collection.behaviour, query.user_id, query.recent_rows)) > 0
         )
 
+    def added(self) -> tuple[sp.csr_matrix, sp.csc_matrix, np.ndarray] | None:
+        """The user-item pairs real-time writes added (`Behaviour.added_pairs`) as a matrix D with a row per
+        user, built or not, and by item, with the item norms of X + D; None while there are none. Read
+        again once more events were added."""
+        behaviour = self.collection.behaviour
+        assert behaviour is not None and self.matrix is not None  # the gate guarantees it
+        count = behaviour.added_events  # before the pairs: a write in between reads them again
+        read_at, added = self._added
+        if read_at != count:
+            users, rows = behaviour.added_pairs()
+            added = None
+            if len(users):
+                shape = (max(self.matrix.shape[0], int(users.max()) + 1), len(self.collection))
+                delta = sp.csr_matrix((np.ones(len(users)), (users, rows)), shape=shape)
+                counts = self.users_per_item + np.asarray(delta.sum(axis=0)).ravel()
+                added = (delta, delta.tocsc(), np.sqrt(counts) + 1e-12)
+            self._added = (count, added)
+        return added
+
     def fetch(self, query: SearchQuery, limit: int) -> BranchResult:
         assert self.matrix is not None  # the gate guarantees it
         rows = recent_items(self.collection.behaviour, query.user_id, query.recent_rows)[-self.recent :]
         weights = recency_weights(len(rows), self.half_life_items)
         # Sum over recent items i of w_i * cos(i, j) = X^T (X[:, R] (w / |R|)) / |j|, two sparse products.
-        users = self.by_item[:, rows] @ (weights / self.norms[rows])
-        scores = np.asarray(self.matrix.T @ users).ravel() / self.norms
+        # With pairs added since the build, X + D in place of X: D's few rows and columns cost little.
+        added = self.added()
+        if added is None:
+            users = self.by_item[:, rows] @ (weights / self.norms[rows])
+            scores = np.asarray(self.matrix.T @ users).ravel() / self.norms
+        else:
+            delta, delta_by_item, norms = added
+            built = self.matrix.shape[0]
+            users = delta_by_item[:, rows] @ (weights / norms[rows])
+            users[:built] += self.by_item[:, rows] @ (weights / norms[rows])
+            scores = (np.asarray(self.matrix.T @ users[:built]).ravel() + delta.T @ users) / norms
         scores[rows] = 0.0
         found, values = top_rows(scores, limit, query.allowed)
         return BranchResult(self.name, found, values)
@@ -133,11 +194,7 @@ class UserPreferenceSource:
         self.fields = [f for f in ("category", "tags") if f in collection.keyword_fields]
         self._values_of_rows = {name: self._transpose(name) for name in self.fields}
         # Popularity scaled to [0, 1e-3]: added to the items that hold a preferred value, it only breaks ties.
-        self._tie_breaks: np.ndarray | None = None
-        popularity = collection.popularity
-        if popularity is not None and len(popularity):
-            pop = np.nan_to_num(np.asarray(popularity, dtype=np.float64))
-            self._tie_breaks = 1e-3 * pop / (pop.max() or 1.0)
+        self._tie_breaks = LivePopularity(collection, lambda pop: 1e-3 * pop / (pop.max(initial=0.0) or 1.0))
 
     def _transpose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """Row-major view of a keyword field: (indptr over rows, value codes), built once at load."""
@@ -176,8 +233,9 @@ class UserPreferenceSource:
         scores = np.zeros(len(self.collection), dtype=np.float64)
         for name, value, weight in self.preferences(rows):
             scores[self.collection.keywords.field(name).rows(value)] += weight
-        if self._tie_breaks is not None:
-            scores += np.where(scores > 0, self._tie_breaks, 0.0)
+        tie_breaks = self._tie_breaks()
+        if tie_breaks is not None:
+            scores += np.where(scores > 0, tie_breaks, 0.0)
         scores[rows] = 0.0
         found, values = top_rows(scores, limit, query.allowed)
         return BranchResult(self.name, found, values)

@@ -7,7 +7,7 @@ from functools import cached_property
 import numpy as np
 
 from indexer.geo import EARTH_RADIUS_KM, haversine_km
-from retrieval.branches.behaviour import top_rows
+from retrieval.branches.behaviour import LivePopularity, top_rows
 from retrieval.candidates import BranchResult, SearchQuery
 from retrieval.collection import Collection
 from retrieval.names import names_of, normalize_name
@@ -113,20 +113,21 @@ class GeoSource:
 
 
 class PopularSource:
-    """`popular`: the most popular items (time-decayed behaviour popularity, or the popularity column)."""
+    """`popular`: the most popular items (time-decayed behaviour popularity, or the popularity column), as
+    of the last real-time write."""
 
     name = "popular"
     inline = True  # one pass over a column in memory
 
     def __init__(self, collection: Collection) -> None:
         self.collection = collection
-        popularity = collection.popularity
-        self.scores = None if popularity is None else np.nan_to_num(np.asarray(popularity, dtype=np.float64))
+        self.scores = LivePopularity(collection)
 
     def enabled(self, query: SearchQuery) -> bool:
-        return self.scores is not None and query.wants_text_free(self.name)
+        return self.collection.popularity is not None and query.wants_text_free(self.name)
 
     def fetch(self, query: SearchQuery, limit: int) -> BranchResult:
-        assert self.scores is not None  # the gate guarantees it
-        rows, scores = top_rows(self.scores, limit, query.allowed)
-        return BranchResult(self.name, rows, scores)
+        scores = self.scores()
+        assert scores is not None  # the gate guarantees it
+        rows, values = top_rows(scores, limit, query.allowed)
+        return BranchResult(self.name, rows, values)

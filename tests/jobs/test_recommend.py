@@ -16,6 +16,7 @@ from jobs.evaluation.recommend import (
     leave_last_out,
     recommend_item_knn,
     recommend_popular,
+    streaming_split,
 )
 
 # u3's two events share a timestamp: the larger item id ("i3") is the later one.
@@ -53,6 +54,16 @@ def test_leave_last_n_out_keeps_one_history_event_per_user() -> None:
     assert leave_last_out(EVENTS).targets == {u: [i] for u, i in split.held_out.items()}
     with pytest.raises(ValueError, match="at least one event"):
         leave_last_out(EVENTS, n=0)
+
+
+def test_streaming_split_sits_between_the_two_leave_last_out_histories() -> None:
+    split = streaming_split(EVENTS)
+    assert split.held_out == leave_last_out(EVENTS).held_out
+    assert split.base == leave_last_out(EVENTS, n=2).history
+    # The second-to-last event of every user with three or more; u3 (two events) streams none.
+    assert split.streamed == [("u1", "i2", 2.0), ("u2", "i3", 2.0), ("u5", "i4", 2.0)]
+    assert sorted(split.base + split.streamed) == sorted(leave_last_out(EVENTS).history)
+    assert streaming_split(list(reversed(EVENTS))) == split  # input order never matters
 
 
 def test_popularity_baseline() -> None:

@@ -1,18 +1,26 @@
 """Real-time writes through the REST API on the tiny shops collection: events shape the next recommendation,
 a delete removes an item from every answer, bad writes get a 4xx naming the field, a restart replays the
-log, and a rebuild folds it in without counting anything twice."""
+log, and a rebuild folds it in without counting anything twice. Co-visitation over added events equals
+co-visitation rebuilt with them."""
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from indexer.behaviour import Behaviour, write_behaviour
+from indexer.config import BehaviourConfig
+from indexer.events import Events
 from indexer.versions import VersionStore
+from retrieval.branches.behaviour import CovisitSource
+from retrieval.candidates import SearchQuery
 from tests.conftest import SPRINGFIELD_IL, WRITE_AUTH, WRITE_TOKEN
 
 T = 1_700_100_000  # after every built event
@@ -59,6 +67,21 @@ def test_events_shape_the_next_recommendation(client: TestClient) -> None:
     assert {"item2item", "user_pref"} & found_by, after
     assert not {"sushi-il-0", "sushi-il-1"} & set(_ids(after))  # seen items are excluded
     assert _ids(after)[0].split("-")[0] in {"sushi", "books"}, _ids(after)
+
+
+def test_events_move_what_the_branches_read_of_popularity(client: TestClient) -> None:
+    """`popular` and `user_pref`'s tie-break read the popularity the writes add to, not the one at load."""
+    service = client.app.state.registry.get("shops")
+
+    def preferred() -> list[str]:  # the sushi shops, tied on preference: popularity orders them
+        outcome = service.run(service.recommendation(20, items=["sushi-il-0"]))
+        return service.collection.external_ids_of(outcome.branches["user_pref"].rows)
+
+    assert _ids(_recommend(client, user_id="stranger", k=1)) != ["sushi-il-2"]
+    assert preferred().index("sushi-il-2") > preferred().index("sushi-ma-1")  # no events on it yet
+    _events(client, *((f"fan{i}", "sushi-il-2", T) for i in range(30)))
+    assert _ids(_recommend(client, user_id="stranger", k=1)) == ["sushi-il-2"]
+    assert preferred()[0] == "sushi-il-2"
 
 
 def test_older_events_take_their_place_in_time(client: TestClient) -> None:
@@ -173,3 +196,44 @@ def test_a_version_directory_takes_no_writes(root: Path) -> None:
             json={"events": [{"user_id": "u", "item_id": "sushi-il-0", "timestamp": T}]},
         )
         assert response.status_code == 409 and "index root" in response.json()["detail"]
+
+
+@dataclass
+class _Items:
+    """What `CovisitSource` reads of a collection: its behaviour and its size."""
+
+    behaviour: Behaviour
+    size: int
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def _behaviour(directory: Path, events: list[tuple[str, int, int]], n_items: int) -> Behaviour:
+    users, rows, times = zip(*events, strict=True)
+    ids = [f"i{row:02d}" for row in range(n_items)]
+    columns = Events(np.array(users), np.array([ids[r] for r in rows]), np.array(times, dtype=np.int64), None)
+    write_behaviour(
+        directory, columns, {item: row for row, item in enumerate(ids)}, BehaviourConfig(item2vec=False)
+    )
+    return Behaviour(directory, ids)
+
+
+def test_covisitation_counts_added_events_as_a_rebuild_would(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    n_items = 12
+    events = [(f"u{rng.integers(8)}", int(rng.integers(n_items)), t) for t in range(120)]
+    # Added after the build: repeats of built pairs, new pairs of built users, and two users it never saw.
+    added = [*events[90:], ("new1", 0, 200), ("new1", 5, 201), ("new2", 5, 202), ("new1", 0, 203)]
+    live = _behaviour(tmp_path / "built", events[:90], n_items)
+    live.add_events(
+        [u for u, _, _ in added], [r for _, r, _ in added], [t for *_, t in added], [1.0] * len(added)
+    )
+    rebuilt = _behaviour(tmp_path / "all", events[:90] + added, n_items)
+    streamed = CovisitSource(_Items(live, n_items))  # type: ignore[arg-type]
+    from_scratch = CovisitSource(_Items(rebuilt, n_items))  # type: ignore[arg-type]
+    for user in sorted({u for u, _, _ in events + added}):
+        query = SearchQuery(text="", user_id=user)
+        got, want = streamed.fetch(query, n_items), from_scratch.fetch(query, n_items)
+        np.testing.assert_allclose(got.scores, want.scores, rtol=1e-6)
+        np.testing.assert_array_equal(got.rows, want.rows)
