@@ -275,10 +275,11 @@ def apply_column_map(config: BuildConfig, pairs: Iterable[str]) -> BuildConfig:
     """`config` with `ROLE=COLUMN` overrides applied (later pairs win), validated again.
 
     Item roles: id, text (comma-separated columns; `name:column` renames a field), category, tags,
-    tags_delimiter, lat, lon, popularity, numeric.NAME, categorical.NAME. Event roles: user_id, item_id,
-    timestamp, weight. `ROLE=` turns an optional role off (lat= or lon= turns both coordinates off), so the
-    build does not fill it from a column named like it (`indexer.columns`). Roles stay unset unless the
-    config or a pair sets them, which is how the build tells explicit roles from conventional ones.
+    tags_delimiter, lat, lon, popularity, vector (the items' own embeddings), numeric.NAME,
+    categorical.NAME. Event roles: user_id, item_id, timestamp, weight. `ROLE=` turns an optional role off
+    (lat= or lon= turns both coordinates off), so the build does not fill it from a column named like it
+    (`indexer.columns`). Roles stay unset unless the config or a pair sets them, which is how the build
+    tells explicit roles from conventional ones.
     """
     items: dict[str, Any] = config.items.model_dump(exclude_unset=True)
     events: dict[str, Any] = config.events.model_dump(exclude_unset=True)

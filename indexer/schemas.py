@@ -39,6 +39,11 @@ class ItemSchema(BaseModel):
         default_factory=dict, description="Feature name -> numeric column."
     )
     categorical_features: dict[str, str] = Field(default_factory=dict, description="Feature name -> column.")
+    vector: str | None = Field(
+        default=None,
+        description="Column with the item's own embedding (`indexer.item_vectors`); the build then indexes "
+        "these vectors instead of encoding the text.",
+    )
 
     @field_validator("text", mode="before")
     @classmethod
@@ -61,7 +66,7 @@ class ItemSchema(BaseModel):
     def columns(self) -> list[str]:
         """Every source column the mapping reads, in a stable order without repeats."""
         named = [self.id, *self.text.values(), self.category, self.tags, self.lat, self.lon, self.popularity]
-        named += [*self.numeric_features.values(), *self.categorical_features.values()]
+        named += [*self.numeric_features.values(), *self.categorical_features.values(), self.vector]
         return list(dict.fromkeys(c for c in named if c is not None))
 
 
