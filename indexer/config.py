@@ -177,7 +177,9 @@ class BuildConfig(BaseModel):
         default=AUTO,
         description="Transformer: auto (e5-multilingual when under half of the items' letters are Latin, "
         "else torch), torch (all-MiniLM-L6-v2, English, fp32), onnx-int8 (the same, quantised, faster on "
-        "CPU) or e5-multilingual (multilingual-e5-small, 4-bit; needs AVX2).",
+        "CPU) or e5-multilingual (multilingual-e5-small, 4-bit; needs AVX2). supplied: the items carry "
+        "their own vectors (the `vector` column, which then must be mapped); auto also means that when "
+        "the vector column is mapped, and an encoder kind is refused with one.",
     )
     embedding_cache: bool = Field(
         default=True,

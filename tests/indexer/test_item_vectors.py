@@ -1,4 +1,5 @@
-"""Items that carry their own vectors (`--map vector=COLUMN`): the cell forms and the bad rows."""
+"""Items that carry their own vectors (`--map vector=COLUMN`): the cell forms, the bad rows, and builds that
+index those vectors without loading an encoder."""
 
 from __future__ import annotations
 
@@ -11,10 +12,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import indexer.build
+from indexer.ann import load_index
 from indexer.build import BuildReport, build_collection
 from indexer.columns import resolve_columns
 from indexer.config import BuildConfig, ItemColumns, apply_column_map
 from indexer.item_vectors import parse_vector
+from indexer.manifests import read_collection_params
+from indexer.rows import BadRowsError
+from indexer.versions import resolve_artifact
 
 DIM = 8
 TOPICS = {
@@ -69,6 +75,16 @@ def build_vectors(
     return build_collection(corpus, root, config, progress=False)
 
 
+@pytest.fixture(autouse=True)
+def _no_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build of supplied vectors must not load a model."""
+
+    def refuse(config: BuildConfig, root: Path) -> None:
+        raise AssertionError("a build of supplied vectors asked for an encoder")
+
+    monkeypatch.setattr(indexer.build, "encoder_for", refuse)
+
+
 # ------------------------------------------------------------------------------------------- cell forms
 @pytest.mark.parametrize(
     "cell",
@@ -120,3 +136,88 @@ def test_the_vector_role_is_never_filled_by_name_only_noted() -> None:
     mapped = resolve_columns(ItemColumns(vector="embedding"), header)
     assert mapped.columns.vector == "embedding" and not mapped.notes
     assert "vector=embedding" in mapped.describe()
+
+
+# --------------------------------------------------------------------------------------------- builds
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])
+def test_each_format_indexes_its_vectors_without_an_encoder(tmp_path: Path, suffix: str) -> None:
+    rows = topic_rows()
+    corpus = write_vector_items(tmp_path / f"items{suffix}", rows)
+    messages: list[str] = []
+    config = apply_column_map(BuildConfig(), ["vector=emb"])
+    report = build_collection(corpus, tmp_path / "idx", config, progress=False, log=messages.append)
+    assert report.n_docs == len(rows) and report.skipped_rows == 0
+    assert f"encoder: supplied vectors (dim {DIM}) from column emb" in messages
+    assert "vectors..." in messages and "encode..." not in messages
+    version = resolve_artifact(tmp_path / "idx")
+    params = read_collection_params(version)
+    assert params.encoder.kind == params.config.encoder == "supplied"
+    assert params.config.items.vector == "emb"
+    manifest = json.loads((version / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["params"]["encoder"] == {
+        "kind": "supplied",
+        "column": "emb",
+        "dim": DIM,
+        "normalized": True,
+        "choice": f"encoder: supplied vectors (dim {DIM}) from column emb",
+    }
+    assert "vectors" in manifest["params"]["seconds"] and "encode" not in manifest["params"]["seconds"]
+    expected = np.array([row["emb"] for row in rows], dtype=np.float64)
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)  # cosine: unit length
+    stored = load_index(version / "dense").reconstruct(np.arange(len(rows)))
+    np.testing.assert_allclose(stored, expected, atol=1e-6)
+
+
+def test_csv_cells_may_be_comma_separated_or_json_arrays(tmp_path: Path) -> None:
+    rows = topic_rows()
+    for i, row in enumerate(rows):
+        numbers = [repr(x) for x in row["emb"]]
+        row["emb"] = ",".join(numbers) if i % 2 else "[" + ", ".join(numbers) + "]"
+    corpus = write_vector_items(tmp_path / "items.csv", rows)
+    assert build_vectors(corpus, tmp_path / "idx").n_docs == len(rows)
+
+
+def test_bad_vector_rows_name_file_line_and_field_unless_skipped(tmp_path: Path) -> None:
+    rows = topic_rows()
+    rows[1]["emb"] = rows[1]["emb"][:-1]  # line 2: one number short
+    rows[4]["emb"] = [*rows[4]["emb"][:3], "x", *rows[4]["emb"][4:]]  # line 5
+    rows[7]["emb"] = [float("nan"), *rows[7]["emb"][1:]]  # line 8
+    corpus = write_vector_items(tmp_path / "items.jsonl", rows)
+    with pytest.raises(BadRowsError) as failed:
+        build_vectors(corpus, tmp_path / "idx")
+    message = str(failed.value)
+    assert "3 bad row(s)" in message
+    assert f"{corpus}:5: vector: number 4 of 8 is str 'x', not a number (column 'emb'); expected" in message
+    assert f"{corpus}:8: vector: number 1 of 8 is nan (column 'emb')" in message
+    assert f"{corpus}:2: vector: 7 numbers, but the items' vectors have 8 (as at line 1)" in message
+    assert not (tmp_path / "idx" / "CURRENT").exists()
+
+    report = build_vectors(corpus, tmp_path / "idx", skip_bad_rows=True)
+    assert (report.n_docs, report.skipped_rows) == (len(rows) - 3, 3)
+
+
+def test_the_dimension_is_the_one_most_items_have(tmp_path: Path) -> None:
+    rows = topic_rows()
+    rows[0]["emb"] = [1.0, 2.0, 3.0]  # the first row is the odd one out, and the one reported
+    corpus = write_vector_items(tmp_path / "items.csv", rows)
+    with pytest.raises(BadRowsError) as failed:
+        build_vectors(corpus, tmp_path / "idx")
+    assert failed.value.row_count == 1
+    assert f"{corpus}:2: vector: 3 numbers, but the items' vectors have 8 (as at line 3)" in str(failed.value)
+
+
+def test_a_missing_vector_is_a_bad_row(tmp_path: Path) -> None:
+    rows = topic_rows()
+    rows[2]["emb"] = ""  # an empty CSV cell
+    corpus = write_vector_items(tmp_path / "items.csv", rows)
+    with pytest.raises(BadRowsError, match=r":4: vector: missing vector \(column 'emb'\)"):
+        build_vectors(corpus, tmp_path / "idx")
+
+
+def test_encoder_settings_that_contradict_the_vectors_are_refused(tmp_path: Path) -> None:
+    corpus = write_vector_items(tmp_path / "items.jsonl", topic_rows())
+    with pytest.raises(ValueError, match=r"carry their own vectors \(column 'emb'\).*sets encoder 'torch'"):
+        build_vectors(corpus, tmp_path / "idx", encoder="torch")
+    with pytest.raises(ValueError, match=r"encoder 'supplied' indexes the items' own vectors.*--map vector="):
+        build_vectors(corpus, tmp_path / "idx", pairs=(), encoder="supplied")
+    assert build_vectors(corpus, tmp_path / "idx", encoder="supplied").n_docs == len(topic_rows())
