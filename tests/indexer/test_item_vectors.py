@@ -18,6 +18,7 @@ from indexer.build import BuildReport, build_collection
 from indexer.columns import resolve_columns
 from indexer.config import BuildConfig, ItemColumns, apply_column_map
 from indexer.item_vectors import parse_vector
+from indexer.items import read_items
 from indexer.manifests import read_collection_params
 from indexer.rows import BadRowsError
 from indexer.versions import resolve_artifact
@@ -166,6 +167,21 @@ def test_each_format_indexes_its_vectors_without_an_encoder(tmp_path: Path, suff
     expected /= np.linalg.norm(expected, axis=1, keepdims=True)  # cosine: unit length
     stored = load_index(version / "dense").reconstruct(np.arange(len(rows)))
     np.testing.assert_allclose(stored, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kind", [pa.list_(pa.float64(), DIM), pa.list_(pa.int32()), pa.large_list(pa.float32())], ids=str
+)
+def test_parquet_list_columns_of_any_number_type_read_alike(tmp_path: Path, kind: pa.DataType) -> None:
+    vectors = [[i + 1, 0, 0, 0, 0, 0, 0, -(i + 1)] for i in range(3)]
+    table = pa.table({"id": ["a", "b", "c"], "title": ["A", "B", "C"], "emb": pa.array(vectors, type=kind)})
+    pq.write_table(table, tmp_path / "items.parquet")
+    schema = ItemColumns(id="id", text=["title"], vector="emb")
+    items = read_items(tmp_path / "items.parquet", schema).items
+    half = np.sqrt(0.5)
+    for item in items:
+        assert item.vector is not None
+        np.testing.assert_allclose(item.vector, [half, 0, 0, 0, 0, 0, 0, -half], rtol=1e-6)
 
 
 def test_csv_cells_may_be_comma_separated_or_json_arrays(tmp_path: Path) -> None:
