@@ -17,7 +17,8 @@ Layout of a version directory (every file is checksummed in ``manifest.json``)::
     keywords/fields.json     keyword fields; keywords/<field>/{values.json,offsets.npy,rows.npy[,codes.npy]}
     columns/<name>.npy       numeric columns (float64, NaN = missing): features, lat, lon, popularity
     docstore/                forward index: id -> record (indexer.docstore)
-    dense/                   transformer embeddings in a VectorIndex (indexer.ann)
+    dense/                   transformer embeddings, or the items' own vectors (indexer.item_vectors), in a
+                             VectorIndex (indexer.ann)
     word2vec/                text Word2Vec, query vectorizer and document-vector index (indexer.text_vectors)
     behaviour/               only with events: histories, popularity, item2vec (indexer.behaviour)
 """
@@ -43,7 +44,7 @@ from indexer.behaviour import write_behaviour
 from indexer.config import BuildConfig
 from indexer.crash_points import crash_point
 from indexer.docstore import DocStore
-from indexer.encoder_choice import AUTO, EncoderChoice, choose_encoder
+from indexer.encoder_choice import AUTO, EncoderChoice, choose_encoder, supplied
 from indexer.encoders import TextEncoder, index_cache_dir, make_encoder
 from indexer.events import Events
 from indexer.fields import Bm25Field, FieldedBm25
@@ -51,12 +52,13 @@ from indexer.histories import TIME_ORDER
 from indexer.ids import IDS_FILE, read_ids, write_ids
 from indexer.inverted import InvertedIndex
 from indexer.item_parts import field_text, keyword_values, numeric_values, record_of
+from indexer.item_vectors import vector_matrix
 from indexer.items import Item, item_from_fields
 from indexer.keywords import write_columns, write_keywords
 from indexer.logged_writes import FoldedWrites, fold_log, with_logged_events
 from indexer.manifests import COLLECTION_KIND
 from indexer.reuse import fingerprint, record_inputs, reuse_part
-from indexer.schemas import ItemSchema
+from indexer.schemas import SUPPLIED, ItemSchema
 from indexer.sources import ItemInput, describe_skipped, read_event_input, read_item_input
 from indexer.text_vectors import write_text_vectors
 from indexer.versions import VersionStore
@@ -93,6 +95,8 @@ def encoder_for(config: BuildConfig, root: Path) -> TextEncoder:
     in. ``auto`` is resolved from the items first (`choose_encoder`); a manifest's config holds the kind."""
     if config.encoder == AUTO:
         raise ValueError("encoder 'auto' depends on the items; resolve it with choose_encoder first")
+    if config.encoder == SUPPLIED:
+        raise ValueError("encoder 'supplied': the items carry their own vectors, and no encoder runs")
     return make_encoder(
         config.encoder,
         cache_dir=index_cache_dir(root),
@@ -119,6 +123,8 @@ def build_collection(
     Bad input rows raise `indexer.rows.BadRowsError` (a ValueError listing file, line and field) unless
     `config.skip_bad_rows`. Inputs are read and checked before the root is touched. With no `encoder`,
     ``encoder = "auto"`` picks one from the items' scripts; the manifest's config records the kind used.
+    Items with a `vector` column carry their own vectors (`indexer.item_vectors`): no encoder runs (pass
+    none), the dense index holds those vectors, and the manifest records the kind ``supplied``.
     """
     timings: dict[str, float] = {}
     with _stage("read", timings, log):
@@ -131,7 +137,7 @@ def build_collection(
     _check_fields(config, source)
     scripts = _auto_scripts(source.items, config)
     report.messages += [f"analyzer auto, field {name}: {describe_auto(s)}" for name, s in scripts.items()]
-    choice = _encoder_choice(config, encoder, source.items, scripts)
+    choice = _encoder_choice(config, encoder, source, scripts)
     config = config.model_copy(update={"encoder": choice.kind})  # the service loads this kind
     report.messages.append(choice.describe())
     report.seconds = timings
@@ -142,16 +148,9 @@ def build_collection(
         stage = partial(_stage, timings=timings, log=log)
         current = store.current_name()
         previous = store.versions_dir / current if current is not None else None
-        parts = _write_parts(
-            staging,
-            source,
-            events,
-            config,
-            encoder or encoder_for(config, Path(root)),
-            progress,
-            stage,
-            previous,
-        )
+        if choice.kind != SUPPLIED:
+            encoder = encoder or encoder_for(config, Path(root))
+        parts = _write_parts(staging, source, events, config, encoder, progress, stage, previous)
         parts["encoder"]["choice"] = choice.describe()
         if events is not None:
             report.unknown_item_events = _report_unknown_items(parts["behaviour"], report, log)
@@ -185,13 +184,14 @@ def _write_parts(
     source: ItemInput,
     events: Events | None,
     config: BuildConfig,
-    encoder: TextEncoder,
+    encoder: TextEncoder | None,
     progress: bool,
     stage: Callable[[str], AbstractContextManager[None]],
     previous: Path | None = None,
 ) -> dict[str, Any]:
     """Write every part of the version; return what the manifest says about each. Trained parts whose
-    inputs did not change are copied from the `previous` version instead of retrained."""
+    inputs did not change are copied from the `previous` version instead of retrained. No `encoder`: the
+    items carry their own vectors."""
     items = source.items
     write_ids(staging, (item.id for item in items))
     with stage("analyze+bm25"):
@@ -201,8 +201,12 @@ def _write_parts(
         keywords, columns = _write_attributes(staging, items, source.schema)
     with stage("docstore"):
         DocStore.write(staging / "docstore", ((item.id, record_of(item)) for item in items))
-    with stage("encode"):
-        vectors = encoder.encode([item.text() for item in items], show_progress=progress)
+    if encoder is None:
+        with stage("vectors"):
+            vectors = vector_matrix([item.vector for item in items])
+    else:
+        with stage("encode"):
+            vectors = encoder.encode([item.text() for item in items], show_progress=progress)
     with stage("ann"):
         ann_params: dict[str, Any] = dict(config.ann_params)
         index = make_index(config.ann_backend, vectors.shape[1], **ann_params)
@@ -218,17 +222,24 @@ def _write_parts(
         "fields": [f.describe() for f in fielded.fields],
         "keywords": keywords,
         "columns": columns,
-        "encoder": {
-            "model": encoder.name,
-            "kind": encoder.kind,
-            "multilingual": encoder.multilingual,
-            "device": encoder.device,
-            "dim": int(vectors.shape[1]),
-            "normalized": True,
-        },
+        "encoder": _encoder_params(encoder, vectors, source.schema),
         "ann": {"backend": config.ann_backend, **index.params},
         "word2vec": w2v,
         "behaviour": behaviour_params,
+    }
+
+
+def _encoder_params(encoder: TextEncoder | None, vectors: np.ndarray, schema: ItemSchema) -> dict[str, Any]:
+    """What the manifest says embedded the items: the encoder, or the column of the items' own vectors."""
+    if encoder is None:
+        return {"kind": SUPPLIED, "column": schema.vector, "dim": int(vectors.shape[1]), "normalized": True}
+    return {
+        "model": encoder.name,
+        "kind": encoder.kind,
+        "multilingual": encoder.multilingual,
+        "device": encoder.device,
+        "dim": int(vectors.shape[1]),
+        "normalized": True,
     }
 
 
@@ -307,9 +318,16 @@ def _auto_scripts(items: list[Item], config: BuildConfig) -> dict[str, dict[str,
 
 
 def _encoder_choice(
-    config: BuildConfig, encoder: TextEncoder | None, items: list[Item], scripts: dict[str, dict[str, float]]
+    config: BuildConfig, encoder: TextEncoder | None, source: ItemInput, scripts: dict[str, dict[str, float]]
 ) -> EncoderChoice:
-    """The encoder kind of this build: the caller's encoder, the configured kind, or `auto`'s pick."""
+    """The encoder kind of this build: the items' own vectors, the caller's encoder, the configured kind,
+    or `auto`'s pick."""
+    items, column = source.items, source.schema.vector
+    if column is not None:
+        if encoder is not None:
+            raise ValueError(f"the items carry their own vectors (column {column!r}); pass no encoder")
+        first = items[0].vector
+        return supplied(config.encoder, len(first) if first is not None else 0, column)
     if encoder is not None:
         return EncoderChoice(encoder.kind, "given by the caller", encoder.kind)
     if config.encoder != AUTO:

@@ -19,6 +19,11 @@ popularity  popularity
 
 A role set explicitly, to a column or turned off (`--map lat=`), is left as it is; a column set explicitly
 for one role is not guessed into another.
+
+The `vector` role (the items' own embeddings, `indexer.item_vectors`) is never filled by name: supplied
+vectors replace the build's encoder, and the service then cannot embed text queries into their space, so
+that is the user's choice to make. A column named like one (vector, vectors, embedding, embeddings, emb)
+only earns a note in the log naming the `--map` that would use it.
 """
 
 from __future__ import annotations
@@ -47,7 +52,8 @@ SINGLE_NAMES: dict[str, tuple[str, ...]] = {
     "tags": ("tags",),
     "popularity": ("popularity",),
 }
-SHOWN_ROLES = ("lat", "lon", "category", "tags", "popularity")  # after id and text, in the log line
+VECTOR_NAMES = ("vector", "vectors", "embedding", "embeddings", "emb")  # only noted, never mapped by name
+SHOWN_ROLES = ("lat", "lon", "category", "tags", "popularity", "vector")  # after id and text, in the log line
 MAP_HINT = "--map ROLE=COLUMN overrides, --map ROLE= turns one off"
 
 
@@ -200,6 +206,12 @@ def resolve_columns(
             notes.append(note)
             if column is not None:
                 updates[role] = column
+    if "vector" not in chosen:
+        notes += [
+            f"note: column {column!r} looks like item vectors; --map vector={column} indexes them instead of "
+            "encoding the text"
+            for column in _matches(header, VECTOR_NAMES, taken)
+        ]
     resolved = ItemColumns.model_validate({**columns.model_dump(include=chosen), **updates})
     by_name = tuple(role for role in ("id", "text", *SHOWN_ROLES) if role in updates)
     return ResolvedColumns(resolved, by_name, tuple(note for note in notes if note))

@@ -177,7 +177,9 @@ class BuildConfig(BaseModel):
         default=AUTO,
         description="Transformer: auto (e5-multilingual when under half of the items' letters are Latin, "
         "else torch), torch (all-MiniLM-L6-v2, English, fp32), onnx-int8 (the same, quantised, faster on "
-        "CPU) or e5-multilingual (multilingual-e5-small, 4-bit; needs AVX2).",
+        "CPU) or e5-multilingual (multilingual-e5-small, 4-bit; needs AVX2). supplied: the items carry "
+        "their own vectors (the `vector` column, which then must be mapped); auto also means that when "
+        "the vector column is mapped, and an encoder kind is refused with one.",
     )
     embedding_cache: bool = Field(
         default=True,
@@ -275,10 +277,11 @@ def apply_column_map(config: BuildConfig, pairs: Iterable[str]) -> BuildConfig:
     """`config` with `ROLE=COLUMN` overrides applied (later pairs win), validated again.
 
     Item roles: id, text (comma-separated columns; `name:column` renames a field), category, tags,
-    tags_delimiter, lat, lon, popularity, numeric.NAME, categorical.NAME. Event roles: user_id, item_id,
-    timestamp, weight. `ROLE=` turns an optional role off (lat= or lon= turns both coordinates off), so the
-    build does not fill it from a column named like it (`indexer.columns`). Roles stay unset unless the
-    config or a pair sets them, which is how the build tells explicit roles from conventional ones.
+    tags_delimiter, lat, lon, popularity, vector (the items' own embeddings), numeric.NAME,
+    categorical.NAME. Event roles: user_id, item_id, timestamp, weight. `ROLE=` turns an optional role off
+    (lat= or lon= turns both coordinates off), so the build does not fill it from a column named like it
+    (`indexer.columns`). Roles stay unset unless the config or a pair sets them, which is how the build
+    tells explicit roles from conventional ones.
     """
     items: dict[str, Any] = config.items.model_dump(exclude_unset=True)
     events: dict[str, Any] = config.events.model_dump(exclude_unset=True)

@@ -1,8 +1,10 @@
 """Catalogue items read from JSONL, CSV or Parquet through a typed column mapping (`schemas.ItemSchema`).
 
-`read_items` turns every row into an `Item`: id, text fields, category, tags, coordinates, popularity and
-extra features. A row that fails validation (missing or duplicate id, coordinates out of range, a non-numeric
-number) becomes a `BadRow`; see `indexer.rows` for how bad rows are reported or skipped.
+`read_items` turns every row into an `Item`: id, text fields, category, tags, coordinates, popularity, extra
+features and, with the `vector` role, the item's own vector (`indexer.item_vectors`). A row that fails
+validation (missing or duplicate id, coordinates out of range, a non-numeric number, a bad vector or one of
+another dimension than the other items') becomes a `BadRow`; see `indexer.rows` for how bad rows are
+reported or skipped.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from indexer.item_vectors import dimension_problem, parse_vector
 from indexer.rows import BadRow, BadRowSink, iter_rows, parse_float, text_value
 from indexer.schemas import ItemSchema
 
@@ -29,6 +34,8 @@ class Item:
     lon: float | None = None
     popularity: float | None = None
     features: dict[str, float | str] = field(default_factory=dict)
+    # float32 unit vector supplied with the item (the `vector` role); None: the build encodes the text
+    vector: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def text(self, separator: str = "\n") -> str:
         """The non-empty text fields joined in mapping order, for analyzers and encoders."""
@@ -109,6 +116,11 @@ def _to_item(row: dict, schema: ItemSchema) -> tuple[Item | None, list[tuple[str
         label = text_value(row.get(column))
         if label is not None:
             features[name] = label
+    vector = None
+    if schema.vector is not None:
+        vector, problem = parse_vector(row.get(schema.vector), schema.vector)
+        if problem is not None:
+            problems.append(("vector", problem))
     if problems or item_id is None:
         return None, problems
     item = Item(
@@ -120,14 +132,16 @@ def _to_item(row: dict, schema: ItemSchema) -> tuple[Item | None, list[tuple[str
         lon=lon,
         popularity=popularity,
         features=features,
+        vector=vector,
     )
     return item, problems
 
 
 def written_fields(schema: ItemSchema) -> list[str]:
     """The keys an item written through the API may carry: the text fields, then the extras the
-    collection was built with (category, tags, lat, lon, popularity, features by name)."""
-    extras = [name for name in ("category", "tags", "lat", "lon", "popularity") if getattr(schema, name)]
+    collection was built with (category, tags, lat, lon, popularity, its own vector, features by name)."""
+    roles = ("category", "tags", "lat", "lon", "popularity", "vector")
+    extras = [name for name in roles if getattr(schema, name)]
     return [*schema.text, *extras, *schema.numeric_features, *schema.categorical_features]
 
 
@@ -148,13 +162,23 @@ def item_from_fields(
     if problems:
         return None, problems
     columns = {**schema.text, **schema.numeric_features, **schema.categorical_features}
-    for name in ("category", "tags", "lat", "lon", "popularity"):
+    for name in ("category", "tags", "lat", "lon", "popularity", "vector"):
         column = getattr(schema, name)
         if column is not None:
             columns[name] = column
     row = {columns[name]: value for name, value in fields.items()}
     row[schema.id] = item_id
     return _to_item(row, schema)
+
+
+def _one_dimension(items: list[Item], line_of: dict[str, int], path: Path, sink: BadRowSink) -> list[Item]:
+    """`items` whose vectors have the items' dimension (`dimension_problem`); the others go to `sink`."""
+    dims = [len(item.vector) if item.vector is not None else 0 for item in items]
+    _, odd = dimension_problem(dims, [line_of[item.id] for item in items])
+    for i, message in odd:
+        sink.add([BadRow(str(path), line_of[items[i].id], "vector", message)])
+    left_out = {i for i, _ in odd}
+    return [item for i, item in enumerate(items) if i not in left_out]
 
 
 def read_items(
@@ -182,5 +206,7 @@ def read_items(
             continue
         first_line[item.id] = line
         items.append(item)
+    if schema.vector is not None:
+        items = _one_dimension(items, first_line, path, sink)
     sink.finish(skip_bad_rows, what="items")
     return ItemsResult(items=items, skipped=sink.rows, skipped_count=sink.row_count)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from indexer.artifact import MANIFEST, ArtifactError, read_manifest
 from indexer.config import BuildConfig
-from indexer.schemas import ENCODER_KINDS
+from indexer.schemas import ENCODER_KINDS, SUPPLIED
 
 COLLECTION_KIND = "collection"
 
@@ -25,13 +25,16 @@ class EncoderParams(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    kind: str = Field(description="The encoder kind (a build's ``auto`` resolved); queries share its space.")
+    kind: str = Field(
+        description="The encoder kind (a build's ``auto`` resolved); queries share its space. ``supplied``: "
+        "the items carried their own vectors, and no encoder embeds a text query into their space."
+    )
 
     @field_validator("kind")
     @classmethod
     def _known(cls, value: str) -> str:
-        if value not in ENCODER_KINDS:
-            raise ValueError(f"unknown encoder {value!r}; choose one of {sorted(ENCODER_KINDS)}")
+        if value != SUPPLIED and value not in ENCODER_KINDS:
+            raise ValueError(f"unknown encoder {value!r}; choose one of {[*sorted(ENCODER_KINDS), SUPPLIED]}")
         return value
 
 

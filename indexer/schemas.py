@@ -39,6 +39,11 @@ class ItemSchema(BaseModel):
         default_factory=dict, description="Feature name -> numeric column."
     )
     categorical_features: dict[str, str] = Field(default_factory=dict, description="Feature name -> column.")
+    vector: str | None = Field(
+        default=None,
+        description="Column with the item's own embedding (`indexer.item_vectors`); the build then indexes "
+        "these vectors instead of encoding the text.",
+    )
 
     @field_validator("text", mode="before")
     @classmethod
@@ -61,7 +66,7 @@ class ItemSchema(BaseModel):
     def columns(self) -> list[str]:
         """Every source column the mapping reads, in a stable order without repeats."""
         named = [self.id, *self.text.values(), self.category, self.tags, self.lat, self.lon, self.popularity]
-        named += [*self.numeric_features.values(), *self.categorical_features.values()]
+        named += [*self.numeric_features.values(), *self.categorical_features.values(), self.vector]
         return list(dict.fromkeys(c for c in named if c is not None))
 
 
@@ -122,6 +127,9 @@ ITEM2VEC_PARAMS = Word2VecParams(vector_size=64, window=10, min_count=1, epochs=
 AUTO = "auto"
 # The kinds `indexer.encoders.make_encoder` builds (its `ENCODERS` keys; a test keeps the two equal).
 ENCODER_KINDS = ("torch", "onnx-int8", "e5-multilingual")
+# What a manifest records when the items carried their own vectors (the `vector` role): no encoder ran, and
+# none embeds a text query into their space.
+SUPPLIED = "supplied"
 
 
 AUTO_DEVICE = "auto"
@@ -136,8 +144,9 @@ def check_device(device: str) -> str:
 
 
 def check_encoder_setting(value: str) -> str:
-    """`value` if a build configuration may name it (``auto`` or an encoder kind), else ValueError listing
-    them."""
-    if value != AUTO and value not in ENCODER_KINDS:
-        raise ValueError(f"unknown encoder {value!r}; choose one of {[AUTO, *sorted(ENCODER_KINDS)]}")
+    """`value` if a build configuration may name it (``auto``, ``supplied`` or an encoder kind), else
+    ValueError listing them."""
+    if value not in (AUTO, SUPPLIED) and value not in ENCODER_KINDS:
+        choices = [AUTO, *sorted(ENCODER_KINDS), SUPPLIED]
+        raise ValueError(f"unknown encoder {value!r}; choose one of {choices}")
     return value

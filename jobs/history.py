@@ -14,7 +14,7 @@ from pathlib import Path
 from indexer.build import build_collection, encoder_for
 from indexer.events import read_events
 from indexer.manifests import read_collection_params
-from indexer.schemas import EventSchema
+from indexer.schemas import SUPPLIED, EventSchema
 from indexer.versions import resolve_artifact
 from jobs.evaluation.recommend import LeaveLastOutSplit, leave_last_out
 
@@ -68,7 +68,8 @@ def rebuild_on_history(
         rebuilt,
         history_config,
         behaviour=history,
-        encoder=encoder_for(params.config, Path(root)),
+        # items with their own vectors are read again, with no encoder
+        encoder=None if params.encoder.kind == SUPPLIED else encoder_for(params.config, Path(root)),
         progress=progress,
     )
     return rebuilt, split

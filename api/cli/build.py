@@ -30,8 +30,9 @@ def build(
             "--map",
             help="ROLE=COLUMN, repeatable; ROLE= turns an optional role off (lat= drops the coordinates). "
             "Roles: id, text (a,b or name:col), category, tags, lat, lon, popularity, numeric.NAME, "
-            "categorical.NAME, user_id, item_id, timestamp, weight. Item roles left unmapped are filled "
-            "from columns named like them (id/_id, title, name, text, body, lat/latitude, lon/lng, ...).",
+            "categorical.NAME, vector (the items' own embeddings, indexed instead of encoding the text), "
+            "user_id, item_id, timestamp, weight. Item roles left unmapped, but vector, are filled from "
+            "columns named like them (id/_id, title, name, text, body, lat/latitude, lon/lng, ...).",
         ),
     ] = None,
     skip_bad_rows: Annotated[

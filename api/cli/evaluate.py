@@ -113,6 +113,7 @@ def _evaluate_index(
     index: Path, asked: dict[str, str], judged: dict[str, dict[str, int]], k: int, write_run: Path | None,
     report: Path | None, as_json: bool, progress: bool, ranker: Path | None, query_encoder: str,
 ) -> None:  # fmt: skip
+    from indexer.schemas import SUPPLIED
     from jobs.evaluation import evaluate_runs, format_means, unique_contribution
     from jobs.evaluation import write_run as write_trec_run
     from jobs.evaluation.runner import run_queries
@@ -146,9 +147,12 @@ def _evaluate_index(
         typer.echo(json.dumps(summary, indent=2))
         return
     scorer = service.ranker
+    embedded = f"queries embedded by {encoder.kind}"
+    if encoder.kind == SUPPLIED:
+        embedded = "no query encoder: the dense branch is off"
     typer.echo(
         f"{len(asked)} queries, index version {service.version} (built with {service.collection.built_with}, "
-        f"queries embedded by {encoder.kind}), depth {k}, merged order by "
+        f"{embedded}), depth {k}, merged order by "
         f"{scorer.scorer}" + (f" (ranker {scorer.version})" if scorer.path else "")
     )
     typer.echo(format_means(table, SEARCH_METRICS))

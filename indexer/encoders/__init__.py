@@ -44,6 +44,10 @@ service's ``query_encoder`` setting (`QUERY_ENCODERS`) against the kind a collec
   kind for any other (E5);
 - ``build``: the build's kind;
 - a kind: that kind, refused (ValueError) unless it embeds into the build's space.
+
+A collection whose items carried their own vectors (``supplied``, `indexer.item_vectors`) has no encoder:
+``auto`` and ``build`` give it `indexer.encoders.supplied.SuppliedVectors`, which embeds nothing, and a kind
+is refused.
 """
 
 from __future__ import annotations
@@ -55,7 +59,9 @@ from indexer.encoders.base import E5_MULTILINGUAL, MODEL_NAME, ONNX_INT8, TORCH,
 from indexer.encoders.e5_multilingual import E5Encoder
 from indexer.encoders.embedding_cache import CachedEncoder
 from indexer.encoders.onnx_int8 import OnnxEncoder
+from indexer.encoders.supplied import SuppliedVectors
 from indexer.encoders.torch import Encoder
+from indexer.schemas import SUPPLIED
 
 __all__ = [
     "AUTO",
@@ -67,6 +73,7 @@ __all__ = [
     "ONNX_INT8",
     "QUERY_ENCODERS",
     "SPACES",
+    "SUPPLIED",
     "TORCH",
     "TextEncoder",
     "check_encoder_kind",
@@ -127,6 +134,14 @@ def query_encoder_kind(build_kind: str, choice: str = AUTO) -> str:
     """The kind that embeds the queries of a collection built with `build_kind`, by the `choice` setting
     (see the module docstring); ValueError for a setting that is unknown or embeds into another space."""
     check_query_encoder(choice)
+    if build_kind == SUPPLIED:
+        if choice in (AUTO, BUILD):
+            return SUPPLIED
+        raise ValueError(
+            f"query encoder {choice!r} cannot embed the queries of this collection: its vectors were "
+            f"supplied with its items, in a space no encoder here embeds into; choose {AUTO} or {BUILD} "
+            "(text queries then skip the dense branch)"
+        )
     check_encoder_kind(build_kind)
     if choice == BUILD:
         return build_kind
@@ -147,7 +162,10 @@ def make_query_encoder(kind: str, *, cache_dir: Path | None = None, batch_size: 
     build left it there, else from the user cache folder (`indexer.encoders.onnx_int8.default_onnx_dir`),
     where it is exported once per machine and model if no folder has it (7-12 s on two shared cores).
     Queries are embedded on the CPU: one short text gains little from a GPU, and serve's workers fork after
-    loading, which CUDA does not survive."""
+    loading, which CUDA does not survive. ``supplied`` (a collection of the user's own vectors) gives
+    `SuppliedVectors`, which embeds nothing."""
+    if kind == SUPPLIED:
+        return SuppliedVectors()
     check_encoder_kind(kind)
     if kind != ONNX_INT8:
         return ENCODERS[kind](batch_size, None, "cpu")

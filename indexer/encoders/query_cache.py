@@ -22,6 +22,7 @@ from typing import Generic, TypeVar
 import numpy as np
 
 from indexer.encoders.base import TextEncoder, WrappedEncoder
+from indexer.schemas import SUPPLIED
 
 QUERY_CACHE_SIZE = 4096
 K = TypeVar("K", bound=Hashable)
@@ -95,8 +96,10 @@ class QueryCachedEncoder(WrappedEncoder):
         return self.inner.encode(texts, show_progress=show_progress)
 
     def warm_up(self) -> None:
-        """Load the model now, not in the first request (past the cache, which may already hold the text)."""
-        self.inner.encode_queries(["warm-up"])
+        """Load the model now, not in the first request (past the cache, which may already hold the text).
+        A collection of supplied vectors has no model to load."""
+        if self.kind != SUPPLIED:
+            self.inner.encode_queries(["warm-up"])
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         """Query vectors, float32 rows of unit length: cached ones, and the rest from `inner`."""

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from indexer.histories import recent_items
+from indexer.schemas import SUPPLIED
 from ranker.features.collection import CollectionView, vectors_available
 from ranker.scoring import Candidate, RankingContext, branches_found
 
@@ -104,14 +105,27 @@ def _vector_index(view: CollectionView, space: str | None) -> Any:
 
 
 def check_space(view: CollectionView, space: str | None) -> str | None:
+    """Why the items' stored vectors in `space` cannot be read (None when they can)."""
     if space not in SPACES:
         return f"unknown vector space {space!r}; choose one of {list(SPACES)}"
     if space == "word2vec" and view.collection.text_vectors is None:
         return "the collection has no Word2Vec vectors"
-    if space == "dense" and getattr(view.collection, "encoder", None) is None:
-        return "the collection has no query encoder"
     problem = vectors_available(_vector_index(view, space))
     return f"{space} vectors: {problem}" if problem else None
+
+
+def check_query_space(view: CollectionView, space: str | None) -> str | None:
+    """Why a query cannot be embedded into `space` (None when it can): the item vectors' reasons, and for
+    the dense space no query encoder, or the items' own vectors (`indexer.item_vectors`)."""
+    problem = check_space(view, space)
+    if problem is not None or space != "dense":
+        return problem
+    encoder = getattr(view.collection, "encoder", None)
+    if encoder is None:
+        return "the collection has no query encoder"
+    if getattr(encoder, "kind", None) == SUPPLIED:
+        return "the dense vectors were supplied with the items; no encoder embeds a query into their space"
+    return None
 
 
 def query_vector(req: Request, space: str | None) -> np.ndarray:
@@ -251,7 +265,7 @@ def check_item2vec(view: CollectionView, _: str | None) -> str | None:
 IO_OPS: dict[str, IoOp] = {
     "query_terms": IoOp(query_terms),
     "bm25_field": IoOp(bm25_field, check_field),
-    "query_vector": IoOp(query_vector, check_space),
+    "query_vector": IoOp(query_vector, check_query_space),
     "item_vectors": IoOp(item_vectors, check_space),
     "branch_ranks": IoOp(branch_ranks),
     "branch_scores": IoOp(branch_scores),

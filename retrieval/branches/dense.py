@@ -4,11 +4,15 @@ An English-only encoder (all-MiniLM-L6-v2: `multilingual` False) embeds a mostly
 query close to noise (nDCG@10 0.30 on XQuAD-R zh against BM25's 0.84), so the gate keeps the branch out of
 such requests instead of letting it dilute the fusion. A multilingual encoder (multilingual-e5-small, what a
 build picks for a mostly non-Latin corpus) serves every query.
+
+A collection whose items carried their own vectors (encoder kind ``supplied``) has no encoder for text
+queries: the gate stays closed, and its vectors serve `/similar` and the ranker's item-vector features.
 """
 
 from __future__ import annotations
 
 from indexer.analysis import script_counts
+from indexer.encoders import SUPPLIED
 from retrieval.candidates import BranchResult, SearchQuery
 from retrieval.collection import Collection
 
@@ -28,9 +32,10 @@ class DenseSource:
         self.collection = collection
 
     def enabled(self, query: SearchQuery) -> bool:
-        if not query.text.strip():
+        encoder = self.collection.encoder
+        if not query.text.strip() or encoder.kind == SUPPLIED:
             return False
-        return self.collection.encoder.multilingual or cjk_share(query.text) < 0.5
+        return encoder.multilingual or cjk_share(query.text) < 0.5
 
     def fetch(self, query: SearchQuery, limit: int) -> BranchResult:
         vector = self.collection.encoder.encode_queries([query.text])

@@ -178,3 +178,25 @@ def test_a_collection_is_served_under_its_built_name_and_ids_may_hold_slashes(tm
         assert client.get("/collections/movies/items/film/9").status_code == 404
     with TestClient(create_app([("films", tmp_path / "idx")])) as client:  # a name given wins
         assert [c["name"] for c in client.get("/collections").json()] == ["films"]
+
+
+def test_map_vector_builds_from_the_items_own_vectors_and_serves_them(tmp_path: Path) -> None:
+    from tests.indexer.test_item_vectors import DIM, PER_TOPIC, topic_rows, write_vector_items
+
+    corpus = write_vector_items(tmp_path / "items.csv", topic_rows())
+    result = _build(corpus, tmp_path / "idx", "--map", "vector=emb", "--name", "topics")
+    assert result.exit_code == 0, result.output
+    assert "columns: id=id, text=[title, text], vector=emb" in result.output
+    assert f"encoder: supplied vectors (dim {DIM}) from column emb" in result.output
+    with TestClient(create_app(tmp_path / "idx")) as client:
+        search = client.post("/search", json={"query": "espresso coffee", "k": 3, "explain": True})
+        assert search.status_code == 200, search.text
+        assert search.json()["degraded"] == [] and "dense" not in search.json()["explain"]
+        assert {hit["id"].split("-")[0] for hit in search.json()["results"]} == {"coffee"}
+        similar = client.get("/collections/topics/similar/books-0", params={"k": PER_TOPIC - 1})
+        assert similar.status_code == 200, similar.text
+        assert {hit["id"] for hit in similar.json()["results"]} == {f"books-{i}" for i in range(1, PER_TOPIC)}
+
+    unmapped = _build(corpus, tmp_path / "plain", "--map", "vector=")  # the text is encoded instead
+    assert unmapped.exit_code == 0, unmapped.output
+    assert "encoder auto: torch" in unmapped.output

@@ -23,10 +23,14 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_auto_is_the_default_and_unknown_settings_list_it() -> None:
     assert BuildConfig().encoder == AUTO
     assert BuildConfig(encoder="e5-multilingual").encoder == "e5-multilingual"
-    with pytest.raises(ValueError, match=r"'minilm'.*\['auto', 'e5-multilingual', 'onnx-int8', 'torch'\]"):
+    assert BuildConfig(encoder="supplied").encoder == "supplied"  # the items carry their own vectors
+    choices = r"\['auto', 'e5-multilingual', 'onnx-int8', 'torch', 'supplied'\]"
+    with pytest.raises(ValueError, match=rf"'minilm'.*{choices}"):
         BuildConfig(encoder="minilm")
     with pytest.raises(ValueError, match="auto"):
         encoder_for(BuildConfig(), Path("unused"))  # auto needs the items
+    with pytest.raises(ValueError, match="supplied"):
+        encoder_for(BuildConfig(encoder="supplied"), Path("unused"))  # no encoder runs
 
 
 def test_the_configuration_names_every_encoder_kind_and_no_other() -> None:
