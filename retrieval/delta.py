@@ -64,7 +64,8 @@ class WrittenItem:
 
 def written_item(collection: Collection, item: Item) -> WrittenItem:
     """What each part of `collection`'s version holds of `item`, computed as the build computes it (the
-    dense vector by the service's encoder of the collection's space)."""
+    dense vector: the item's own in a collection of supplied vectors, else the service's encoder of the
+    collection's space)."""
     schema = collection.params.config.items
     tokens = tuple(
         tuple(make_analyzer(field.analyzer)(field_text(item, field.sources)))
@@ -72,13 +73,14 @@ def written_item(collection: Collection, item: Item) -> WrittenItem:
     )
     text = item.text()
     w2v = collection.text_vectors.embed(text) if collection.text_vectors is not None else None
+    dense = item.vector if item.vector is not None else collection.encoder.encode([text])[0]
     return WrittenItem(
         item=item,
         record=record_of(item),
         tokens=tokens,
         keywords=keyword_values(item, schema),
         numbers=numeric_values(item, schema),
-        dense=np.asarray(collection.encoder.encode([text])[0], dtype=np.float32),
+        dense=np.asarray(dense, dtype=np.float32),
         w2v=None if w2v is None else np.asarray(w2v, dtype=np.float32),
     )
 

@@ -129,6 +129,11 @@ class LiveWrites:
         if item is None:
             name, problem = problems[0]
             raise RequestError(f"body.{name}", problem)
+        dim = self.collection.vectors.dim
+        if item.vector is not None and len(item.vector) != dim:
+            raise RequestError(
+                "body.vector", f"has {len(item.vector)} dimensions; this collection's vectors have {dim}"
+            )
         written = log.append(upsert_record(item_id, fields))
         self.catch_up()
         return written

@@ -91,3 +91,27 @@ def test_only_auto_and_build_fit_supplied_vectors(supplied_root: Path) -> None:
         assert np.isfinite(collection.vectors.reconstruct(np.arange(2))).all()
     finally:
         collection.close()
+
+
+def test_an_upsert_brings_its_own_vector_and_similar_finds_it(supplied_root: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from retrieval.errors import RequestError
+
+    root = tmp_path / "idx"
+    shutil.copytree(supplied_root, root)
+    opened = CollectionService.open(root)
+    try:
+        rows = np.array([opened.collection.row_of["sushi-0"]])
+        near_sushi = opened.collection.vectors.reconstruct(rows)[0].tolist()
+        with pytest.raises(RequestError, match="has 3 dimensions; this collection's vectors have 8"):
+            opened.live.upsert("sushi-new", {"title": "Sushi bar", "vector": [1.0, 0.0, 0.0]})
+        with pytest.raises(RequestError, match=r"body\.vector"):  # every item of this collection has one
+            opened.live.upsert("sushi-new", {"title": "Sushi bar"})
+        opened.live.upsert("sushi-new", {"title": "Sushi bar", "text": "nigiri", "vector": near_sushi})
+        neighbours = [hit.id for hit in opened.similar("sushi-new", PER_TOPIC - 1).hits]
+        assert len(neighbours) == PER_TOPIC - 1
+        assert set(neighbours) <= {f"sushi-{i}" for i in range(PER_TOPIC)}
+        assert "sushi-new" in [hit.id for hit in opened.search("nigiri sushi bar", 3).hits]
+    finally:
+        opened.close()
