@@ -142,7 +142,8 @@ def train_search_ranker(
         training = {
             "task": "search", "index": str(rec.service.collection.path),
             "collection": rec.service.collection.name, "collection_version": rec.service.version,
-            "queries": str(queries_path), "qrels": str(qrels_path), "train_queries": len(train_keys),
+            "queries": str(queries_path), "qrels": str(qrels_path),
+            "query_encoder": rec.service.collection.encoder.kind, "train_queries": len(train_keys),
             "train_lists": len(train), "valid_queries": len(valid),
             "valid_queries_with_relevant_in_recall": recalled, "seed": seed, "valid_fraction": valid_fraction,
             "branch_depth": depth, "branch_dropout": dropout, "pipeline_branches": rec.branches,
@@ -169,7 +170,7 @@ def train_search_ranker(
         f"{len(train_keys)} training queries ({len(train)} lists with branch dropout), {len(valid)} "
         f"validation queries; {len(valid) - recalled} of those have no relevant document in recall and count "
         f"as 0 in nDCG@10; {uncovered} lack a branch the features are gated on ({gates}), keep the fusion "
-        "order and are left out"
+        f"order and are left out; queries embedded by {training['query_encoder']}"
     )
     return TrainedRanker(version, path, result.best, result.metrics, fusion, [note, bound_note])
 

@@ -3,8 +3,8 @@
 Layout of a version (every file checksummed in ``manifest.json``, kind ``ranker``)::
 
     manifest.json     params: ranker_format, model_type, the feature declaration and names, the recall
-                      branches and depth it was trained on, training metrics per model type, the domain
-                      profile of its training requests (ranker.domain), libraries
+                      branches and depth it was trained on, its query encoder, training metrics per model
+                      type, the domain profile of its training requests (ranker.domain), libraries
     features.json     the feature declaration (also in the manifest, for people and tools)
     model/            the kept model's files (LightGBM text model, or MLP weights and standardisation)
 
@@ -80,7 +80,7 @@ def write_ranker(
 
 class RankerTraining(BaseModel):
     """What the training job recorded about its data and choices; serving reads `task` and
-    `max_candidates`, the rest (metrics, data paths, counts) is kept as written."""
+    `max_candidates`, the rest (query encoder, metrics, data paths, counts) is kept as written."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -94,6 +94,12 @@ class RankerTraining(BaseModel):
         ge=1,
         description="How many of a request's best fused candidates the model scores; None: all (also "
         "rankers from before the bound was chosen).",
+    )
+    query_encoder: str | None = Field(
+        default=None,
+        description="Search: the encoder kind that embedded the training queries, on which the dense "
+        "features were computed (`indexer.encoders.QUERY_ENCODERS`); None for rankers from before it was "
+        "recorded.",
     )
 
 

@@ -1,7 +1,9 @@
 """`searchrec train-ranker`: learn a ranker from requests run through the service's own pipeline.
 
 Search (`--queries`, `--qrels`): each training query goes through the recall pipeline `/search` runs
-(branch depth 100 by default); its merged candidates are labelled from the qrels (grade, 0 when unjudged).
+(branch depth 100 by default), its text embedded by the query encoder `/search` uses by default (ONNX int8
+for a MiniLM collection; the manifest records which as `query_encoder`); its merged candidates are labelled
+from the qrels (grade, 0 when unjudged).
 Recommendation (`--behaviour`): the collection is rebuilt without each user's last event, and the
 candidates `/recommend` gives each user are labelled with that event. Either way the features come from the
 code the serving scorer runs, LambdaMART and a list-wise MLP are trained with early stopping on validation

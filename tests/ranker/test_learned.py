@@ -77,6 +77,9 @@ def test_training_writes_a_versioned_ranker_with_both_models_measured(trained: t
         params["metrics"][best]["valid_ndcg@10"] == params["metrics"][params["model_type"]]["valid_ndcg@10"]
     )
     assert params["training"]["branch_depth"] == 100 and params["training"]["train_queries"] == 25
+    # The dense features were computed on the query vectors /search embeds by default for MiniLM: int8 ones.
+    assert params["training"]["query_encoder"] == "onnx-int8" and "queries embedded by onnx-int8" in output
+    assert read_ranker(out).params.training.query_encoder == "onnx-int8"
     assert params["feature_names"] == [f["name"] for f in params["features"]["features"]]
     # The candidate limit and tree size were chosen on validation among the settings tried.
     assert params["training"]["max_candidates"] in CANDIDATE_LIMITS
