@@ -3,9 +3,10 @@ worker shows one.
 
 A copy of a MovieLens index root (`--index`, default the demo's `indexes/movies`; its caches left behind) is
 served with two workers and an admin token. Each kind of write is a `WriteKind`: how to send its i-th write,
-and how to tell from an answer that the i-th write has arrived. Two kinds now, behaviour
-events (`POST /collections/movies/events`, at `--batches` events per request) and item deletes
-(`DELETE /collections/movies/items/{id}`); item upserts become one more function returning a `WriteKind`.
+and how to tell from an answer that the i-th write has arrived. Three kinds: behaviour events
+(`POST /collections/movies/events`, at `--batches` events per request), item upserts (`PUT
+/collections/movies/items/{id}`: a new movie, found by a search for its unique title word) and item deletes
+(`DELETE /collections/movies/items/{id}`).
 
 - Throughput: for each kind and each of `--clients` (closed loops, one keep-alive connection each, which the
   kernel hands to either worker), a fixed number of writes after a short warm-up: units accepted per second
@@ -94,6 +95,24 @@ def events_kind(collection: str, items: Sequence[str], batch: int, start_time: i
         return any(set(hit["branches"]) - {"popular"} for hit in body["results"])
 
     return WriteKind("events", "events", batch, send, seen)
+
+
+def upsert_kind(collection: str) -> WriteKind:
+    """The i-th write adds a new movie ``bench-new-i`` whose title holds a word no other movie has."""
+
+    def word(i: int) -> str:
+        return f"zqbench{i}"
+
+    def send(client: httpx.Client, i: int) -> int:
+        movie = {"title": f"The {word(i)} story ({2030 + i % 50})", "genres": "Drama|Comedy", "tags": "new"}
+        return int(_ok(client.put(f"/collections/{collection}/items/bench-new-{i}", json=movie))["accepted"])
+
+    def seen(client: httpx.Client, i: int) -> bool:
+        query = {"query": word(i), "k": 1, "branches": ["bm25"]}  # fusion could tie it with a dense hit
+        body = _ok(client.post(f"/collections/{collection}/search", json=query))
+        return [hit["id"] for hit in body["results"]] == [f"bench-new-{i}"]
+
+    return WriteKind("upsert", "upserts", 1, send, seen)
 
 
 def delete_kind(collection: str, items: Sequence[str]) -> WriteKind:
@@ -298,6 +317,7 @@ def arguments() -> argparse.Namespace:
         "--events", type=int, default=50_000, help="measured events per pass of larger batches"
     )
     parser.add_argument("--deletes", type=int, default=1000, help="measured deletes per pass")
+    parser.add_argument("--upserts", type=int, default=200, help="measured upserts per pass")
     parser.add_argument("--samples", type=int, default=200, help="visibility samples per write kind")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=None, help="also write the markdown here")
@@ -365,6 +385,17 @@ def main() -> None:
             seen.append(visibility(url, headers, kind, range(next_index, next_index + args.samples)))
             print(visibility_table(seen[-1:]).splitlines()[-1], flush=True)
             loads.append(load_average())
+            upserts = upsert_kind(args.name)
+            used = 0
+            for c in clients:
+                warmup = 2 * c
+                span = range(used, used + warmup + args.upserts)
+                rates.append(throughput(url, headers, upserts, span, c, warmup))
+                used = span.stop
+                print(rates_table(rates[-1:]).splitlines()[-1], flush=True)
+            seen.append(visibility(url, headers, upserts, range(used, used + min(args.samples, 50))))
+            print(visibility_table(seen[-1:]).splitlines()[-1], flush=True)
+            loads.append(load_average())
             deletes = delete_kind(args.name, spare)
             used = 0
             for c in clients:
@@ -382,8 +413,8 @@ def main() -> None:
             visibility_table(seen),
             f"`serve --workers {WORKERS}` on a copy of {args.index.name} ({len(ids):,} items; its write log "
             f"on {disk}), client and server on one machine: {cpu_model()}, {usable_cores()} usable cores. "
-            f"Load average (1, 5, 15 min) at the start {loads[0]}, after the events {loads[1]}, at the end "
-            f"{loads[2]}.",
+            f"Load average (1, 5, 15 min) at the start {loads[0]}, after the events {loads[1]}, after the "
+            f"upserts {loads[2]}, at the end {loads[3]}.",
         ]
     )
     print("\n" + text, flush=True)
