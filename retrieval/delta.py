@@ -36,7 +36,6 @@ import numpy as np
 
 from indexer.analysis import make_analyzer
 from indexer.ann import VectorIndex
-from indexer.ann.base import exact_scores, padded, top_k
 from indexer.behaviour import Behaviour
 from indexer.docstore import DocStore
 from indexer.fields import Bm25Field, FieldedBm25
@@ -46,6 +45,7 @@ from indexer.item_parts import field_text, keyword_values, numeric_values, recor
 from indexer.items import Item
 from indexer.keywords import KeywordField, Keywords
 from retrieval.collection import Collection
+from retrieval.segments import ExactVectors, SegmentedIndex, SegmentedVectors
 
 
 @dataclass(frozen=True)
@@ -86,17 +86,18 @@ def written_item(collection: Collection, item: Item) -> WrittenItem:
 
 
 # ------------------------------------------------------------------------------------------------ BM25
-class SegmentedIndex:
-    """One BM25 field over the version's rows and the written ones (see the module docstring)."""
+class DeltaPostings:
+    """The written items of one BM25 field, scored with the statistics of the version's index `base` (see
+    the module docstring); rows are positions among the written items."""
 
-    def __init__(self, base: InvertedIndex, docs: Sequence[Sequence[str]]) -> None:
+    def __init__(self, base: Any, docs: Sequence[Sequence[str]]) -> None:
         self.base = base
         self.params = base.params
-        self._n_base = len(base)
-        self._n = self._n_base + len(docs)
+        self._n = len(docs)
+        self._n_docs = int(base.params.get("corpus_docs", len(base)))
         k1, b = float(base.params["k1"]), float(base.params["b"])
         avg = np.float64(base.params["avg_doc_len"])
-        # term -> (delta positions, impacts), built the way `build_postings` computes an impact
+        # term -> (positions, impacts), each impact computed as `build_postings` computes one
         found: dict[str, tuple[list[int], list[float]]] = {}
         for position, tokens in enumerate(docs):
             norm = k1 * ((1 - b) + b * np.float64(len(tokens)) / avg)
@@ -104,7 +105,7 @@ class SegmentedIndex:
             for token in tokens:
                 counts[token] = counts.get(token, 0) + 1
             for term, tf in counts.items():
-                idf = np.float64(np.float32(self._idf(term)))
+                idf = np.float64(np.float32(lucene_idf(max(base.document_frequency(term), 1), self._n_docs)))
                 rows, impacts = found.setdefault(term, ([], []))
                 rows.append(position)
                 impacts.append(float(np.float32(idf * (tf / (norm + tf)))))
@@ -113,21 +114,17 @@ class SegmentedIndex:
             for term, (rows, impacts) in found.items()
         }
 
-    def _idf(self, term: str) -> float:
-        df = self.base.document_frequency(term)
-        return lucene_idf(max(df, 1), self._n_base)
-
     def __len__(self) -> int:
         return self._n
 
     def idf(self, term: str) -> float:
-        return self.base.idf(term)
+        return float(self.base.idf(term))
 
     def document_frequency(self, term: str) -> int:
-        return self.base.document_frequency(term)
+        return int(self.base.document_frequency(term))
 
-    def _delta_scores(self, tokens: Sequence[str]) -> np.ndarray:
-        scores = np.zeros(self._n - self._n_base, dtype=np.float32)
+    def _scores(self, tokens: Sequence[str]) -> np.ndarray:
+        scores = np.zeros(self._n, dtype=np.float32)
         for term in tokens:
             posting = self._postings.get(term)
             if posting is not None:
@@ -137,80 +134,15 @@ class SegmentedIndex:
     def search(
         self, query_tokens: list[str], k: int, *, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        base_allowed = None if allowed is None else allowed[: self._n_base]
-        rows, scores = self.base.search(query_tokens, k, allowed=base_allowed)
-        delta = self._delta_scores(query_tokens)
+        scores = self._scores(query_tokens)
         if allowed is not None:
-            delta[~allowed[self._n_base :]] = 0.0
-        hits = np.flatnonzero(delta > 0)
-        if not hits.size:
-            return rows, scores
-        rows = np.concatenate([rows, hits + self._n_base])
-        scores = np.concatenate([scores, delta[hits]])
-        order = np.lexsort((rows, -scores))[:k]
-        return rows[order], scores[order]
+            scores[~allowed] = 0.0
+        hits = np.flatnonzero(scores > 0)
+        order = np.lexsort((hits, -scores[hits]))[:k]
+        return hits[order].astype(np.int64), scores[hits[order]]
 
     def score_rows(self, query_tokens: list[str], rows: np.ndarray) -> np.ndarray:
-        rows = np.asarray(rows, dtype=np.int64)
-        out = np.zeros(len(rows), dtype=np.float32)
-        built = rows < self._n_base
-        if built.any():
-            out[built] = self.base.score_rows(query_tokens, rows[built])
-        if not built.all():
-            out[~built] = self._delta_scores(query_tokens)[rows[~built] - self._n_base]
-        return out
-
-
-# --------------------------------------------------------------------------------------------- vectors
-class SegmentedVectors:
-    """A vector index over the version's rows (its ANN index) and the written ones (exact search)."""
-
-    def __init__(self, base: VectorIndex, vectors: np.ndarray) -> None:
-        self.base = base
-        self.dim = int(base.dim)
-        self.params = base.params
-        self._n_base = len(base)
-        self._vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim)
-
-    def __len__(self) -> int:
-        return self._n_base + len(self._vectors)
-
-    def search(
-        self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        queries = np.asarray(queries, dtype=np.float32).reshape(-1, self.dim)
-        base_allowed = None if allowed is None else allowed[: self._n_base]
-        rows, scores = self.base.search(queries, max(1, min(k, self._n_base)), allowed=base_allowed)
-        rows, scores = _pad(rows, scores, k)
-        if not len(self._vectors):
-            return rows, scores
-        delta = exact_scores(queries, self._vectors, str(self.params.get("metric", "cosine")))
-        if allowed is not None:
-            delta[:, ~allowed[self._n_base :]] = -np.inf
-        delta_rows = np.broadcast_to(np.arange(len(self._vectors)) + self._n_base, delta.shape)
-        rows = np.concatenate([rows, delta_rows], axis=1)
-        scores = np.concatenate([scores, delta], axis=1)
-        rows = np.where(np.isneginf(scores), -1, rows)
-        position, best = top_k(scores, k)
-        return np.take_along_axis(rows, position, axis=1), best
-
-    def reconstruct(self, rows: np.ndarray) -> np.ndarray:
-        rows = np.asarray(rows, dtype=np.int64)
-        out = np.zeros((len(rows), self.dim), dtype=np.float32)
-        built = rows < self._n_base
-        if built.any():
-            out[built] = self.base.reconstruct(rows[built])
-        out[~built] = self._vectors[rows[~built] - self._n_base]
-        return out
-
-
-def _pad(rows: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Search results widened to `k` columns with the empty marks (row -1, score -inf)."""
-    if rows.shape[1] >= k:
-        return rows, scores
-    out_rows, out_scores = padded(len(rows), k)
-    out_rows[:, : rows.shape[1]], out_scores[:, : rows.shape[1]] = rows, scores
-    return out_rows, out_scores
+        return self._scores(query_tokens)[np.asarray(rows, dtype=np.int64)]
 
 
 # ------------------------------------------------------------------------------ documents and keywords
@@ -292,7 +224,8 @@ def extend(
     written items), `alive` (over every row) leaves out deleted and replaced rows."""
     fields = []
     for i, field in enumerate(built.inverted.fields):
-        index = SegmentedIndex(field.index, [w.tokens[i] for w in written])
+        delta = DeltaPostings(field.index, [w.tokens[i] for w in written])
+        index = SegmentedIndex([*_segments_of(field.index), delta])
         fields.append(Bm25Field(field.name, field.analyzer, field.boost, field.sources, _as_index(index)))
     keywords: dict[str, Any] = {
         name: SegmentedKeywordField(field, [w.keywords.get(name, []) for w in written])
@@ -306,13 +239,13 @@ def extend(
     if text_vectors is not None:
         word_vectors = [w.w2v if w.w2v is not None else np.zeros(0, np.float32) for w in written]
         text_vectors = copy.copy(text_vectors)
-        text_vectors.index = _as_vector_index(SegmentedVectors(text_vectors.index, _stack(word_vectors)))
+        text_vectors.index = _with_vectors(text_vectors.index, _stack(word_vectors))
     ids = [*built.ids, *(w.item.id for w in written)]
     return dataclasses.replace(
         built,
         ids=ids,
         inverted=FieldedBm25(fields, max_query_terms=built.inverted.max_query_terms),
-        vectors=_as_vector_index(SegmentedVectors(built.vectors, _stack([w.dense for w in written]))),
+        vectors=_with_vectors(built.vectors, _stack([w.dense for w in written])),
         docstore=_as_docstore(DocOverlay(built.docstore, {w.item.id: w.record for w in written})),
         keywords=Keywords(keywords),
         columns=columns,
@@ -324,11 +257,18 @@ def extend(
 
 # The segment's parts stand in for the version's by duck typing: they answer the calls the branches, the
 # service and the ranker features make.
+def _segments_of(index: Any) -> list[Any]:
+    """The segments of a version's index: a sharded version's shards, else the index itself."""
+    return list(index.segments) if isinstance(index, SegmentedIndex | SegmentedVectors) else [index]
+
+
+def _with_vectors(base: VectorIndex, vectors: np.ndarray) -> VectorIndex:
+    """`base` followed by a segment of the written items' vectors, searched exactly."""
+    written = ExactVectors(vectors, int(base.dim), base.params)
+    return SegmentedVectors([*_segments_of(base), written])  # type: ignore[return-value]
+
+
 def _as_index(index: SegmentedIndex) -> InvertedIndex:
-    return index  # type: ignore[return-value]
-
-
-def _as_vector_index(index: SegmentedVectors) -> VectorIndex:
     return index  # type: ignore[return-value]
 
 
@@ -337,7 +277,7 @@ def _as_docstore(overlay: DocOverlay) -> DocStore:
 
 
 def _stack(vectors: Sequence[np.ndarray]) -> np.ndarray:
-    return np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, 0), dtype=np.float32)
+    return np.stack(vectors).astype(np.float32) if vectors else np.zeros((0,), dtype=np.float32)
 
 
 def _numbers(written: Sequence[WrittenItem], name: str) -> np.ndarray:

@@ -1,0 +1,149 @@
+"""Indices over consecutive segments of one row space: the shards of a sharded version
+(`indexer.shards`), and the delta segment of items written after the build (`retrieval.delta`).
+
+Segment i holds rows ``start_i .. start_i + len(segment_i) - 1`` of the collection. A search asks every
+segment for its own top k under its slice of the allowed rows and merges them (ties by lower row, as one
+index breaks them); a per-row read goes to the segment that owns the row. With BM25 segments built with
+their corpus's statistics (`indexer.inverted.build.CorpusStats`) the merged top k is the unsharded index's.
+The classes stand in for `indexer.inverted.InvertedIndex` and `indexer.ann.VectorIndex` by duck typing:
+they answer the calls the branches, the service and the ranker features make.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from indexer.ann.base import exact_scores, padded, top_k
+
+
+class Segments:
+    """Where each segment's rows start, and which segment owns a row."""
+
+    def __init__(self, sizes: Sequence[int]) -> None:
+        self.starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def slices(self) -> list[slice]:
+        return [slice(int(a), int(b)) for a, b in zip(self.starts[:-1], self.starts[1:], strict=True)]
+
+    def owners(self, rows: np.ndarray) -> np.ndarray:
+        """The segment of each row."""
+        return np.searchsorted(self.starts, rows, side="right") - 1
+
+
+class SegmentedIndex:
+    """One BM25 field over segments (each an `InvertedIndex`, or anything answering its calls)."""
+
+    def __init__(self, segments: Sequence[Any]) -> None:
+        self.segments = list(segments)
+        self.layout = Segments([len(s) for s in self.segments])
+        self.params = self.segments[0].params  # k1, b, the average length the scores use
+
+    def __len__(self) -> int:
+        return len(self.layout)
+
+    def idf(self, term: str) -> float:
+        return max(segment.idf(term) for segment in self.segments)
+
+    def document_frequency(self, term: str) -> int:
+        return max(segment.document_frequency(term) for segment in self.segments)
+
+    def search(
+        self, query_tokens: list[str], k: int, *, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        rows, scores = [], []
+        for segment, part in zip(self.segments, self.layout.slices(), strict=True):
+            found, values = segment.search(
+                query_tokens, k, allowed=None if allowed is None else allowed[part]
+            )
+            rows.append(found + part.start)
+            scores.append(values)
+        merged_rows, merged_scores = np.concatenate(rows), np.concatenate(scores)
+        order = np.lexsort((merged_rows, -merged_scores))[:k]
+        return merged_rows[order].astype(np.int64), merged_scores[order].astype(np.float32)
+
+    def score_rows(self, query_tokens: list[str], rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.zeros(len(rows), dtype=np.float32)
+        owners = self.layout.owners(rows)
+        for number, segment in enumerate(self.segments):
+            mine = owners == number
+            if mine.any():
+                out[mine] = segment.score_rows(query_tokens, rows[mine] - self.layout.starts[number])
+        return out
+
+
+class ExactVectors:
+    """An in-memory matrix of unit vectors searched exhaustively: a segment too small for an ANN index."""
+
+    def __init__(self, vectors: np.ndarray, dim: int, params: dict[str, Any]) -> None:
+        self.dim = dim
+        self.params = params
+        self._vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, dim)
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+    def search(
+        self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        scores = exact_scores(queries, self._vectors, str(self.params.get("metric", "cosine")))
+        if allowed is not None:
+            scores[:, ~allowed] = -np.inf
+        position, best = top_k(scores, k)
+        return np.where(np.isneginf(best), -1, position), best
+
+    def reconstruct(self, rows: np.ndarray) -> np.ndarray:
+        return self._vectors[np.asarray(rows, dtype=np.int64)]
+
+
+class SegmentedVectors:
+    """A vector index over segments (ANN indices, or `ExactVectors`)."""
+
+    def __init__(self, segments: Sequence[Any]) -> None:
+        self.segments = [segment for segment in segments]
+        self.layout = Segments([len(s) for s in self.segments])
+        self.dim = int(self.segments[0].dim)
+        self.params = self.segments[0].params
+
+    def __len__(self) -> int:
+        return len(self.layout)
+
+    def search(
+        self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        queries = np.asarray(queries, dtype=np.float32).reshape(-1, self.dim)
+        rows, scores = [], []
+        for segment, part in zip(self.segments, self.layout.slices(), strict=True):
+            if not len(segment):
+                continue
+            found, values = segment.search(
+                queries, min(k, len(segment)), allowed=None if allowed is None else allowed[part]
+            )
+            rows.append(np.where(found >= 0, found + part.start, -1))
+            scores.append(values)
+        if not rows:
+            return padded(len(queries), k)
+        merged_rows, merged_scores = np.concatenate(rows, axis=1), np.concatenate(scores, axis=1)
+        merged_scores = np.where(merged_rows >= 0, merged_scores, -np.inf)
+        position, best = top_k(merged_scores, min(k, merged_scores.shape[1]))
+        found = np.take_along_axis(merged_rows, position, axis=1)
+        out_rows, out_scores = padded(len(queries), k)
+        out_rows[:, : found.shape[1]] = np.where(np.isneginf(best), -1, found)
+        out_scores[:, : best.shape[1]] = best
+        return out_rows, out_scores
+
+    def reconstruct(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.zeros((len(rows), self.dim), dtype=np.float32)
+        owners = self.layout.owners(rows)
+        for number, segment in enumerate(self.segments):
+            mine = owners == number
+            if mine.any():
+                out[mine] = segment.reconstruct(rows[mine] - self.layout.starts[number])
+        return out
