@@ -18,7 +18,7 @@ from api.app import create_app
 from api.cli import app as cli
 from indexer.build import build_collection
 from indexer.config import BuildConfig
-from tests.conftest import SPRINGFIELD_IL
+from tests.conftest import SPRINGFIELD_IL, WRITE_AUTH, WRITE_TOKEN
 
 JSON = {"content-type": "application/json"}
 
@@ -30,7 +30,7 @@ def client(shops_root: Path, scifact_slice_root: Path, tmp_path_factory: pytest.
     roots = {"shops": folder / "shops", "scifact": folder / "scifact"}
     shutil.copytree(shops_root, roots["shops"])
     shutil.copytree(scifact_slice_root, roots["scifact"])
-    with TestClient(create_app(roots)) as test_client:
+    with TestClient(create_app(roots, admin_token=WRITE_TOKEN), headers=WRITE_AUTH) as test_client:
         yield test_client
 
 
@@ -202,7 +202,8 @@ def test_the_build_refuses_an_empty_corpus_with_a_clear_error(tmp_path: Path) ->
 def test_a_collection_with_every_item_deleted_answers_empty(shops_root: Path, tmp_path: Path) -> None:
     """An empty corpus cannot be built, so the empty collection is the shops one after deleting all."""
     shutil.copytree(shops_root, tmp_path / "shops")
-    with TestClient(create_app({"shops": tmp_path / "shops"})) as empty:
+    app = create_app({"shops": tmp_path / "shops"}, admin_token=WRITE_TOKEN)
+    with TestClient(app, headers=WRITE_AUTH) as empty:
         ids = list(empty.app.state.registry.get("shops").collection.ids)
         for item_id in ids:
             assert empty.delete(f"/collections/shops/items/{item_id}").json()["accepted"] == 1
