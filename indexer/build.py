@@ -59,6 +59,7 @@ from indexer.logged_writes import FoldedWrites, fold_log, with_logged_events
 from indexer.manifests import COLLECTION_KIND
 from indexer.reuse import fingerprint, record_inputs, reuse_part
 from indexer.schemas import SUPPLIED, ItemSchema
+from indexer.shards import shard_bounds, write_bm25_shards, write_dense_shards, write_docstore_shards
 from indexer.sources import ItemInput, describe_skipped, read_event_input, read_item_input
 from indexer.text_vectors import write_text_vectors
 from indexer.versions import VersionStore
@@ -193,14 +194,19 @@ def _write_parts(
     inputs did not change are copied from the `previous` version instead of retrained. No `encoder`: the
     items carry their own vectors."""
     items = source.items
+    bounds = shard_bounds(len(items), config.shards) if config.shards > 1 else None
     write_ids(staging, (item.id for item in items))
     with stage("analyze+bm25"):
-        fielded, tokens_by_key = _build_fields(items, config, progress)
-        fielded.save(staging / "bm25")
+        specs, tokens_by_key = _field_tokens(items, config, progress)
+        _write_bm25(staging, specs, config, bounds)
     with stage("keywords+columns"):
         keywords, columns = _write_attributes(staging, items, source.schema)
     with stage("docstore"):
-        DocStore.write(staging / "docstore", ((item.id, record_of(item)) for item in items))
+        if bounds is None:
+            DocStore.write(staging / "docstore", ((item.id, record_of(item)) for item in items))
+        else:
+            ids = [item.id for item in items]
+            write_docstore_shards(staging, ids, lambda row: record_of(items[row]), bounds)
     if encoder is None:
         with stage("vectors"):
             vectors = vector_matrix([item.vector for item in items])
@@ -209,9 +215,13 @@ def _write_parts(
             vectors = encoder.encode([item.text() for item in items], show_progress=progress)
     with stage("ann"):
         ann_params: dict[str, Any] = dict(config.ann_params)
-        index = make_index(config.ann_backend, vectors.shape[1], **ann_params)
-        index.add(vectors)
-        index.save(staging / "dense")
+        if bounds is None:
+            index = make_index(config.ann_backend, vectors.shape[1], **ann_params)
+            index.add(vectors)
+            index.save(staging / "dense")
+            resolved = index.params
+        else:
+            resolved = write_dense_shards(staging, vectors, bounds, config.ann_backend, ann_params)
     with stage("word2vec"):
         w2v = _text_vectors(staging, items, config, tokens_by_key, previous)
     behaviour_params = None
@@ -219,11 +229,15 @@ def _write_parts(
         with stage("behaviour"):
             behaviour_params = _behaviour(staging, items, events, config, previous)
     return {
-        "fields": [f.describe() for f in fielded.fields],
+        "fields": [
+            {"name": name, "analyzer": analyzer, "boost": boost, "sources": list(sources)}
+            for name, analyzer, boost, sources, _ in specs
+        ],
         "keywords": keywords,
         "columns": columns,
         "encoder": _encoder_params(encoder, vectors, source.schema),
-        "ann": {"backend": config.ann_backend, **index.params},
+        "ann": {"backend": config.ann_backend, **resolved},
+        "shards": None if bounds is None else {"count": len(bounds), "rows": [list(b) for b in bounds]},
         "word2vec": w2v,
         "behaviour": behaviour_params,
     }
@@ -338,12 +352,13 @@ def _encoder_choice(
     return choose_encoder(AUTO, shares)
 
 
-def _build_fields(
+def _field_tokens(
     items: list[Item], config: BuildConfig, progress: bool
-) -> tuple[FieldedBm25, dict[tuple, list[list[str]]]]:
-    """One InvertedIndex per field; token lists are shared by fields with the same analyzer and sources."""
+) -> tuple[list[tuple[str, str, float, tuple[str, ...], list[list[str]]]], dict[tuple, list[list[str]]]]:
+    """Each BM25 field's (name, analyzer, boost, sources, token lists), and the token lists by (analyzer,
+    sources): fields with the same analyzer and sources share them."""
     tokens_by_key: dict[tuple, list[list[str]]] = {}
-    fields = []
+    specs = []
     for spec in config.fields:
         analyzer_name = config.field_analyzer(spec)
         key = (analyzer_name, tuple(spec.sources))
@@ -351,9 +366,25 @@ def _build_fields(
             analyzer = make_analyzer(analyzer_name)
             texts = tqdm(items, f"analyze {spec.name}", disable=not progress)
             tokens_by_key[key] = [analyzer(field_text(item, spec.sources)) for item in texts]
-        index = InvertedIndex.build(tokens_by_key[key], k1=config.k1, b=config.b)
-        fields.append(Bm25Field(spec.name, analyzer_name, spec.boost, tuple(spec.sources), index))
-    return FieldedBm25(fields), tokens_by_key
+        specs.append((spec.name, analyzer_name, spec.boost, tuple(spec.sources), tokens_by_key[key]))
+    return specs, tokens_by_key
+
+
+def _write_bm25(
+    staging: Path,
+    specs: list[tuple[str, str, float, tuple[str, ...], list[list[str]]]],
+    config: BuildConfig,
+    bounds: list[tuple[int, int]] | None,
+) -> None:
+    """One InvertedIndex per field, or per field and shard (`indexer.shards`)."""
+    if bounds is not None:
+        write_bm25_shards(staging, specs, bounds, config.k1, config.b)
+        return
+    fields = [
+        Bm25Field(name, analyzer, boost, sources, InvertedIndex.build(tokens, k1=config.k1, b=config.b))
+        for name, analyzer, boost, sources, tokens in specs
+    ]
+    FieldedBm25(fields).save(staging / "bm25")
 
 
 def _text_vectors(

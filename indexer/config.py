@@ -192,6 +192,12 @@ class BuildConfig(BaseModel):
         "cuda or cuda:N. The other encoders run on the CPU.",
     )
     keep_versions: int = Field(default=3, ge=1, description="Published versions kept under the root.")
+    shards: int = Field(
+        default=1,
+        ge=1,
+        description="Split BM25, the dense index and the forward index into this many row ranges, BM25 "
+        "scored with the whole corpus's statistics (`indexer.shards`); 1: one of each.",
+    )
     limit: int | None = Field(
         default=None, ge=1, description="Index only the first N documents (for slices and tests)."
     )

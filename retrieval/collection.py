@@ -34,11 +34,13 @@ from indexer.build import read_ids
 from indexer.docstore import DocStore
 from indexer.encoders import AUTO, TextEncoder, index_cache_dir, make_query_encoder, query_encoder_kind
 from indexer.encoders.query_cache import QueryCachedEncoder
-from indexer.fields import FieldedBm25, QueryTerms
+from indexer.fields import Bm25Field, FieldedBm25, QueryTerms
 from indexer.keywords import Keywords, load_columns
 from indexer.manifests import COLLECTION_KIND, CollectionParams, collection_params, read_collection_params
+from indexer.shards import shard_dir
 from indexer.text_vectors import TextVectors
 from indexer.versions import resolve_artifact
+from retrieval.segments import SegmentedDocStore, SegmentedIndex, SegmentedVectors, as_field_index
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +93,11 @@ class Collection:
                 file="word2vec/model/vectors.kv",
             )
         ids = read_ids(path)
-        inverted = FieldedBm25.load(path / "bm25", default_analyzer=params.config.analyzer)
+        shards = manifest["params"].get("shards")
+        if shards:
+            inverted, vectors, docstore = _load_shards(path, params.config.analyzer, shards, ids)
+        else:
+            inverted = FieldedBm25.load(path / "bm25", default_analyzer=params.config.analyzer)
         inverted.analyze("warm up 预热")  # load dictionaries (jieba: ~1 s) now, not in the first request
         built = params.encoder.kind
         kind = query_encoder_kind(built, query_encoder)
@@ -99,7 +105,8 @@ class Collection:
             encoder = _query_encoder(
                 kind, built, path, params.config.encoder_batch_size, fallback=query_encoder == AUTO
             )
-        vectors = load_index(path / "dense")
+        if not shards:
+            vectors = load_index(path / "dense")
         keywords = Keywords.load(path / "keywords", len(ids))
         columns = load_columns(path / "columns")
         behaviour = Behaviour(path / "behaviour", ids) if params.behaviour is not None else None
@@ -112,7 +119,8 @@ class Collection:
             ids=ids,
             inverted=inverted,
             vectors=vectors,
-            docstore=DocStore.open(path / "docstore"),  # last: the one part that holds a handle to close
+            # last: the one part that holds handles to close
+            docstore=docstore if shards else DocStore.open(path / "docstore"),
             encoder=encoder if isinstance(encoder, QueryCachedEncoder) else QueryCachedEncoder(encoder),
             keywords=keywords,
             columns=columns,
@@ -189,6 +197,23 @@ class Collection:
 
     def close(self) -> None:
         self.docstore.close()
+
+
+def _load_shards(
+    path: Path, analyzer: str, shards: dict, ids: list[str]
+) -> tuple[FieldedBm25, VectorIndex, DocStore]:
+    """A sharded version's BM25, dense index and forward index (`indexer.shards`), each shard a segment of
+    one row space (`retrieval.segments`)."""
+    sizes = [stop - start for start, stop in shards["rows"]]
+    parts = [shard_dir(path, shard) for shard in range(int(shards["count"]))]
+    per_shard = [FieldedBm25.load(part / "bm25", default_analyzer=analyzer) for part in parts]
+    fields = []
+    for i, first in enumerate(per_shard[0].fields):
+        index = as_field_index(SegmentedIndex([shard.fields[i].index for shard in per_shard]))
+        fields.append(Bm25Field(first.name, first.analyzer, first.boost, first.sources, index))
+    vectors = SegmentedVectors([load_index(part / "dense") for part in parts])
+    stores = SegmentedDocStore([DocStore.open(part / "docstore") for part in parts], sizes, ids)
+    return FieldedBm25(fields), vectors, stores  # type: ignore[return-value]
 
 
 def query_kind_of(root: Path, query_encoder: str = AUTO) -> str:

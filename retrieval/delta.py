@@ -40,12 +40,11 @@ from indexer.behaviour import Behaviour
 from indexer.docstore import DocStore
 from indexer.fields import Bm25Field, FieldedBm25
 from indexer.inverted.build import lucene_idf
-from indexer.inverted.index import InvertedIndex
 from indexer.item_parts import field_text, keyword_values, numeric_values, record_of
 from indexer.items import Item
 from indexer.keywords import KeywordField, Keywords
 from retrieval.collection import Collection
-from retrieval.segments import ExactVectors, SegmentedIndex, SegmentedVectors
+from retrieval.segments import ExactVectors, SegmentedIndex, SegmentedVectors, as_field_index
 
 
 @dataclass(frozen=True)
@@ -226,7 +225,9 @@ def extend(
     for i, field in enumerate(built.inverted.fields):
         delta = DeltaPostings(field.index, [w.tokens[i] for w in written])
         index = SegmentedIndex([*_segments_of(field.index), delta])
-        fields.append(Bm25Field(field.name, field.analyzer, field.boost, field.sources, _as_index(index)))
+        fields.append(
+            Bm25Field(field.name, field.analyzer, field.boost, field.sources, as_field_index(index))
+        )
     keywords: dict[str, Any] = {
         name: SegmentedKeywordField(field, [w.keywords.get(name, []) for w in written])
         for name, field in built.keywords.fields.items()
@@ -266,10 +267,6 @@ def _with_vectors(base: VectorIndex, vectors: np.ndarray) -> VectorIndex:
     """`base` followed by a segment of the written items' vectors, searched exactly."""
     written = ExactVectors(vectors, int(base.dim), base.params)
     return SegmentedVectors([*_segments_of(base), written])  # type: ignore[return-value]
-
-
-def _as_index(index: SegmentedIndex) -> InvertedIndex:
-    return index  # type: ignore[return-value]
 
 
 def _as_docstore(overlay: DocOverlay) -> DocStore:

@@ -17,6 +17,12 @@ from typing import Any
 import numpy as np
 
 from indexer.ann.base import exact_scores, padded, top_k
+from indexer.inverted import InvertedIndex
+
+
+def as_field_index(index: SegmentedIndex) -> InvertedIndex:
+    """`index` where a BM25 field's `InvertedIndex` goes (it answers the same calls)."""
+    return index  # type: ignore[return-value]
 
 
 class Segments:
@@ -147,3 +153,39 @@ class SegmentedVectors:
             if mine.any():
                 out[mine] = segment.reconstruct(rows[mine] - self.layout.starts[number])
         return out
+
+
+class SegmentedDocStore:
+    """Forward indices of segments, each read for the ids of its rows (`ids`: every row's id)."""
+
+    def __init__(self, stores: Sequence[Any], sizes: Sequence[int], ids: Sequence[str]) -> None:
+        self.stores = list(stores)
+        layout = Segments(sizes)
+        self._store_of = {
+            item_id: int(s) for item_id, s in zip(ids, layout.owners(np.arange(len(ids))), strict=True)
+        }
+
+    def get(self, item_id: str) -> dict[str, Any] | None:
+        store = self._store_of.get(item_id)
+        return None if store is None else self.stores[store].get(item_id)
+
+    def get_many(self, ids: Sequence[str]) -> list[dict[str, Any] | None]:
+        out: list[dict[str, Any] | None] = [None] * len(ids)
+        wanted: dict[int, list[int]] = {}
+        for position, item_id in enumerate(ids):
+            store = self._store_of.get(item_id)
+            if store is not None:
+                wanted.setdefault(store, []).append(position)
+        for store, positions in wanted.items():
+            for position, record in zip(
+                positions, self.stores[store].get_many([ids[p] for p in positions]), strict=True
+            ):
+                out[position] = record
+        return out
+
+    def __contains__(self, item_id: object) -> bool:
+        return isinstance(item_id, str) and self.get(item_id) is not None
+
+    def close(self) -> None:
+        for store in self.stores:
+            store.close()

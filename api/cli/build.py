@@ -43,6 +43,10 @@ def build(
         typer.Option(help="Override the default analyzer (auto, english, chinese, cjk_bigram, cjk_unigram)."),
     ] = None,
     limit: Annotated[int | None, typer.Option(help="Index only the first N documents.")] = None,
+    shards: Annotated[
+        int | None,
+        typer.Option(help="Split BM25, the dense index and the forward index into N row ranges (default 1)."),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Build an index from a corpus and publish it atomically under OUT.
@@ -56,7 +60,7 @@ def build(
 
     with bad_input_fails():  # pydantic's ValidationError is a ValueError
         settings = BuildConfig.from_toml(config) if config else BuildConfig()
-        overrides = {"analyzer": analyzer, "limit": limit, "name": name}
+        overrides = {"analyzer": analyzer, "limit": limit, "name": name, "shards": shards}
         overrides = {key: value for key, value in overrides.items() if value is not None}
         if skip_bad_rows:
             overrides["skip_bad_rows"] = True
