@@ -16,7 +16,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,distributed]'
 	touch $(STAMP)
 
 COLLECTIONS := $(INDEXES)/scifact/CURRENT $(INDEXES)/movies/CURRENT $(INDEXES)/cities/CURRENT
@@ -70,7 +70,7 @@ check: install
 
 # The bench extra: peers the benchmarks compare against (txtai), kept out of the dev install.
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,distributed,bench]'
 	touch $(BENCH_STAMP)
 
 # Writes bench/out/latest.md; BENCHMARKS.md holds the curated tables with the machine they ran on.

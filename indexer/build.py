@@ -46,6 +46,7 @@ from indexer.crash_points import crash_point
 from indexer.docstore import DocStore
 from indexer.encoder_choice import AUTO, EncoderChoice, choose_encoder, supplied
 from indexer.encoders import TextEncoder, index_cache_dir, make_encoder
+from indexer.encoders.base import EncoderMaker
 from indexer.events import Events
 from indexer.fields import Bm25Field, FieldedBm25
 from indexer.histories import TIME_ORDER
@@ -91,9 +92,10 @@ def _stage(name: str, timings: dict[str, float], log: Callable[[str], None]) -> 
     log(f"{name}: {timings[name]:.1f}s")
 
 
-def encoder_for(config: BuildConfig, root: Path) -> TextEncoder:
+def encoder_for(config: BuildConfig, root: Path, spread: EncoderMaker | None = None) -> TextEncoder:
     """The encoder of `config`'s kind, with `root`'s embedding cache: what a build uses when none is passed
-    in. ``auto`` is resolved from the items first (`choose_encoder`); a manifest's config holds the kind."""
+    in. ``auto`` is resolved from the items first (`choose_encoder`); a manifest's config holds the kind.
+    `spread` makes the model in place of one in this process (`indexer.encoders.make_encoder`)."""
     if config.encoder == AUTO:
         raise ValueError("encoder 'auto' depends on the items; resolve it with choose_encoder first")
     if config.encoder == SUPPLIED:
@@ -104,6 +106,7 @@ def encoder_for(config: BuildConfig, root: Path) -> TextEncoder:
         batch_size=config.encoder_batch_size,
         embedding_cache=config.embedding_cache,
         device=config.encoder_device,
+        spread=spread,
     )
 
 
@@ -114,6 +117,7 @@ def build_collection(
     *,
     behaviour: Path | None = None,
     encoder: TextEncoder | None = None,
+    spread: EncoderMaker | None = None,
     progress: bool = True,
     log: Callable[[str], None] = lambda _: None,
 ) -> BuildReport:
@@ -125,7 +129,8 @@ def build_collection(
     `config.skip_bad_rows`. Inputs are read and checked before the root is touched. With no `encoder`,
     ``encoder = "auto"`` picks one from the items' scripts; the manifest's config records the kind used.
     Items with a `vector` column carry their own vectors (`indexer.item_vectors`): no encoder runs (pass
-    none), the dense index holds those vectors, and the manifest records the kind ``supplied``.
+    none), the dense index holds those vectors, and the manifest records the kind ``supplied``. `spread`
+    runs the encoder elsewhere, e.g. on a Ray actor pool (`indexer.encoders.ray_pool.ray_spread`).
     """
     timings: dict[str, float] = {}
     with _stage("read", timings, log):
@@ -150,7 +155,7 @@ def build_collection(
         current = store.current_name()
         previous = store.versions_dir / current if current is not None else None
         if choice.kind != SUPPLIED:
-            encoder = encoder or encoder_for(config, Path(root))
+            encoder = encoder or encoder_for(config, Path(root), spread)
         parts = _write_parts(staging, source, events, config, encoder, progress, stage, previous)
         parts["encoder"]["choice"] = choice.describe()
         if events is not None:

@@ -48,6 +48,16 @@ def build(
         typer.Option(help="Split BM25, the dense index and the forward index into N row ranges (default 1)."),
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    ray: Annotated[
+        bool,
+        typer.Option("--ray", help="Encode on a Ray actor pool (needs searchrec[distributed]); see README."),
+    ] = False,
+    ray_address: Annotated[
+        str | None, typer.Option(help="A running Ray cluster (ray start --head); default: start a local one.")
+    ] = None,
+    ray_actors: Annotated[
+        int | None, typer.Option(help="Encoder actors (default: one per GPU, else one per cluster CPU).")
+    ] = None,
 ) -> None:
     """Build an index from a corpus and publish it atomically under OUT.
 
@@ -69,11 +79,17 @@ def build(
             BuildConfig.model_validate({**settings.model_dump(exclude_unset=True), **overrides}),
             column_map or [],
         )
+        spread = None
+        if ray or ray_address:
+            from indexer.encoders.ray_pool import ray_spread
+
+            spread = ray_spread(actors=ray_actors, address=ray_address)
         report = build_collection(
             corpus,
             out,
             settings,
             behaviour=behaviour,
+            spread=spread,
             progress=progress,
             log=lambda m: typer.echo(m, err=True),
         )

@@ -55,7 +55,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from indexer.encoders.base import E5_MULTILINGUAL, MODEL_NAME, ONNX_INT8, TORCH, TextEncoder
+from indexer.encoders.base import E5_MULTILINGUAL, MODEL_NAME, ONNX_INT8, TORCH, EncoderMaker, TextEncoder
 from indexer.encoders.e5_multilingual import E5Encoder
 from indexer.encoders.embedding_cache import CachedEncoder
 from indexer.encoders.onnx_int8 import OnnxEncoder
@@ -180,6 +180,7 @@ def make_encoder(
     batch_size: int = 64,
     embedding_cache: bool = True,
     device: str = "auto",
+    spread: EncoderMaker | None = None,
 ) -> TextEncoder:
     """An encoder of `kind` (a key of `ENCODERS`); models load on first use.
 
@@ -190,11 +191,15 @@ def make_encoder(
     its own namespace; queries always reach the model. The service passes ``embedding_cache=False``: queries
     are not worth memoising, and only one process at a time may open the RocksDB cache for writing.
     `device` is where ``torch`` runs (`indexer.encoders.torch.resolve_device`: ``auto`` takes a GPU when
-    torch sees one); the other kinds run on the CPU.
+    torch sees one); the other kinds run on the CPU. `spread` makes the model in place of `ENCODERS[kind]`,
+    e.g. a pool of them on a cluster (`indexer.encoders.ray_pool.ray_spread`), inside the cache.
     """
     check_encoder_kind(kind)
     onnx_dir = Path(cache_dir) / "onnx" if cache_dir is not None else None
-    encoder = ENCODERS[kind](batch_size, onnx_dir, device)
+    if spread is not None:
+        encoder = spread(kind, batch_size, onnx_dir, device)
+    else:
+        encoder = ENCODERS[kind](batch_size, onnx_dir, device)
     if cache_dir is None or not embedding_cache:
         return encoder
     return CachedEncoder(encoder, Path(cache_dir) / "embeddings", write_batch=max(1024, 16 * batch_size))

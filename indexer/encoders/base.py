@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Protocol
@@ -59,6 +60,10 @@ class TextEncoder(Protocol):
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         """Search queries as float32 rows of unit length, comparable with `encode`'s by cosine."""
         ...
+
+
+# Makes the encoder of a kind: (kind, batch size, ONNX folder, device) -> encoder; `make_encoder`'s `spread`.
+EncoderMaker = Callable[[str, int, "Path | None", str], "TextEncoder"]
 
 
 class WrappedEncoder:

@@ -1,0 +1,125 @@
+"""The build's encoder spread over a Ray cluster (`searchrec build --ray`): a pool of actors, each loading the
+model once, embeds chunks of the texts in parallel; answers come back in order.
+
+Each actor asks for one CPU, and for one GPU when the cluster has GPUs (then the pool has at most as many
+actors as GPUs, and `device = auto` puts the model there); on CPUs each actor's torch runs one thread, so
+N actors use N cores without oversubscribing them. The pool stands where the model would (inside the
+embedding cache, `indexer.encoders.make_encoder(spread=...)`), so only texts the cache lacks travel to the
+cluster, and what comes back is cached as before. Without an address a local Ray starts with the cores of
+this machine (`ray.init()`); Ray is the optional ``distributed`` extra, imported only here.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from indexer.encoders.base import EncoderMaker, TextEncoder
+
+CHUNKS_PER_ACTOR = 4  # texts are cut into about this many chunks per actor, so a slow actor holds up little
+
+
+class _EncoderActor:
+    """One model in one Ray worker process."""
+
+    def __init__(self, kind: str, batch_size: int, onnx_dir: str | None, device: str, threads: int) -> None:
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+        from indexer.encoders import ENCODERS
+
+        self.encoder = ENCODERS[kind](batch_size, Path(onnx_dir) if onnx_dir else None, device)
+        if device != "cuda":
+            import torch
+
+            torch.set_num_threads(threads)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return self.encoder.encode(texts)
+
+    def device(self) -> str:
+        return self.encoder.device
+
+
+class RayEncoderPool:
+    """A `TextEncoder` whose `encode` runs on a pool of Ray actors (see the module docstring)."""
+
+    def __init__(
+        self,
+        kind: str,
+        batch_size: int,
+        onnx_dir: Path | None,
+        device: str,
+        *,
+        actors: int | None = None,
+        address: str | None = None,
+    ) -> None:
+        import ray
+        from ray.util import ActorPool
+
+        from indexer.encoders import ENCODERS
+
+        if not ray.is_initialized():
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        resources = ray.cluster_resources()
+        gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
+        wanted = actors or (gpus or cpus)
+        count = min(wanted, gpus) if gpus else min(wanted, cpus)
+        self.local: TextEncoder = ENCODERS[kind](batch_size, onnx_dir, "cpu")  # what it is, not loaded
+        remote = ray.remote(num_cpus=1, num_gpus=1 if gpus else 0)(_EncoderActor)
+        folder = None if onnx_dir is None else str(onnx_dir)
+        self._actors = [remote.remote(kind, batch_size, folder, device, 1) for _ in range(count)]
+        self._pool = ActorPool(self._actors)
+        self.actors = count
+        self._devices: list[str] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.local.name
+
+    @property
+    def kind(self) -> str:
+        return self.local.kind
+
+    @property
+    def multilingual(self) -> bool:
+        return self.local.multilingual
+
+    @property
+    def dim(self) -> int:
+        return self.local.dim
+
+    @property
+    def fingerprint(self) -> str:
+        return str(getattr(self.local, "fingerprint", ""))
+
+    @property
+    def device(self) -> str:
+        """Where the actors' models run, e.g. ``ray: 2 actors on cpu``."""
+        if self._devices is None:
+            import ray
+
+            self._devices = ray.get([actor.device.remote() for actor in self._actors])  # type: ignore[attr-defined]
+        return f"ray: {self.actors} actors on {', '.join(sorted(set(self._devices)))}"
+
+    def encode(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        size = max(1, math.ceil(len(texts) / (CHUNKS_PER_ACTOR * self.actors)))
+        chunks = [list(texts[i : i + size]) for i in range(0, len(texts), size)]
+        parts: list[Any] = list(self._pool.map(lambda actor, chunk: actor.encode.remote(chunk), chunks))
+        return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self.encode(texts)
+
+
+def ray_spread(actors: int | None = None, address: str | None = None) -> EncoderMaker:
+    """The `spread` argument of `make_encoder` that puts the model on a Ray actor pool."""
+
+    def spread(kind: str, batch_size: int, onnx_dir: Path | None, device: str) -> TextEncoder:
+        return RayEncoderPool(kind, batch_size, onnx_dir, device, actors=actors, address=address)
+
+    return spread
