@@ -93,6 +93,17 @@ class ServeSettings(BaseModel):
         default_factory=dict, description="Collection name -> query encoder setting (others: auto)."
     )
     run_dir: Path | None = Field(default=None, description="The run's folder shared by its workers.")
+    ray: RayShards | None = Field(default=None, description="Serve sharded versions' shards on Ray Serve.")
+
+
+class RayShards(BaseModel):
+    """`serve --ray`: where and how sharded versions' shards are deployed (`retrieval.ray_shards`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    address: str | None = Field(default=None, description="A running Ray cluster; None: start a local one.")
+    replicas: int = Field(default=1, ge=1, description="Replicas of each shard's deployment.")
+    timeout_s: float = Field(default=2.0, gt=0, description="How long a request waits for one shard.")
 
 
 def usable_cores() -> int:

@@ -20,10 +20,11 @@ rest JSON, RocksDB tables and the ANN libraries' own binary files; a version of 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +46,8 @@ from retrieval.segments import SegmentedDocStore, SegmentedIndex, SegmentedVecto
 log = logging.getLogger(__name__)
 
 PICKLE_FREE_FORMAT = 2  # the first artifact format whose Word2Vec vectors are no pickle
+# Opens a sharded version's shards: (version dir, analyzer, params.shards, ids) -> (BM25, vectors, records)
+ShardOpener = Callable[[Path, str, dict, list[str]], tuple[Any, Any, Any]]
 
 
 @dataclass
@@ -74,13 +77,16 @@ class Collection:
         name: str | None = None,
         encoder: TextEncoder | None = None,
         query_encoder: str = AUTO,
+        shard_opener: ShardOpener | None = None,
     ) -> Collection:
         """Load the current version of `root` (or a version directory), verifying every checksum.
 
         Queries are embedded by the kind `query_encoder` picks (`indexer.encoders.query_encoder_kind`) for
         the kind the manifest records as used (`params.encoder.kind`, what a build's ``auto`` resolved to):
         with ``auto``, ONNX int8 for a MiniLM collection, or the build's own kind should the ONNX model fail
-        to load. `encoder` is reused when it is of the kind picked."""
+        to load. `encoder` is reused when it is of the kind picked. A sharded version's shards are opened
+        by `shard_opener` (default: in this process, `open_local_shards`; on Ray Serve:
+        `retrieval.ray_shards.ray_shard_opener`)."""
         path = resolve_artifact(root)
         manifest = read_manifest(path, kind=COLLECTION_KIND)
         params = collection_params(path, manifest)
@@ -95,7 +101,8 @@ class Collection:
         ids = read_ids(path)
         shards = manifest["params"].get("shards")
         if shards:
-            inverted, vectors, docstore = _load_shards(path, params.config.analyzer, shards, ids)
+            opener = shard_opener or open_local_shards
+            inverted, vectors, docstore = opener(path, params.config.analyzer, shards, ids)
         else:
             inverted = FieldedBm25.load(path / "bm25", default_analyzer=params.config.analyzer)
         inverted.analyze("warm up 预热")  # load dictionaries (jieba: ~1 s) now, not in the first request
@@ -199,7 +206,7 @@ class Collection:
         self.docstore.close()
 
 
-def _load_shards(
+def open_local_shards(
     path: Path, analyzer: str, shards: dict, ids: list[str]
 ) -> tuple[FieldedBm25, VectorIndex, DocStore]:
     """A sharded version's BM25, dense index and forward index (`indexer.shards`), each shard a segment of

@@ -28,6 +28,7 @@ cost is bounded by their design run inline, never one that may block on I/O, a l
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import time
@@ -42,6 +43,7 @@ import numpy as np
 from ranker.scoring import Candidate, FusionScorer, RankingContext, Scored, Scorer
 from retrieval.candidates import BranchResult, CandidateSource, SearchQuery
 from retrieval.fusion import get_fusion
+from retrieval.segments import unavailable_segments
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +221,10 @@ class SearchPipeline:
         sources = self.selected(query)
         start = time.perf_counter()
         running: dict[str, Future[tuple[BranchResult, float]]] = {
-            source.name: self.executor.submit(_timed, source, query, self.config.quota(source.name, limit))
+            # each in a copy of this context: what a branch notes of unavailable segments reaches `search`
+            source.name: self.executor.submit(
+                contextvars.copy_context().run, _timed, source, query, self.config.quota(source.name, limit)
+            )
             for source in sources
             if not self.runs_inline(source)
         }
@@ -271,15 +276,17 @@ class SearchPipeline:
         """Recall, merge, filter, rank and keep the best `query.k`; with `explain`, also each kept
         candidate's ranking features (computed over the whole merged list, as the scorer saw it)."""
         start = time.perf_counter()
-        results, degraded, latency = self.recall(query, max(limit or self.config.branch_limit, query.k))
-        candidates = admitted(query, self.merge(results))
-        scorer, features, fallback = self.scorer, None, None
-        if candidates:
-            scorer, scored, failed = self.rank(query, candidates, explain=explain)
-            if failed:
-                degraded.append("ranker")
-            candidates, features = best(candidates, scored, query.k)
-            fallback = scored.fallback
+        with unavailable_segments() as unavailable:  # shards that did not answer (`retrieval.segments`)
+            results, degraded, latency = self.recall(query, max(limit or self.config.branch_limit, query.k))
+            candidates = admitted(query, self.merge(results))
+            scorer, features, fallback = self.scorer, None, None
+            if candidates:
+                scorer, scored, failed = self.rank(query, candidates, explain=explain)
+                if failed:
+                    degraded.append("ranker")
+                candidates, features = best(candidates, scored, query.k)
+                fallback = scored.fallback
+        degraded += sorted(unavailable)
         took_ms = (time.perf_counter() - start) * 1000
         return SearchOutcome(
             candidates, results, degraded, scorer.name, took_ms, latency, scorer.version, features, fallback

@@ -31,6 +31,7 @@ from indexer.artifact import MANIFEST, ArtifactError
 from indexer.encoders import AUTO
 from indexer.manifests import read_collection_params
 from indexer.versions import VersionStore, resolve_artifact
+from retrieval.collection import ShardOpener
 from retrieval.errors import UnknownCollectionError
 from retrieval.ranker_status import RankerStatus
 from retrieval.service import CollectionService
@@ -62,11 +63,13 @@ def service_opener(
     rankers: dict[str, Path] | None = None,
     feature_log: Path | None = None,
     query_encoders: dict[str, str] | None = None,
+    shard_opener: ShardOpener | None = None,
 ) -> Callable[[Path, str, CollectionService | None], CollectionService]:
     """Opens a collection's current version (with its ranker, if one is named for it), reusing the previous
     version's loaded encoder when it fits. A ranker root is read again at each reload, so a newly trained
     ranker version is picked up with the next collection version. `query_encoders`: collection name ->
-    `query_encoder` setting (``auto`` for a collection not named)."""
+    `query_encoder` setting (``auto`` for a collection not named). `shard_opener` opens sharded versions'
+    shards (`retrieval.collection.Collection.load`)."""
 
     def open_service(root: Path, name: str, previous: CollectionService | None) -> CollectionService:
         encoder = previous.collection.encoder if previous is not None else None
@@ -78,6 +81,7 @@ def service_opener(
             ranker=ranker,
             feature_log=feature_log if ranker else None,
             query_encoder=(query_encoders or {}).get(name, AUTO),
+            shard_opener=shard_opener,
         )
 
     return open_service

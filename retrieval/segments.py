@@ -7,17 +7,52 @@ index breaks them); a per-row read goes to the segment that owns the row. With B
 their corpus's statistics (`indexer.inverted.build.CorpusStats`) the merged top k is the unsharded index's.
 The classes stand in for `indexer.inverted.InvertedIndex` and `indexer.ann.VectorIndex` by duck typing:
 they answer the calls the branches, the service and the ranker features make.
+
+A segment served elsewhere (`retrieval.ray_shards`) may fail or be late: it raises `SegmentUnavailable`,
+and the answer goes on without it (its rows neither found nor scored) and names it among the request's
+degraded parts (`unavailable_segments`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextvars
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 from indexer.ann.base import exact_scores, padded, top_k
 from indexer.inverted import InvertedIndex
+
+
+class SegmentUnavailable(Exception):
+    """A segment that could not answer (e.g. ``shard:2``: its replicas failed or were late)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"{name} did not answer")
+        self.name = name
+
+
+_UNAVAILABLE: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("unavailable", default=None)
+
+
+@contextmanager
+def unavailable_segments() -> Iterator[set[str]]:
+    """Collect the segments that could not answer within this block (and the threads it starts with a copy
+    of its context): the request's degraded parts."""
+    found: set[str] = set()
+    token = _UNAVAILABLE.set(found)
+    try:
+        yield found
+    finally:
+        _UNAVAILABLE.reset(token)
+
+
+def _note(error: SegmentUnavailable) -> None:
+    found = _UNAVAILABLE.get()
+    if found is not None:
+        found.add(error.name)
 
 
 def as_field_index(index: SegmentedIndex) -> InvertedIndex:
@@ -62,13 +97,17 @@ class SegmentedIndex:
     def search(
         self, query_tokens: list[str], k: int, *, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        rows, scores = [], []
+        rows, scores = [np.zeros(0, np.int64)], [np.zeros(0, np.float32)]
         for segment, part in zip(self.segments, self.layout.slices(), strict=True):
-            found, values = segment.search(
-                query_tokens, k, allowed=None if allowed is None else allowed[part]
-            )
-            rows.append(found + part.start)
-            scores.append(values)
+            try:
+                found, values = segment.search(
+                    query_tokens, k, allowed=None if allowed is None else allowed[part]
+                )
+            except SegmentUnavailable as error:
+                _note(error)
+                continue
+            rows.append(np.asarray(found, dtype=np.int64) + part.start)
+            scores.append(np.asarray(values, dtype=np.float32))
         merged_rows, merged_scores = np.concatenate(rows), np.concatenate(scores)
         order = np.lexsort((merged_rows, -merged_scores))[:k]
         return merged_rows[order].astype(np.int64), merged_scores[order].astype(np.float32)
@@ -80,7 +119,10 @@ class SegmentedIndex:
         for number, segment in enumerate(self.segments):
             mine = owners == number
             if mine.any():
-                out[mine] = segment.score_rows(query_tokens, rows[mine] - self.layout.starts[number])
+                try:
+                    out[mine] = segment.score_rows(query_tokens, rows[mine] - self.layout.starts[number])
+                except SegmentUnavailable as error:  # its rows score 0, as if no term matched
+                    _note(error)
         return out
 
 
@@ -128,9 +170,13 @@ class SegmentedVectors:
         for segment, part in zip(self.segments, self.layout.slices(), strict=True):
             if not len(segment):
                 continue
-            found, values = segment.search(
-                queries, min(k, len(segment)), allowed=None if allowed is None else allowed[part]
-            )
+            try:
+                found, values = segment.search(
+                    queries, min(k, len(segment)), allowed=None if allowed is None else allowed[part]
+                )
+            except SegmentUnavailable as error:
+                _note(error)
+                continue
             rows.append(np.where(found >= 0, found + part.start, -1))
             scores.append(values)
         if not rows:
@@ -151,7 +197,10 @@ class SegmentedVectors:
         for number, segment in enumerate(self.segments):
             mine = owners == number
             if mine.any():
-                out[mine] = segment.reconstruct(rows[mine] - self.layout.starts[number])
+                try:
+                    out[mine] = segment.reconstruct(rows[mine] - self.layout.starts[number])
+                except SegmentUnavailable as error:  # its rows read as zero vectors
+                    _note(error)
         return out
 
 
@@ -166,8 +215,7 @@ class SegmentedDocStore:
         }
 
     def get(self, item_id: str) -> dict[str, Any] | None:
-        store = self._store_of.get(item_id)
-        return None if store is None else self.stores[store].get(item_id)
+        return self.get_many([item_id])[0]
 
     def get_many(self, ids: Sequence[str]) -> list[dict[str, Any] | None]:
         out: list[dict[str, Any] | None] = [None] * len(ids)
@@ -177,9 +225,12 @@ class SegmentedDocStore:
             if store is not None:
                 wanted.setdefault(store, []).append(position)
         for store, positions in wanted.items():
-            for position, record in zip(
-                positions, self.stores[store].get_many([ids[p] for p in positions]), strict=True
-            ):
+            try:
+                records = self.stores[store].get_many([ids[p] for p in positions])
+            except SegmentUnavailable as error:  # its items show without stored fields
+                _note(error)
+                continue
+            for position, record in zip(positions, records, strict=True):
                 out[position] = record
         return out
 

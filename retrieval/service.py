@@ -15,7 +15,7 @@ from indexer.geo import haversine_km
 from ranker.scoring import Scorer
 from retrieval.branches import all_sources
 from retrieval.candidates import SearchQuery
-from retrieval.collection import Collection
+from retrieval.collection import Collection, ShardOpener
 from retrieval.errors import RequestError, UnknownItemError
 from retrieval.live_writes import LiveWrites
 from retrieval.pipeline import PipelineConfig, SearchOutcome, SearchPipeline
@@ -96,6 +96,7 @@ class CollectionService:
         ranker: Path | None = None,
         feature_log: Path | None = None,
         query_encoder: str = AUTO,
+        shard_opener: ShardOpener | None = None,
     ) -> CollectionService:
         """Load `root`'s current version, reusing `encoder` when it is of the kind that embeds its queries.
 
@@ -105,7 +106,9 @@ class CollectionService:
         ranker appends each scored request's features to. `query_encoder`: which kind embeds the queries
         (`indexer.encoders.QUERY_ENCODERS`; ``auto``: ONNX int8 for a MiniLM collection).
         """
-        collection = Collection.load(root, name=name, encoder=encoder, query_encoder=query_encoder)
+        collection = Collection.load(
+            root, name=name, encoder=encoder, query_encoder=query_encoder, shard_opener=shard_opener
+        )
         try:
             collection.encoder.warm_up()  # load the model now, not in the first request
             sources = all_sources(collection)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from api.reload_broadcast import ReloadBroadcast
-    from api.workers import ServeSettings
+    from api.workers import RayShards, ServeSettings
     from retrieval.registry import CollectionRegistry
 
 MAX_QUERY_CHARS_ENV = "SEARCHREC_MAX_QUERY_CHARS"
@@ -96,14 +96,34 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray",
+            help="Run a sharded version's shards as Ray Serve deployments (needs searchrec[distributed]); "
+            "this process keeps the REST API, fusion and the ranker.",
+        ),
+    ] = False,
+    ray_address: Annotated[
+        str | None, typer.Option(help="A running Ray cluster (ray start --head); default: start a local one.")
+    ] = None,
+    ray_replicas: Annotated[int, typer.Option(min=1, help="Replicas of each shard's deployment.")] = 1,
+    shard_timeout: Annotated[
+        float, typer.Option(min=0.001, help="Seconds a request waits for a shard before leaving it out.")
+    ] = 2.0,
 ) -> None:
     """Serve indices over HTTP (OpenAPI docs at /docs). The first index is the default collection."""
-    from api.workers import run_directory, threads_per_worker, usable_cores, worker_environment
+    from api.workers import RayShards, run_directory, threads_per_worker, usable_cores, worker_environment
 
+    shards = RayShards(address=ray_address, replicas=ray_replicas, timeout_s=shard_timeout)
+    if ray or ray_address:
+        if workers not in (None, 1):
+            fail("serve --ray serves from one process (its shards scale on the cluster): leave out --workers")
+        workers = 1
     workers = workers if workers is not None else usable_cores()
     options = (index, host, port, watch, ranker, feature_log, max_query_chars, max_body_bytes, query_encoder)
     if workers == 1:
-        _serve(*options, workers=1)
+        _serve(*options, workers=1, ray=shards if (ray or ray_address) else None)
         return
     with run_directory() as run_dir, worker_environment(run_dir, threads_per_worker(workers)):
         _serve(*options, workers, run_dir)
@@ -121,6 +141,7 @@ def _serve(
     query_encoder: list[str] | None,
     workers: int,
     run_dir: Path | None = None,
+    ray: RayShards | None = None,
 ) -> None:
     """Check the settings, then serve from this process (one worker) or from forked workers. With several,
     the caller has set the workers' environment (`api.workers.worker_environment`): nothing that reads it
@@ -147,6 +168,7 @@ def _serve(
             threads=threads_per_worker(workers),
             query_encoders=_per_collection("--query-encoder", query_encoder or [], list(roots)),
             run_dir=run_dir,
+            ray=ray,
         )
         for name, choice in settings.query_encoders.items():
             query_kind_of(roots[name], choice)  # a setting that does not fit the build fails here
@@ -176,7 +198,15 @@ def _load(settings: ServeSettings) -> CollectionRegistry:
     """Every collection of `settings`, loaded (`ArtifactError` naming the collection and file that fail)."""
     from retrieval.registry import CollectionRegistry, service_opener
 
-    opener = service_opener(settings.rankers or None, settings.feature_log, settings.query_encoders or None)
+    shard_opener = None
+    if settings.ray is not None:
+        from retrieval.ray_shards import ray_shard_opener
+
+        ray = settings.ray
+        shard_opener = ray_shard_opener(replicas=ray.replicas, timeout_s=ray.timeout_s, address=ray.address)
+    opener = service_opener(
+        settings.rankers or None, settings.feature_log, settings.query_encoders or None, shard_opener
+    )
     registry = CollectionRegistry(settings.indexes, opener=opener)
     registry.load()
     return registry

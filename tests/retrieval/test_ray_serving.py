@@ -1,0 +1,92 @@
+"""A sharded version served with its shards on Ray Serve (a local Ray with two CPUs): the same answers as
+served in one process, and a shard whose replica is killed degrades the answer (named `shard:1`) instead of
+failing it, until Ray Serve has replaced the replica. Needs the `distributed` extra (Ray)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from itertools import islice
+from pathlib import Path
+
+import pytest
+
+from indexer.build import build_collection
+from indexer.config import BuildConfig
+from indexer.encoders.embedding_cache import CachedEncoder
+from indexer.encoders.torch import Encoder
+from retrieval.service import CollectionService
+from tests.conftest import SCIFACT, SLICE_DOCS
+
+ray = pytest.importorskip("ray")
+serve = pytest.importorskip("ray.serve")
+
+RECOVERY_DEADLINE_S = 180.0  # Ray Serve replacing a killed replica on a busy two-core machine: a bound
+
+
+@pytest.fixture(scope="module")
+def sharded_root(
+    tmp_path_factory: pytest.TempPathFactory,
+    encoder: Encoder,
+    slice_embeddings: Path,
+    scifact_slice_root: Path,
+) -> Path:
+    root = tmp_path_factory.mktemp("ray-sharded") / "scifact"
+    config = BuildConfig(limit=SLICE_DOCS, ann_backend="exact", shards=2)
+    build_collection(SCIFACT, root, config, encoder=CachedEncoder(encoder, slice_embeddings), progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def on_ray(sharded_root: Path) -> Iterator[CollectionService]:
+    from retrieval.ray_shards import ray_shard_opener
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    service = CollectionService.open(sharded_root, shard_opener=ray_shard_opener(replicas=1, timeout_s=3.0))
+    yield service
+    service.close()
+    serve.shutdown()
+    ray.shutdown()
+
+
+def _queries(n: int) -> list[str]:
+    with (SCIFACT / "queries.jsonl").open(encoding="utf-8") as lines:
+        return [json.loads(line)["text"] for line in islice(lines, n)]
+
+
+def test_shards_on_ray_answer_as_in_one_process(on_ray: CollectionService, sharded_root: Path) -> None:
+    local = CollectionService.open(sharded_root)
+    try:
+        for text in _queries(15):
+            remote_answer, local_answer = on_ray.search(text, 10), local.search(text, 10)
+            assert remote_answer.degraded == []
+            assert [(h.id, h.title) for h in remote_answer.hits] == [
+                (h.id, h.title) for h in local_answer.hits
+            ]
+        last = local.collection.ids[-1]
+        assert on_ray.item(last) == local.item(last)
+        assert [h.id for h in on_ray.similar(last, 5).hits] == [h.id for h in local.similar(last, 5).hits]
+    finally:
+        local.close()
+
+
+def test_a_killed_shard_degrades_the_answer_until_it_is_replaced(on_ray: CollectionService) -> None:
+    text = _queries(1)[0]
+    replicas = [
+        actor
+        for actor in ray.util.list_named_actors(all_namespaces=True)
+        if actor["namespace"] == "serve" and "shard-1#" in actor["name"]
+    ]
+    assert replicas, ray.util.list_named_actors(all_namespaces=True)
+    for replica in replicas:
+        ray.kill(ray.get_actor(replica["name"], namespace="serve"), no_restart=True)
+    answer = on_ray.search(text, 10)
+    assert answer.degraded == ["shard:1"]
+    first_of_shard_1 = on_ray.collection.manifest["params"]["shards"]["rows"][1][0]
+    rows = [on_ray.collection.row_of[hit.id] for hit in answer.hits]
+    assert rows and all(row < first_of_shard_1 for row in rows if row in set(rows))  # shard 0's alone
+    deadline = time.monotonic() + RECOVERY_DEADLINE_S
+    while on_ray.search(text, 10).degraded:
+        assert time.monotonic() < deadline, "Ray Serve did not replace the killed replica in time"
+        time.sleep(1.0)
