@@ -9,6 +9,7 @@ import csv
 import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,8 @@ import pytest
 from indexer.encoders.torch import Encoder
 
 if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
     from indexer.encoders.onnx_int8 import OnnxEncoder
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -103,6 +106,21 @@ def xquad_slice_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # Two towns named Springfield, far apart; shops clustered around each.
 WRITE_TOKEN = "write-admin-token"  # the admin token the write tests start services with
 WRITE_AUTH = {"Authorization": f"Bearer {WRITE_TOKEN}"}
+
+
+@contextmanager
+def writing_client(roots: dict[str, Path], **app_options: object) -> Iterator[TestClient]:
+    """A test client of a service over `roots` that takes writes: started with the admin token, which every
+    request carries."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    app = create_app(roots, admin_token=WRITE_TOKEN, **app_options)  # type: ignore[arg-type]
+    with TestClient(app, headers=WRITE_AUTH) as client:
+        yield client
+
+
 SPRINGFIELD_IL = (39.80, -89.64)
 SPRINGFIELD_MA = (42.10, -72.59)
 KINDS = {

@@ -21,7 +21,7 @@ from indexer.events import Events
 from indexer.versions import VersionStore
 from retrieval.branches.behaviour import CovisitSource
 from retrieval.candidates import SearchQuery
-from tests.conftest import SPRINGFIELD_IL, WRITE_AUTH, WRITE_TOKEN
+from tests.conftest import SPRINGFIELD_IL, WRITE_AUTH, WRITE_TOKEN, writing_client
 
 T = 1_700_100_000  # after every built event
 
@@ -36,7 +36,7 @@ def root(shops_root: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def client(root: Path) -> Iterator[TestClient]:
-    with TestClient(create_app({"shops": root}, admin_token=WRITE_TOKEN), headers=WRITE_AUTH) as test_client:
+    with writing_client({"shops": root}) as test_client:
         yield test_client
 
 

@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from tests.conftest import SPRINGFIELD_MA, WRITE_AUTH, WRITE_TOKEN
+from tests.conftest import SPRINGFIELD_MA, WRITE_AUTH, WRITE_TOKEN, writing_client
 
 FALAFEL = {
     "title": "Falafel corner",
@@ -36,7 +36,7 @@ def root(shops_w2v_root: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def client(root: Path) -> Iterator[TestClient]:
-    with TestClient(create_app({"shops": root}, admin_token=WRITE_TOKEN), headers=WRITE_AUTH) as test_client:
+    with writing_client({"shops": root}) as test_client:
         yield test_client
 
 
