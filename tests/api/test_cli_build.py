@@ -24,7 +24,7 @@ MAP_ARGS = [arg for pair in COLUMN_MAP for arg in ("--map", pair)]
 @pytest.fixture(autouse=True)
 def _shared_encoder(monkeypatch: pytest.MonkeyPatch, encoder: Encoder) -> None:
     """Builds in these tests reuse the session's loaded model instead of loading their own."""
-    monkeypatch.setattr(indexer.build, "encoder_for", lambda config, root: encoder)
+    monkeypatch.setattr(indexer.build, "encoder_for", lambda config, root, spread=None: encoder)
 
 
 def _build(corpus: Path, root: Path, *extra: str) -> Result:
