@@ -145,7 +145,13 @@ def best(
     return [candidates[i] for i in order], features
 
 
-def _timed(source: CandidateSource, query: SearchQuery, limit: int) -> tuple[BranchResult, float]:
+def _timed(
+    source: CandidateSource, query: SearchQuery, limit: int, context: contextvars.Context | None = None
+) -> tuple[BranchResult, float]:
+    """`source`'s result and its latency in ms; in `context` (the request's, copied) when it runs in the
+    pool, so what it notes of unavailable segments reaches the request (`retrieval.segments`)."""
+    if context is not None:
+        return context.run(_timed, source, query, limit)
     start = time.perf_counter()
     result = source.fetch(query, limit)
     return result, (time.perf_counter() - start) * 1000
@@ -221,9 +227,8 @@ class SearchPipeline:
         sources = self.selected(query)
         start = time.perf_counter()
         running: dict[str, Future[tuple[BranchResult, float]]] = {
-            # each in a copy of this context: what a branch notes of unavailable segments reaches `search`
             source.name: self.executor.submit(
-                contextvars.copy_context().run, _timed, source, query, self.config.quota(source.name, limit)
+                _timed, source, query, self.config.quota(source.name, limit), contextvars.copy_context()
             )
             for source in sources
             if not self.runs_inline(source)

@@ -80,7 +80,7 @@ def build_vectors(
 def _no_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
     """A build of supplied vectors must not load a model."""
 
-    def refuse(config: BuildConfig, root: Path) -> None:
+    def refuse(config: BuildConfig, root: Path, spread: object = None) -> None:
         raise AssertionError("a build of supplied vectors asked for an encoder")
 
     monkeypatch.setattr(indexer.build, "encoder_for", refuse)

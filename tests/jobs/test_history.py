@@ -17,7 +17,7 @@ from tests.indexer.test_item_vectors import build_vectors, topic_rows, write_vec
 def test_a_collection_of_supplied_vectors_is_rebuilt_from_them_without_an_encoder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def refuse(config: BuildConfig, root: Path) -> None:
+    def refuse(config: BuildConfig, root: Path, spread: object = None) -> None:
         raise AssertionError("a rebuild of supplied vectors asked for an encoder")
 
     monkeypatch.setattr(indexer.build, "encoder_for", refuse)
