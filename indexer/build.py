@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -212,27 +213,27 @@ def _write_parts(
         else:
             ids = [item.id for item in items]
             write_docstore_shards(staging, ids, lambda row: record_of(items[row]), bounds)
-    if encoder is None:
-        with stage("vectors"):
-            vectors = vector_matrix([item.vector for item in items])
-    else:
-        with stage("encode"):
-            vectors = encoder.encode([item.text() for item in items], show_progress=progress)
-    with stage("ann"):
-        ann_params: dict[str, Any] = dict(config.ann_params)
-        if bounds is None:
-            index = make_index(config.ann_backend, vectors.shape[1], **ann_params)
-            index.add(vectors)
-            index.save(staging / "dense")
-            resolved = index.params
+    # Word2Vec and the behaviour models need neither the vectors nor the ANN index: they train on a side
+    # thread meanwhile (gensim and torch release the GIL), so the build takes about as long as its slowest
+    # stage instead of their sum. Both are seeded and single-threaded, so the overlap changes no result.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="build-trained") as side:
+        trained = side.submit(_trained_parts, staging, items, events, config, tokens_by_key, previous, stage)
+        if encoder is None:
+            with stage("vectors"):
+                vectors = vector_matrix([item.vector for item in items])
         else:
-            resolved = write_dense_shards(staging, vectors, bounds, config.ann_backend, ann_params)
-    with stage("word2vec"):
-        w2v = _text_vectors(staging, items, config, tokens_by_key, previous)
-    behaviour_params = None
-    if events is not None:
-        with stage("behaviour"):
-            behaviour_params = _behaviour(staging, items, events, config, previous)
+            with stage("encode"):
+                vectors = encoder.encode([item.text() for item in items], show_progress=progress)
+        with stage("ann"):
+            ann_params: dict[str, Any] = dict(config.ann_params)
+            if bounds is None:
+                index = make_index(config.ann_backend, vectors.shape[1], **ann_params)
+                index.add(vectors)
+                index.save(staging / "dense")
+                resolved = index.params
+            else:
+                resolved = write_dense_shards(staging, vectors, bounds, config.ann_backend, ann_params)
+        w2v, behaviour_params = trained.result()
     return {
         "fields": [
             {"name": name, "analyzer": analyzer, "boost": boost, "sources": list(sources)}
@@ -246,6 +247,25 @@ def _write_parts(
         "word2vec": w2v,
         "behaviour": behaviour_params,
     }
+
+
+def _trained_parts(
+    staging: Path,
+    items: list[Item],
+    events: Events | None,
+    config: BuildConfig,
+    tokens_by_key: dict[tuple, list[list[str]]],
+    previous: Path | None,
+    stage: Callable[[str], AbstractContextManager[None]],
+) -> tuple[dict, dict | None]:
+    """Word2Vec, then the behaviour models: what the manifest says of each."""
+    with stage("word2vec"):
+        w2v = _text_vectors(staging, items, config, tokens_by_key, previous)
+    behaviour_params = None
+    if events is not None:
+        with stage("behaviour"):
+            behaviour_params = _behaviour(staging, items, events, config, previous)
+    return w2v, behaviour_params
 
 
 def _encoder_params(encoder: TextEncoder | None, vectors: np.ndarray, schema: ItemSchema) -> dict[str, Any]:
