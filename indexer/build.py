@@ -33,7 +33,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from tqdm import tqdm
@@ -47,7 +47,6 @@ from indexer.crash_points import crash_point
 from indexer.docstore import DocStore
 from indexer.encoder_choice import AUTO, EncoderChoice, choose_encoder, supplied
 from indexer.encoders import TextEncoder, index_cache_dir, make_encoder
-from indexer.encoders.base import EncoderMaker
 from indexer.events import Events
 from indexer.fields import Bm25Field, FieldedBm25
 from indexer.histories import TIME_ORDER
@@ -93,10 +92,18 @@ def _stage(name: str, timings: dict[str, float], log: Callable[[str], None]) -> 
     log(f"{name}: {timings[name]:.1f}s")
 
 
-def encoder_for(config: BuildConfig, root: Path, spread: EncoderMaker | None = None) -> TextEncoder:
+class Spread(Protocol):
+    """Where a build's per-item work runs besides this process (`indexer.ray_build.RayBuild`)."""
+
+    def encoder(self, kind: str, batch_size: int, onnx_dir: Path | None, device: str) -> TextEncoder: ...
+
+    def analyze(self, analyzer: str, texts: list[str]) -> list[list[str]]: ...
+
+
+def encoder_for(config: BuildConfig, root: Path, spread: Spread | None = None) -> TextEncoder:
     """The encoder of `config`'s kind, with `root`'s embedding cache: what a build uses when none is passed
     in. ``auto`` is resolved from the items first (`choose_encoder`); a manifest's config holds the kind.
-    `spread` makes the model in place of one in this process (`indexer.encoders.make_encoder`)."""
+    With `spread` the model runs there (`indexer.encoders.make_encoder`)."""
     if config.encoder == AUTO:
         raise ValueError("encoder 'auto' depends on the items; resolve it with choose_encoder first")
     if config.encoder == SUPPLIED:
@@ -107,7 +114,7 @@ def encoder_for(config: BuildConfig, root: Path, spread: EncoderMaker | None = N
         batch_size=config.encoder_batch_size,
         embedding_cache=config.embedding_cache,
         device=config.encoder_device,
-        spread=spread,
+        spread=spread.encoder if spread is not None else None,
     )
 
 
@@ -118,7 +125,7 @@ def build_collection(
     *,
     behaviour: Path | None = None,
     encoder: TextEncoder | None = None,
-    spread: EncoderMaker | None = None,
+    spread: Spread | None = None,
     progress: bool = True,
     log: Callable[[str], None] = lambda _: None,
 ) -> BuildReport:
@@ -131,7 +138,7 @@ def build_collection(
     ``encoder = "auto"`` picks one from the items' scripts; the manifest's config records the kind used.
     Items with a `vector` column carry their own vectors (`indexer.item_vectors`): no encoder runs (pass
     none), the dense index holds those vectors, and the manifest records the kind ``supplied``. `spread`
-    runs the encoder elsewhere, e.g. on a Ray actor pool (`indexer.encoders.ray_pool.ray_spread`).
+    analyses and embeds the items elsewhere, e.g. on a Ray cluster (`indexer.ray_build.RayBuild`).
     """
     timings: dict[str, float] = {}
     with _stage("read", timings, log):
@@ -157,7 +164,7 @@ def build_collection(
         previous = store.versions_dir / current if current is not None else None
         if choice.kind != SUPPLIED:
             encoder = encoder or encoder_for(config, Path(root), spread)
-        parts = _write_parts(staging, source, events, config, encoder, progress, stage, previous)
+        parts = _write_parts(staging, source, events, config, encoder, progress, stage, previous, spread)
         parts["encoder"]["choice"] = choice.describe()
         if events is not None:
             report.unknown_item_events = _report_unknown_items(parts["behaviour"], report, log)
@@ -195,6 +202,7 @@ def _write_parts(
     progress: bool,
     stage: Callable[[str], AbstractContextManager[None]],
     previous: Path | None = None,
+    spread: Spread | None = None,
 ) -> dict[str, Any]:
     """Write every part of the version; return what the manifest says about each. Trained parts whose
     inputs did not change are copied from the `previous` version instead of retrained. No `encoder`: the
@@ -203,7 +211,7 @@ def _write_parts(
     bounds = shard_bounds(len(items), config.shards) if config.shards > 1 else None
     write_ids(staging, (item.id for item in items))
     with stage("analyze+bm25"):
-        specs, tokens_by_key = _field_tokens(items, config, progress)
+        specs, tokens_by_key = _field_tokens(items, config, progress, spread)
         _write_bm25(staging, specs, config, bounds)
     with stage("keywords+columns"):
         keywords, columns = _write_attributes(staging, items, source.schema)
@@ -216,7 +224,8 @@ def _write_parts(
     # Word2Vec and the behaviour models need neither the vectors nor the ANN index: they train on a side
     # thread meanwhile (gensim and torch release the GIL), so the build takes about as long as its slowest
     # stage instead of their sum. Both are seeded and single-threaded, so the overlap changes no result.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="build-trained") as side:
+    side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="build-trained")
+    try:
         trained = side.submit(_trained_parts, staging, items, events, config, tokens_by_key, previous, stage)
         if encoder is None:
             with stage("vectors"):
@@ -234,6 +243,8 @@ def _write_parts(
             else:
                 resolved = write_dense_shards(staging, vectors, bounds, config.ann_backend, ann_params)
         w2v, behaviour_params = trained.result()
+    finally:  # a failed encode does not wait for the training: the staging folder goes anyway
+        side.shutdown(wait=False, cancel_futures=True)
     return {
         "fields": [
             {"name": name, "analyzer": analyzer, "boost": boost, "sources": list(sources)}
@@ -378,16 +389,21 @@ def _encoder_choice(
 
 
 def _field_tokens(
-    items: list[Item], config: BuildConfig, progress: bool
+    items: list[Item], config: BuildConfig, progress: bool, spread: Spread | None = None
 ) -> tuple[list[tuple[str, str, float, tuple[str, ...], list[list[str]]]], dict[tuple, list[list[str]]]]:
     """Each BM25 field's (name, analyzer, boost, sources, token lists), and the token lists by (analyzer,
-    sources): fields with the same analyzer and sources share them."""
+    sources): fields with the same analyzer and sources share them. With `spread`, analysed there."""
     tokens_by_key: dict[tuple, list[list[str]]] = {}
     specs = []
     for spec in config.fields:
         analyzer_name = config.field_analyzer(spec)
         key = (analyzer_name, tuple(spec.sources))
-        if key not in tokens_by_key:
+        if key in tokens_by_key:
+            pass
+        elif spread is not None:
+            texts = [field_text(item, spec.sources) for item in items]
+            tokens_by_key[key] = spread.analyze(analyzer_name, texts)
+        else:
             analyzer = make_analyzer(analyzer_name)
             texts = tqdm(items, f"analyze {spec.name}", disable=not progress)
             tokens_by_key[key] = [analyzer(field_text(item, spec.sources)) for item in texts]

@@ -117,6 +117,10 @@ class DeltaPostings:
         return self._n
 
     def idf(self, term: str) -> float:
+        """The idf its scores use for `term` (a term only written items hold: that of a term one item
+        holds), so query pruning keeps what finds written items."""
+        if term in self._postings:
+            return lucene_idf(max(int(self.base.document_frequency(term)), 1), self._n_docs)
         return float(self.base.idf(term))
 
     def document_frequency(self, term: str) -> int:

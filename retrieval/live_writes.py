@@ -203,9 +203,8 @@ class LiveWrites:
             if replaced is not None:
                 alive[replaced] = False
             rows[item.id] = len(current) + position
-        self._pending = []
-        self.written.extend(fresh)
-        self.collection = extend(self.built, current, self.written, alive)
+        extended = extend(self.built, current, [*self.written, *fresh], alive)  # may raise: nothing changed
+        self._pending, self.written, self.collection = [], [*self.written, *fresh], extended
         return True
 
     def _apply_events(self, events: list[dict[str, Any]]) -> None:

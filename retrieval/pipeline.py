@@ -188,14 +188,29 @@ class SearchPipeline:
         scorer: Scorer | None = None,
         config: PipelineConfig | None = None,
         executor: ThreadPoolExecutor | None = None,
+        pool_of: SearchPipeline | None = None,
     ) -> None:
+        """`executor`: a pool to use (its owner shuts it down); `pool_of`: a pipeline whose pool to use,
+        whichever it is when a request comes (a forked worker renews it); else a pool of its own."""
         self.sources = list(sources)
         self.scorer = scorer or FusionScorer()
         self.config = config or PipelineConfig()
-        self.executor = executor or self._new_pool()
-        if executor is None:
+        self._pool_of = pool_of
+        self._executor = executor or (None if pool_of is not None else self._new_pool())
+        if executor is None and pool_of is None:
             _OWN_POOLS.add(self)
         self.fuse = self.config.fusion_call()
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        if self._pool_of is not None:
+            return self._pool_of.executor
+        assert self._executor is not None
+        return self._executor
+
+    @executor.setter
+    def executor(self, pool: ThreadPoolExecutor) -> None:
+        self._executor = pool
 
     def _new_pool(self) -> ThreadPoolExecutor:
         return ThreadPoolExecutor(max_workers=8 * max(1, len(self.sources)), thread_name_prefix="recall")

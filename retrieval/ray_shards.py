@@ -17,6 +17,7 @@ Ray is the optional ``distributed`` extra, imported only here.
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from retrieval.segments import (
 )
 
 DEFAULT_TIMEOUT_S = 2.0
+TERMS_KEPT = 10_000  # document frequencies a field proxy remembers (they only change with the version)
 
 
 class ShardReplica:
@@ -107,6 +109,8 @@ class RemoteField:
 
     def _term(self, term: str) -> tuple[int, float]:
         if term not in self._terms:
+            if len(self._terms) >= TERMS_KEPT:
+                self._terms.clear()
             self._terms[term] = self.remote.call("bm25_df", self.field, term)
         return self._terms[term]
 
@@ -173,7 +177,8 @@ def ray_shard_opener(replicas: int = 1, timeout_s: float = DEFAULT_TIMEOUT_S, ad
         serve.start(proxy_location="Disabled")
         options: dict[str, Any] = {"num_replicas": replicas, "ray_actor_options": {"num_cpus": 0.25}}
         deployment: Any = serve.deployment(ShardReplica, **options)
-        prefix = f"{Path(path).parent.parent.name}-{Path(path).name}"
+        # one name per opening: a reload of the same version, or a root of the same name, deploys its own
+        prefix = f"{Path(path).parent.parent.name}-{Path(path).name}-{uuid.uuid4().hex[:8]}"
         shards_up: list[tuple[_Remote, str, dict]] = []
         for shard in range(int(shards["count"])):
             app = f"{prefix}-shard-{shard}"

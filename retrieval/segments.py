@@ -89,10 +89,20 @@ class SegmentedIndex:
         return len(self.layout)
 
     def idf(self, term: str) -> float:
-        return max(segment.idf(term) for segment in self.segments)
+        return max(self._each(lambda segment: float(segment.idf(term))))
 
     def document_frequency(self, term: str) -> int:
-        return max(segment.document_frequency(term) for segment in self.segments)
+        return max(self._each(lambda segment: int(segment.document_frequency(term))))
+
+    def _each(self, read: Any) -> list[Any]:
+        """`read` of every segment that answers (0 for one that cannot)."""
+        values = [0]
+        for segment in self.segments:
+            try:
+                values.append(read(segment))
+            except SegmentUnavailable as error:
+                _note(error)
+        return values
 
     def search(
         self, query_tokens: list[str], k: int, *, allowed: np.ndarray | None = None

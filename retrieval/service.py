@@ -20,6 +20,7 @@ from retrieval.errors import RequestError, UnknownItemError
 from retrieval.live_writes import LiveWrites
 from retrieval.pipeline import PipelineConfig, SearchOutcome, SearchPipeline
 from retrieval.ranker_status import RankerStatus, load_scorer
+from retrieval.segments import unavailable_segments
 
 SIMILAR_SCORER = "dense"  # what orders /similar: cosine in the transformer space
 
@@ -80,7 +81,7 @@ class CollectionService:
         if rebind is not None:
             scorer = rebind(collection)
         pipeline = SearchPipeline(
-            all_sources(collection), scorer=scorer, config=old.config, executor=old.executor
+            all_sources(collection), scorer=scorer, config=old.config, pool_of=self._pool_owner
         )
         self._state = (collection, pipeline)
 
@@ -213,6 +214,7 @@ class CollectionService:
         collection does not hold is a `RequestError` naming `items` (a bad request value, not a missing
         resource)."""
         collection = self.collection
+        n_rows = len(collection)
         row_of = collection.row_of
         unknown = [i for i in items or [] if i not in row_of or collection.is_deleted(row_of[i])]
         if unknown:
@@ -223,10 +225,12 @@ class CollectionService:
         if exclude_seen:
             seen = list(recent)
             if user_id is not None and collection.behaviour is not None:
-                seen += collection.behaviour.history(user_id)[0].tolist()
+                history = collection.behaviour.history(user_id)[0].tolist()
+                # an item written since the build has its new row too: leave that out as well
+                seen += [collection.row_of.get(collection.ids[row], row) for row in history if row < n_rows]
             if seen:
-                allowed = np.ones(len(collection), dtype=bool) if allowed is None else allowed.copy()
-                allowed[seen] = False
+                allowed = np.ones(n_rows, dtype=bool) if allowed is None else allowed.copy()
+                allowed[[row for row in seen if row < len(allowed)]] = False
         return dataclasses.replace(query, allowed=allowed, recent_rows=tuple(recent))
 
     def run(self, text: str | SearchQuery, k: int = 10) -> SearchOutcome:
@@ -288,22 +292,27 @@ class CollectionService:
         collection = self.collection
         start = time.perf_counter()
         row = self.row(item_id)
-        vector = collection.vectors.reconstruct(np.array([row]))
-        alive = collection.alive
-        rows, scores = collection.vectors.search(
-            vector, min(k + 1, len(collection)), allowed=None if alive is None else alive.copy()
-        )
-        pairs = [
-            (r, s) for r, s in zip(rows[0].tolist(), scores[0].tolist(), strict=True) if r >= 0 and r != row
-        ]
-        ids = collection.external_ids_of([r for r, _ in pairs[:k]])
-        stored = collection.docstore.get_many(ids)
+        with unavailable_segments() as unavailable:  # shards that did not answer (a sharded version)
+            vector = collection.vectors.reconstruct(np.array([row]))
+            if unavailable:  # the item's own vector is missing: no neighbours to look for
+                return SearchAnswer([], sorted(unavailable), self.version, SIMILAR_SCORER, 0.0)
+            alive = collection.alive
+            rows, scores = collection.vectors.search(
+                vector, min(k + 1, len(collection)), allowed=None if alive is None else alive.copy()
+            )
+            pairs = [
+                (r, s)
+                for r, s in zip(rows[0].tolist(), scores[0].tolist(), strict=True)
+                if r >= 0 and r != row
+            ]
+            ids = collection.external_ids_of([r for r, _ in pairs[:k]])
+            stored = collection.docstore.get_many(ids)
         hits = [
             Hit(id=doc_id, score=score, title=(doc or {}).get("title", ""), branches={"dense": rank})
             for rank, (doc_id, doc, (_, score)) in enumerate(zip(ids, stored, pairs, strict=False), start=1)
         ]
         took_ms = (time.perf_counter() - start) * 1000
-        return SearchAnswer(hits, [], self.version, SIMILAR_SCORER, took_ms)
+        return SearchAnswer(hits, sorted(unavailable), self.version, SIMILAR_SCORER, took_ms)
 
     def close(self) -> None:
         self._pool_owner.close()

@@ -50,7 +50,7 @@ def build(
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
     ray: Annotated[
         bool,
-        typer.Option("--ray", help="Encode on a Ray actor pool (needs searchrec[distributed]); see README."),
+        typer.Option("--ray", help="Analyse and encode on Ray (needs searchrec[distributed]); see README."),
     ] = False,
     ray_address: Annotated[
         str | None, typer.Option(help="A running Ray cluster (ray start --head); default: start a local one.")
@@ -81,9 +81,9 @@ def build(
         )
         spread = None
         if ray or ray_address:
-            from indexer.encoders.ray_pool import ray_spread
+            from indexer.ray_build import RayBuild
 
-            spread = ray_spread(actors=ray_actors, address=ray_address)
+            spread = RayBuild(actors=ray_actors, address=ray_address)
         report = build_collection(
             corpus,
             out,

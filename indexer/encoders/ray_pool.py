@@ -4,9 +4,8 @@ model once, embeds chunks of the texts in parallel; answers come back in order.
 Each actor asks for one CPU, and for one GPU when the cluster has GPUs (then the pool has at most as many
 actors as GPUs, and `device = auto` puts the model there); on CPUs each actor's torch runs one thread, so
 N actors use N cores without oversubscribing them. The pool stands where the model would (inside the
-embedding cache, `indexer.encoders.make_encoder(spread=...)`), so only texts the cache lacks travel to the
-cluster, and what comes back is cached as before. Without an address a local Ray starts with the cores of
-this machine (`ray.init()`); Ray is the optional ``distributed`` extra, imported only here.
+embedding cache, `indexer.encoders.make_encoder(spread=...)`, made by `indexer.ray_build.RayBuild`), so
+only texts the cache lacks travel to the cluster, and what comes back is cached as before.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer.encoders.base import EncoderMaker, TextEncoder
+from indexer.encoders.base import TextEncoder
 
 CHUNKS_PER_ACTOR = 4  # texts are cut into about this many chunks per actor, so a slow actor holds up little
 
@@ -54,26 +53,31 @@ class RayEncoderPool:
         device: str,
         *,
         actors: int | None = None,
-        address: str | None = None,
     ) -> None:
+        from indexer.encoders import ENCODERS
+
+        self.local: TextEncoder = ENCODERS[kind](batch_size, onnx_dir, "cpu")  # what it is, not loaded
+        self._make = (kind, batch_size, None if onnx_dir is None else str(onnx_dir), device)
+        self._wanted = actors
+        self._actors: list[Any] = []
+        self._pool: Any = None
+        self.actors = 0
+        self._devices: list[str] | None = None
+
+    def _start(self) -> None:
+        """The actors, started at the first `encode`: until then the cluster's CPUs stay free for the
+        build's other Ray work (the analysis tasks)."""
         import ray
         from ray.util import ActorPool
 
-        from indexer.encoders import ENCODERS
-
-        if not ray.is_initialized():
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
         resources = ray.cluster_resources()
         gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
-        wanted = actors or (gpus or cpus)
+        wanted = self._wanted or (gpus or cpus)
         count = min(wanted, gpus) if gpus else min(wanted, cpus)
-        self.local: TextEncoder = ENCODERS[kind](batch_size, onnx_dir, "cpu")  # what it is, not loaded
         remote = ray.remote(num_cpus=1, num_gpus=1 if gpus else 0)(_EncoderActor)
-        folder = None if onnx_dir is None else str(onnx_dir)
-        self._actors = [remote.remote(kind, batch_size, folder, device, 1) for _ in range(count)]
+        self._actors = [remote.remote(*self._make, 1) for _ in range(count)]
         self._pool = ActorPool(self._actors)
         self.actors = count
-        self._devices: list[str] | None = None
 
     @property
     def name(self) -> str:
@@ -98,6 +102,8 @@ class RayEncoderPool:
     @property
     def device(self) -> str:
         """Where the actors' models run, e.g. ``ray: 2 actors on cpu``."""
+        if not self._actors:
+            return "ray: no text was encoded"
         if self._devices is None:
             import ray
 
@@ -107,6 +113,8 @@ class RayEncoderPool:
     def encode(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if not self._actors:
+            self._start()
         size = max(1, math.ceil(len(texts) / (CHUNKS_PER_ACTOR * self.actors)))
         chunks = [list(texts[i : i + size]) for i in range(0, len(texts), size)]
         parts: list[Any] = list(self._pool.map(lambda actor, chunk: actor.encode.remote(chunk), chunks))
@@ -114,12 +122,3 @@ class RayEncoderPool:
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         return self.encode(texts)
-
-
-def ray_spread(actors: int | None = None, address: str | None = None) -> EncoderMaker:
-    """The `spread` argument of `make_encoder` that puts the model on a Ray actor pool."""
-
-    def spread(kind: str, batch_size: int, onnx_dir: Path | None, device: str) -> TextEncoder:
-        return RayEncoderPool(kind, batch_size, onnx_dir, device, actors=actors, address=address)
-
-    return spread

@@ -1,6 +1,7 @@
-"""`searchrec build --ray` on a local Ray with two CPUs: the encoder runs on a pool of actors (the rest of
-the build as in one process), and the version equals the one built in one process: the same BM25, the
-same vectors to float rounding. Needs the `distributed` extra (Ray), which `make install` installs."""
+"""`searchrec build --ray` on a local Ray with two CPUs: texts are analysed by Ray tasks and embedded by a
+pool of encoder actors (the rest of the build as in one process), and the version equals the one built in
+one process: the same BM25, the same vectors to float rounding. Needs the `distributed` extra (Ray), which
+`make install` installs."""
 
 from __future__ import annotations
 
@@ -30,10 +31,10 @@ def local_ray() -> Iterator[None]:
 
 
 def test_a_ray_build_equals_the_one_process_build(local_ray: None, encoder: Encoder, tmp_path: Path) -> None:
-    from indexer.encoders.ray_pool import ray_spread
+    from indexer.ray_build import RayBuild
 
     config = BuildConfig(limit=DOCS, encoder="torch", encoder_device="cpu", ann_backend="exact", shards=2)
-    report = build_collection(SCIFACT, tmp_path / "ray", config, spread=ray_spread(actors=2), progress=False)
+    report = build_collection(SCIFACT, tmp_path / "ray", config, spread=RayBuild(actors=2), progress=False)
     build_collection(SCIFACT, tmp_path / "local", config, encoder=encoder, progress=False)
     manifest_encoder = Collection.load(tmp_path / "ray").manifest["params"]["encoder"]
     assert manifest_encoder["device"] == "ray: 2 actors on cpu" and manifest_encoder["kind"] == "torch"

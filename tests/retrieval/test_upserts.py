@@ -189,3 +189,21 @@ def test_the_learned_ranker_scores_a_written_item_like_a_built_one(
         # build's fp32 model), and list features with them.
         text = [name for name in built if name.startswith("bm25")]
         assert text and {n: written[n] for n in text} == pytest.approx({n: built[n] for n in text})
+
+
+def test_an_item_a_user_saw_stays_seen_after_it_is_rewritten(client: TestClient) -> None:
+    event = {"user_id": "regular", "item_id": "coffee-ma-1", "timestamp": 1_700_100_000}
+    assert client.post("/collections/shops/events", json={"events": [event]}).status_code == 200
+    _put(client, "coffee-ma-1", {"title": "Coffee shop 1", "text": "espresso coffee and pastries, renovated"})
+    answer = client.post("/recommend", json={"user_id": "regular", "k": 50}).json()["results"]
+    assert "coffee-ma-1" not in [hit["id"] for hit in answer]  # its new row is as seen as the old one
+
+
+def test_a_term_only_a_written_item_holds_weighs_as_it_scores(client: TestClient) -> None:
+    """Query pruning (queries of more than 64 distinct terms keep the highest-idf ones) reads `idf`: a term
+    only written items hold must not look like a term no item holds (idf 0), or pruning drops it."""
+    _put(client, "falafel-1", FALAFEL)
+    collection = client.app.state.registry.get("shops").collection
+    field = collection.inverted.fields[0]
+    (token,) = collection.query_terms("hummus")[field.analyzer]
+    assert field.index.idf(token) > field.index.idf(collection.query_terms("shop")[field.analyzer][0]) > 0
