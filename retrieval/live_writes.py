@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from indexer.item_parts import keyword_values
 from indexer.items import Item, item_from_fields
 from indexer.logged_writes import (
     DELETE,
@@ -134,6 +135,14 @@ class LiveWrites:
             raise RequestError(
                 "body.vector", f"has {len(item.vector)} dimensions; this collection's vectors have {dim}"
             )
+        for name, values in keyword_values(item, self.collection.params.config.items).items():
+            single = getattr(self.collection.keywords.fields.get(name), "codes", None) is not None
+            if single and len(set(values)) > 1:  # the ranker's keyword features read one value per item
+                raise RequestError(
+                    f"body.{name}",
+                    f"gives {len(set(values))} values; every item of this collection holds at most one here "
+                    "(as built): write one, or rebuild with items holding several",
+                )
         written = log.append(upsert_record(item_id, fields))
         self.catch_up()
         return written

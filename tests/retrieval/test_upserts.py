@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from indexer.encoders.torch import Encoder
 from tests.conftest import SPRINGFIELD_MA, WRITE_AUTH, WRITE_TOKEN, writing_client
 
 FALAFEL = {
@@ -207,3 +208,33 @@ def test_a_term_only_a_written_item_holds_weighs_as_it_scores(client: TestClient
     field = collection.inverted.fields[0]
     (token,) = collection.query_terms("hummus")[field.analyzer]
     assert field.index.idf(token) > field.index.idf(collection.query_terms("shop")[field.analyzer][0]) > 0
+
+
+def test_a_field_built_with_one_value_per_item_takes_one(tmp_path: Path, encoder: Encoder) -> None:
+    """Keyword codes (what the ranker's keyword features read) exist only for fields with one value per item;
+    a write must not turn such a field into a multi-valued one behind their back."""
+    import json
+
+    from indexer.build import build_collection
+    from indexer.config import BuildConfig, apply_column_map
+    from retrieval.errors import RequestError
+    from retrieval.service import CollectionService
+
+    rows = [
+        {"id": f"i{n}", "title": f"item {n}", "tags": tag} for n, tag in enumerate(["red", "blue", "red"])
+    ]
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    config = apply_column_map(BuildConfig(), ["text=title", "tags=tags"])
+    config = config.model_copy(update={"word2vec": config.word2vec.model_copy(update={"enabled": False})})
+    build_collection(items, tmp_path / "idx", config, encoder=encoder, progress=False)
+    service = CollectionService.open(tmp_path / "idx")
+    try:
+        with pytest.raises(
+            RequestError, match="gives 2 values; every item of this collection holds at most one"
+        ):
+            service.live.upsert("i9", {"title": "item 9", "tags": ["red", "blue"]})
+        service.live.upsert("i9", {"title": "item 9", "tags": ["green"]})
+        assert service.collection.keywords.fields["tags"].codes is not None
+    finally:
+        service.close()
