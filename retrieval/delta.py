@@ -39,7 +39,8 @@ from indexer.ann import VectorIndex
 from indexer.behaviour import Behaviour
 from indexer.docstore import DocStore
 from indexer.fields import Bm25Field, FieldedBm25
-from indexer.inverted.build import lucene_idf
+from indexer.inverted import InvertedIndex
+from indexer.inverted.build import CorpusStats
 from indexer.item_parts import field_text, keyword_values, numeric_values, record_of
 from indexer.items import Item
 from indexer.keywords import KeywordField, Keywords
@@ -85,67 +86,18 @@ def written_item(collection: Collection, item: Item) -> WrittenItem:
 
 
 # ------------------------------------------------------------------------------------------------ BM25
-class DeltaPostings:
-    """The written items of one BM25 field, scored with the statistics of the version's index `base` (see
-    the module docstring); rows are positions among the written items."""
-
-    def __init__(self, base: Any, docs: Sequence[Sequence[str]]) -> None:
-        self.base = base
-        self.params = base.params
-        self._n = len(docs)
-        self._n_docs = int(base.params.get("corpus_docs", len(base)))
-        k1, b = float(base.params["k1"]), float(base.params["b"])
-        avg = np.float64(base.params["avg_doc_len"])
-        # term -> (positions, impacts), each impact computed as `build_postings` computes one
-        found: dict[str, tuple[list[int], list[float]]] = {}
-        for position, tokens in enumerate(docs):
-            norm = k1 * ((1 - b) + b * np.float64(len(tokens)) / avg)
-            counts: dict[str, int] = {}
-            for token in tokens:
-                counts[token] = counts.get(token, 0) + 1
-            for term, tf in counts.items():
-                idf = np.float64(np.float32(lucene_idf(max(base.document_frequency(term), 1), self._n_docs)))
-                rows, impacts = found.setdefault(term, ([], []))
-                rows.append(position)
-                impacts.append(float(np.float32(idf * (tf / (norm + tf)))))
-        self._postings = {
-            term: (np.asarray(rows, dtype=np.int64), np.asarray(impacts, dtype=np.float32))
-            for term, (rows, impacts) in found.items()
-        }
-
-    def __len__(self) -> int:
-        return self._n
-
-    def idf(self, term: str) -> float:
-        """The idf its scores use for `term` (a term only written items hold: that of a term one item
-        holds), so query pruning keeps what finds written items."""
-        if term in self._postings:
-            return lucene_idf(max(int(self.base.document_frequency(term)), 1), self._n_docs)
-        return float(self.base.idf(term))
-
-    def document_frequency(self, term: str) -> int:
-        return int(self.base.document_frequency(term))
-
-    def _scores(self, tokens: Sequence[str]) -> np.ndarray:
-        scores = np.zeros(self._n, dtype=np.float32)
-        for term in tokens:
-            posting = self._postings.get(term)
-            if posting is not None:
-                scores[posting[0]] += posting[1]
-        return scores
-
-    def search(
-        self, query_tokens: list[str], k: int, *, allowed: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        scores = self._scores(query_tokens)
-        if allowed is not None:
-            scores[~allowed] = 0.0
-        hits = np.flatnonzero(scores > 0)
-        order = np.lexsort((hits, -scores[hits]))[:k]
-        return hits[order].astype(np.int64), scores[hits[order]]
-
-    def score_rows(self, query_tokens: list[str], rows: np.ndarray) -> np.ndarray:
-        return self._scores(query_tokens)[np.asarray(rows, dtype=np.int64)]
+def delta_index(base: Any, docs: Sequence[Sequence[str]]) -> InvertedIndex:
+    """The written items of one BM25 field as an index of their own, built with the statistics of the
+    version's index `base` (`indexer.inverted.build.CorpusStats`), so each scores as if `base` had been
+    built with it; a term no built item holds counts as held by one. Rows are positions among the items."""
+    n_docs = int(base.params.get("corpus_docs", len(base)))
+    total_len = round(float(base.params["avg_doc_len"]) * n_docs)  # the built total: lengths are whole
+    terms = {term for tokens in docs for term in tokens}
+    stats = CorpusStats(
+        n_docs, total_len, {term: max(int(base.document_frequency(term)), 1) for term in terms}
+    )
+    k1, b = float(base.params["k1"]), float(base.params["b"])
+    return InvertedIndex.build([list(tokens) for tokens in docs], k1=k1, b=b, stats=stats, engine="numpy")
 
 
 # ------------------------------------------------------------------------------ documents and keywords
@@ -227,8 +179,9 @@ def extend(
     written items), `alive` (over every row) leaves out deleted and replaced rows."""
     fields = []
     for i, field in enumerate(built.inverted.fields):
-        delta = DeltaPostings(field.index, [w.tokens[i] for w in written])
-        index = SegmentedIndex([*_segments_of(field.index), delta])
+        docs = [w.tokens[i] for w in written]
+        delta = [delta_index(field.index, docs)] if docs else []
+        index = SegmentedIndex([*_segments_of(field.index), *delta])
         fields.append(
             Bm25Field(field.name, field.analyzer, field.boost, field.sources, as_field_index(index))
         )
