@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer.encoders.base import TextEncoder
+from indexer.encoders.base import WrappedEncoder
 
 CHUNKS_PER_ACTOR = 4  # texts are cut into about this many chunks per actor, so a slow actor holds up little
 
@@ -42,8 +42,9 @@ class _EncoderActor:
         return self.encoder.device
 
 
-class RayEncoderPool:
-    """A `TextEncoder` whose `encode` runs on a pool of Ray actors (see the module docstring)."""
+class RayEncoderPool(WrappedEncoder):
+    """A `TextEncoder` whose `encode` runs on a pool of Ray actors (see the module docstring); what it is
+    (name, kind, dimension, the cache namespace) is that of the same encoder here, never loaded."""
 
     def __init__(
         self,
@@ -56,7 +57,7 @@ class RayEncoderPool:
     ) -> None:
         from indexer.encoders import ENCODERS
 
-        self.local: TextEncoder = ENCODERS[kind](batch_size, onnx_dir, "cpu")  # what it is, not loaded
+        super().__init__(ENCODERS[kind](batch_size, onnx_dir, "cpu"))
         self._make = (kind, batch_size, None if onnx_dir is None else str(onnx_dir), device)
         self._wanted = actors
         self._actors: list[Any] = []
@@ -78,26 +79,6 @@ class RayEncoderPool:
         self._actors = [remote.remote(*self._make, 1) for _ in range(count)]
         self._pool = ActorPool(self._actors)
         self.actors = count
-
-    @property
-    def name(self) -> str:
-        return self.local.name
-
-    @property
-    def kind(self) -> str:
-        return self.local.kind
-
-    @property
-    def multilingual(self) -> bool:
-        return self.local.multilingual
-
-    @property
-    def dim(self) -> int:
-        return self.local.dim
-
-    @property
-    def fingerprint(self) -> str:
-        return str(getattr(self.local, "fingerprint", ""))
 
     @property
     def device(self) -> str:
