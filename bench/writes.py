@@ -371,42 +371,30 @@ def main() -> None:
         rates: list[Rate] = []
         seen: list[Visibility] = []
         with serving(argv, f"{url}/readyz", ready, args.logs / "serve.log", env):
+
+            def passes(kind: WriteKind, first: int, per_pass: int) -> int:
+                """One throughput pass of `kind` per client count, from index `first`; the next free one."""
+                for c in clients:
+                    span = range(first, first + 2 * c + per_pass)  # 2 per client warm up
+                    rates.append(throughput(url, headers, kind, span, c, 2 * c))
+                    first = span.stop
+                    print(rates_table(rates[-1:]).splitlines()[-1], flush=True)
+                return first
+
+            def visible(kind: WriteKind, first: int, samples: int) -> None:
+                seen.append(visibility(url, headers, kind, range(first, first + samples)))
+                print(visibility_table(seen[-1:]).splitlines()[-1], flush=True)
+                loads.append(load_average())
+
             next_index = 0
             for batch in batches:
-                kind = events_kind(args.name, rated, batch, start_time)
                 per_pass = args.requests if batch == 1 else max(1, args.events // batch)
-                for c in clients:
-                    warmup = 2 * c
-                    span = range(next_index, next_index + warmup + per_pass)
-                    rates.append(throughput(url, headers, kind, span, c, warmup))
-                    next_index = span.stop
-                    print(rates_table(rates[-1:]).splitlines()[-1], flush=True)
-            kind = events_kind(args.name, rated, 1, start_time)
-            seen.append(visibility(url, headers, kind, range(next_index, next_index + args.samples)))
-            print(visibility_table(seen[-1:]).splitlines()[-1], flush=True)
-            loads.append(load_average())
+                next_index = passes(events_kind(args.name, rated, batch, start_time), next_index, per_pass)
+            visible(events_kind(args.name, rated, 1, start_time), next_index, args.samples)
             upserts = upsert_kind(args.name)
-            used = 0
-            for c in clients:
-                warmup = 2 * c
-                span = range(used, used + warmup + args.upserts)
-                rates.append(throughput(url, headers, upserts, span, c, warmup))
-                used = span.stop
-                print(rates_table(rates[-1:]).splitlines()[-1], flush=True)
-            seen.append(visibility(url, headers, upserts, range(used, used + min(args.samples, 50))))
-            print(visibility_table(seen[-1:]).splitlines()[-1], flush=True)
-            loads.append(load_average())
+            visible(upserts, passes(upserts, 0, args.upserts), min(args.samples, 50))
             deletes = delete_kind(args.name, spare)
-            used = 0
-            for c in clients:
-                warmup = 2 * c
-                span = range(used, used + warmup + args.deletes)
-                rates.append(throughput(url, headers, deletes, span, c, warmup))
-                used = span.stop
-                print(rates_table(rates[-1:]).splitlines()[-1], flush=True)
-            seen.append(visibility(url, headers, deletes, range(used, used + args.samples)))
-            print(visibility_table(seen[-1:]).splitlines()[-1], flush=True)
-            loads.append(load_average())
+            visible(deletes, passes(deletes, 0, args.deletes), args.samples)
     text = "\n\n".join(
         [
             rates_table(rates),
