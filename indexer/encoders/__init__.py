@@ -192,7 +192,7 @@ def make_encoder(
     are not worth memoising, and only one process at a time may open the RocksDB cache for writing.
     `device` is where ``torch`` runs (`indexer.encoders.torch.resolve_device`: ``auto`` takes a GPU when
     torch sees one); the other kinds run on the CPU. `spread` makes the model in place of `ENCODERS[kind]`,
-    e.g. a pool of them on a cluster (`indexer.encoders.ray_pool.ray_spread`), inside the cache.
+    e.g. a pool of them on a cluster (`indexer.ray_build.RayBuild.encoder`), inside the cache.
     """
     check_encoder_kind(kind)
     onnx_dir = Path(cache_dir) / "onnx" if cache_dir is not None else None
