@@ -1,9 +1,10 @@
 """SciFact sharded against unsharded (issue #14): the BM25 branch's top 100 for every test query (ids and
-scores), the dense branch's overlap, and nDCG@10 through the REST API of real `searchrec serve` processes
-with the same ranker: the unsharded version, the sharded one served in one process, and the sharded one
-with its shards on Ray Serve (`serve --ray`, a local Ray). Then 8 clients search the Ray-served version
-while one shard's replica is killed: failed requests (must be 0), answers that name the shard, and how
-long until answers are whole again.
+scores), exact dense search over the shards (ids), the ANN dense branch's overlap, and nDCG@10 through the
+REST API of real `searchrec serve` processes with the same ranker: the unsharded version, the sharded one
+served in one process, and the sharded one with its shards on Ray Serve (`serve --ray`, a local Ray).
+Then the throughput of 8 closed-loop clients on the sharded version served both ways (same run, same
+queries), and 8 clients searching the Ray-served version while one shard's replica is killed: failed
+requests (must be 0), answers that name the shard, and how long until answers are whole again.
 
     searchrec build --corpus data/scifact --out SHARDED --shards 4 --ray   # (copy indexes/scifact/cache in
                                                                            #  first to skip the encoder)
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import httpx
@@ -22,18 +24,35 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from loadgen import free_port, serving
+from loadgen import closed_loop, cpu_seconds, free_port, process_tree, serving
 from machine import cpu_model, load_average, usable_cores
 
 from jobs.evaluation.datasets import read_qrels, read_queries
 from ranker.metrics import ndcg_at_k
 from retrieval.collection import Collection
+from retrieval.segments import ExactVectors, SegmentedVectors
+
+
+def _exact(collection: Collection, per_shard: bool) -> SegmentedVectors:
+    """`collection`'s stored vectors searched exhaustively: one segment, or one per shard."""
+    sizes = [len(collection)]
+    if per_shard:
+        sizes = [stop - start for start, stop in collection.manifest["params"]["shards"]["rows"]]
+    starts = np.cumsum([0, *sizes])
+    params = {"metric": collection.vectors.params.get("metric", "cosine")}
+    return SegmentedVectors(
+        [
+            ExactVectors(collection.vectors.reconstruct(np.arange(a, b)), collection.vectors.dim, params)
+            for a, b in pairwise(starts)
+        ]
+    )
 
 
 def branch_equality(whole_root: Path, sharded_root: Path, queries: dict[str, str]) -> str:
     whole, sharded = Collection.load(whole_root), Collection.load(sharded_root)
+    exact_whole, exact_shards = _exact(whole, per_shard=False), _exact(sharded, per_shard=True)
     try:
-        same_ids, worst, overlap = 0, 0.0, []
+        same_ids, worst, overlap, same_exact = 0, 0.0, [], 0
         for text in queries.values():
             rows, scores = whole.inverted.search(whole.query_terms(text), 100)
             shard_rows, shard_scores = sharded.inverted.search(sharded.query_terms(text), 100)
@@ -41,6 +60,8 @@ def branch_equality(whole_root: Path, sharded_root: Path, queries: dict[str, str
             if np.array_equal(rows, shard_rows) and len(rows):
                 worst = max(worst, float(np.abs(scores - shard_scores).max()))
             vector = whole.encoder.encode_queries([text])
+            exact_ids = exact_whole.search(vector, 100)[0][0]
+            same_exact += int(np.array_equal(exact_ids, exact_shards.search(vector, 100)[0][0]))
             dense = set(whole.vectors.search(vector, 100)[0][0].tolist())
             shard_dense = set(sharded.vectors.search(vector, 100)[0][0].tolist())
             overlap.append(len(dense & shard_dense) / max(1, len(dense)))
@@ -48,8 +69,10 @@ def branch_equality(whole_root: Path, sharded_root: Path, queries: dict[str, str
         backend = sharded.manifest["params"]["ann"]["backend"]
         return (
             f"BM25 top 100: identical ids for {same_ids} of {len(queries)} test queries, largest score "
-            f"difference {worst:.1e}; dense top 100 ({backend} per shard, {shards} shards): mean overlap "
-            f"with the unsharded index {np.mean(overlap):.4f}"
+            f"difference {worst:.1e}; exact dense top 100 (each shard's stored vectors searched "
+            f"exhaustively, merged): identical ids for {same_exact} of {len(queries)}; dense top 100 "
+            f"({backend} per shard, {shards} shards): mean overlap with the unsharded index "
+            f"{np.mean(overlap):.4f}"
         )
     finally:
         whole.close()
@@ -69,6 +92,26 @@ def rest_ndcg(root: Path, ranker: Path, queries: dict[str, str], qrels: dict, ra
             degraded += bool(body["degraded"])
             scores.append(ndcg_at_k([hit["id"] for hit in body["results"]], qrels[qid], 10))
     return float(np.mean(scores)), degraded
+
+
+def throughput(root: Path, ranker: Path, queries: dict[str, str], ray: bool, log: Path) -> str:
+    """8 closed-loop clients, every query once after a warm-up of 16: a table row."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [sys.executable, "-m", "api.cli", "serve", "--index", f"scifact={root}", "--port", str(port)]
+    argv += ["--ranker", f"scifact={ranker}", "--workers", "1", *(["--ray"] if ray else [])]
+    env = {"PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    asked = list(queries.items())
+    with serving(argv, f"{url}/readyz", lambda body: True, log, env) as server:
+        measured = closed_loop(
+            f"{url}/search", asked, asked[:16], 8, 10, lambda: cpu_seconds(process_tree(server.pid))
+        )
+    seconds = np.array([a.seconds for a in measured.answers]) * 1000
+    failed = sum(a.status != 200 for a in measured.answers)
+    return (
+        f"{len(measured.answers) / measured.wall_s:.1f} | {np.percentile(seconds, 50):.0f} | "
+        f"{np.percentile(seconds, 99):.0f} | {measured.cpu_s / len(measured.answers) * 1000:.1f} | {failed}"
+    )
 
 
 def kill_under_load(root: Path, ranker: Path, queries: list[str], log: Path, clients: int = 8) -> str:
@@ -151,6 +194,11 @@ def main() -> None:
             root, args.ranker, queries, qrels, ray, args.logs / f"{label[:8]}-{ray}.log"
         )
         print(f"| {label} | {ndcg:.4f} | {degraded} of {len(queries)} |", flush=True)
+    print("\n| sharded version served | req/s, 8 clients | p50 ms | p99 ms | server CPU ms/req | failed |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for label, ray in (("in one process", False), ("shards on Ray Serve", True)):
+        row = throughput(args.sharded, args.ranker, queries, ray, args.logs / f"load-{ray}.log")
+        print(f"| {label} | {row} |", flush=True)
     print(
         kill_under_load(args.sharded, args.ranker, list(queries.values()), args.logs / "kill.log"), flush=True
     )

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -41,13 +41,20 @@ from indexer.manifests import COLLECTION_KIND, CollectionParams, collection_para
 from indexer.shards import shard_dir
 from indexer.text_vectors import TextVectors
 from indexer.versions import resolve_artifact
-from retrieval.segments import SegmentedDocStore, SegmentedIndex, SegmentedVectors, as_field_index
+from retrieval.segments import (
+    RowReads,
+    SegmentedDocStore,
+    SegmentedIndex,
+    SegmentedVectors,
+    ShardedParts,
+    as_field_index,
+)
 
 log = logging.getLogger(__name__)
 
 PICKLE_FREE_FORMAT = 2  # the first artifact format whose Word2Vec vectors are no pickle
-# Opens a sharded version's shards: (version dir, analyzer, params.shards, ids) -> (BM25, vectors, records)
-ShardOpener = Callable[[Path, str, dict, list[str]], tuple[Any, Any, Any]]
+# Opens a sharded version's shards: (version dir, analyzer, params.shards, ids) -> its segmented parts
+ShardOpener = Callable[[Path, str, dict, list[str]], ShardedParts]
 
 
 @dataclass
@@ -68,6 +75,7 @@ class Collection:
     behaviour: Behaviour | None = None
     text_vectors: TextVectors | None = None
     alive: np.ndarray | None = None  # False for rows deleted since the build (`retrieval.live_writes`)
+    row_reads: RowReads | None = None  # shards served elsewhere: a request's rows read in one call each
 
     @classmethod
     def load(
@@ -100,9 +108,10 @@ class Collection:
             )
         ids = read_ids(path)
         shards = manifest["params"].get("shards")
+        row_reads = None
         if shards:
             opener = shard_opener or open_local_shards
-            inverted, vectors, docstore = opener(path, params.config.analyzer, shards, ids)
+            inverted, vectors, docstore, row_reads = opener(path, params.config.analyzer, shards, ids)
         else:
             inverted = FieldedBm25.load(path / "bm25", default_analyzer=params.config.analyzer)
         inverted.analyze("warm up 预热")  # load dictionaries (jieba: ~1 s) now, not in the first request
@@ -133,6 +142,7 @@ class Collection:
             columns=columns,
             behaviour=behaviour,
             text_vectors=text_vectors,
+            row_reads=row_reads,
         )
 
     @property
@@ -158,6 +168,13 @@ class Collection:
         """`text` analysed by every analyzer the BM25 fields use, at most `indexer.fields.MAX_QUERY_TERMS`
         distinct terms each (`FieldedBm25.query_terms`): the argument of `inverted.search`."""
         return self.inverted.query_terms(text)
+
+    def batched_reads(self, rows: np.ndarray, text: str) -> AbstractContextManager[None]:
+        """A block within which the ranker's per-row reads of `rows` for the query `text` come from one
+        fetch per shard, when the shards are served elsewhere (`retrieval.segments.RowReads`)."""
+        if self.row_reads is None:
+            return nullcontext()
+        return self.row_reads.batched(rows, self.query_terms(text))
 
     @property
     def keyword_fields(self) -> list[str]:
@@ -206,9 +223,7 @@ class Collection:
         self.docstore.close()
 
 
-def open_local_shards(
-    path: Path, analyzer: str, shards: dict, ids: list[str]
-) -> tuple[FieldedBm25, VectorIndex, DocStore]:
+def open_local_shards(path: Path, analyzer: str, shards: dict, ids: list[str]) -> ShardedParts:
     """A sharded version's BM25, dense index and forward index (`indexer.shards`), each shard a segment of
     one row space (`retrieval.segments`)."""
     sizes = [stop - start for start, stop in shards["rows"]]
@@ -220,7 +235,7 @@ def open_local_shards(
         fields.append(Bm25Field(first.name, first.analyzer, first.boost, first.sources, index))
     vectors = SegmentedVectors([load_index(part / "dense") for part in parts])
     stores = SegmentedDocStore([DocStore.open(part / "docstore") for part in parts], sizes, ids)
-    return FieldedBm25(fields), vectors, stores  # type: ignore[return-value]
+    return ShardedParts(FieldedBm25(fields), vectors, stores)
 
 
 def query_kind_of(root: Path, query_encoder: str = AUTO) -> str:

@@ -35,6 +35,7 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -178,6 +179,10 @@ def _fresh_pools_after_fork() -> None:
 os.register_at_fork(after_in_child=_fresh_pools_after_fork)
 
 
+# (candidate rows, query text) -> a block whose per-row reads of those rows are fetched in one batch
+BatchedReads = Callable[[np.ndarray, str], AbstractContextManager[None]]
+
+
 class SearchPipeline:
     """Runs the branches of one collection and returns ranked candidates with provenance."""
 
@@ -189,10 +194,14 @@ class SearchPipeline:
         config: PipelineConfig | None = None,
         executor: ThreadPoolExecutor | None = None,
         pool_of: SearchPipeline | None = None,
+        batched_reads: BatchedReads | None = None,
     ) -> None:
         """`executor`: a pool to use (its owner shuts it down); `pool_of`: a pipeline whose pool to use,
-        whichever it is when a request comes (a forked worker renews it); else a pool of its own."""
+        whichever it is when a request comes (a forked worker renews it); else a pool of its own.
+        `batched_reads` (`retrieval.collection.Collection.batched_reads`): the block a learned scorer
+        ranks in, so its per-row reads come in one fetch per shard served elsewhere."""
         self.sources = list(sources)
+        self.batched_reads = batched_reads
         self.scorer = scorer or FusionScorer()
         self.config = config or PipelineConfig()
         self._pool_of = pool_of
@@ -292,6 +301,12 @@ class SearchPipeline:
             return _FUSION, Scored(fused.scores, None, f"the ranker failed: {error!r}"), True
         return (self.scorer if scored.fallback is None else _FUSION), scored, False
 
+    def _reads(self, query: SearchQuery, candidates: list[Candidate]) -> AbstractContextManager[None]:
+        """Where the scorer reads the candidates' rows: in one batch when a learned scorer will read them."""
+        if self.batched_reads is None or isinstance(self.scorer, FusionScorer):
+            return nullcontext()
+        return self.batched_reads(np.fromiter((c.row for c in candidates), dtype=np.int64), query.text)
+
     def search(self, query: SearchQuery, *, limit: int | None = None, explain: bool = False) -> SearchOutcome:
         """Recall, merge, filter, rank and keep the best `query.k`; with `explain`, also each kept
         candidate's ranking features (computed over the whole merged list, as the scorer saw it)."""
@@ -301,7 +316,8 @@ class SearchPipeline:
             candidates = admitted(query, self.merge(results))
             scorer, features, fallback = self.scorer, None, None
             if candidates:
-                scorer, scored, failed = self.rank(query, candidates, explain=explain)
+                with self._reads(query, candidates):
+                    scorer, scored, failed = self.rank(query, candidates, explain=explain)
                 if failed:
                     degraded.append("ranker")
                 candidates, features = best(candidates, scored, query.k)

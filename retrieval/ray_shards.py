@@ -5,9 +5,12 @@ Every shard of the version (`indexer.shards`) runs as a Ray Serve application ``
 <i>`` (`ShardReplica`, `replicas` replicas each) that loads that shard's BM25 fields, ANN index and forward
 index. The service process keeps what is whole (ids, keywords, columns, Word2Vec, behaviour, the query
 encoder, fusion and the ranker) and reaches the shards through proxies that stand in for the local
-segments (`retrieval.segments`): a branch's search scatters to every shard and gathers each one's top k,
-and the ranker's per-row reads (BM25 scores, stored vectors, records of the merged candidates) go in one
-batched call per shard that owns some of them. A shard that fails or does not answer within `timeout_s`
+segments (`retrieval.segments`): a branch's search scatters to every shard at once and gathers each one's
+top k. Before the learned ranker runs, the raw inputs of the merged candidates (each query term's BM25
+impact per field, stored vectors, records) are fetched in one call per shard that owns some of them
+(`ShardReads`, Augur's IO operator: fetch in batches, compute locally); the ranker's features then read
+them from that fetch, and a BM25 score summed from those impacts in query order is bit for bit the one the
+shard would compute. A shard that fails or does not answer within `timeout_s`
 is left out of that answer and named in its `degraded` list (``shard:2``); Ray Serve restarts a failed
 replica, and with two or more replicas the others keep answering meanwhile.
 
@@ -17,8 +20,11 @@ Ray is the optional ``distributed`` extra, imported only here.
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +37,9 @@ from retrieval.segments import (
     SegmentedDocStore,
     SegmentedIndex,
     SegmentedVectors,
+    Segments,
     SegmentUnavailable,
+    ShardedParts,
     as_field_index,
 )
 
@@ -83,18 +91,144 @@ class ShardReplica:
     def records(self, ids: list[str]) -> list[dict | None]:
         return self.docstore.get_many(ids)
 
+    def fetch(self, rows: np.ndarray, terms: list[list[str]], ids: list[str]) -> dict[str, Any]:
+        """What the ranker reads of `rows` (this shard's, ascending; `ids` theirs), in one answer: per BM25
+        field, each of its `terms`' impact on each row (terms x rows), the stored vectors (None when the
+        index keeps none) and the records."""
+        impacts = [
+            np.stack([field.index.score_rows([term], rows) for term in field_terms])
+            if field_terms
+            else np.zeros((0, len(rows)), dtype=np.float32)
+            for field, field_terms in zip(self.bm25.fields, terms, strict=True)
+        ]
+        try:
+            vectors = self.vectors.reconstruct(rows)
+        except (ValueError, RuntimeError, NotImplementedError, AttributeError):
+            vectors = None
+        return {"impacts": impacts, "vectors": vectors, "records": self.docstore.get_many(ids)}
+
 
 class _Remote:
-    """Calls to one shard's deployment, each bounded by `timeout_s`; any failure is `SegmentUnavailable`."""
+    """Calls to one shard's deployment, each bounded by `timeout_s` from when it was sent; any failure is
+    `SegmentUnavailable`."""
 
     def __init__(self, handle: Any, name: str, timeout_s: float) -> None:
         self.handle, self.name, self.timeout_s = handle, name, timeout_s
 
-    def call(self, method: str, *args: Any) -> Any:
+    def submit(self, method: str, *args: Any) -> Callable[[], Any]:
+        """Send the call now; what is returned waits for its answer."""
+        deadline = time.monotonic() + self.timeout_s
         try:
-            return getattr(self.handle, method).remote(*args).result(timeout_s=self.timeout_s)
-        except Exception as error:  # a dead replica, a timeout, a lost connection: the shard is out
-            raise SegmentUnavailable(self.name) from error
+            response = getattr(self.handle, method).remote(*args)
+        except Exception as error:  # a handle that cannot send: the shard is out
+            failure = SegmentUnavailable(self.name)
+            failure.__cause__ = error
+
+            def fail() -> Any:
+                raise failure
+
+            return fail
+
+        def answer() -> Any:
+            try:
+                return response.result(timeout_s=max(0.0, deadline - time.monotonic()))
+            except Exception as error:  # a dead replica, a timeout, a lost connection: the shard is out
+                raise SegmentUnavailable(self.name) from error
+
+        return answer
+
+    def call(self, method: str, *args: Any) -> Any:
+        return self.submit(method, *args)()
+
+
+@dataclass
+class _Fetched:
+    """One shard's answer to `ShardReplica.fetch` for a request's candidates."""
+
+    rows: np.ndarray  # the shard's rows fetched, ascending
+    terms: list[dict[str, int]]  # per field: term -> its row in `impacts`
+    impacts: list[np.ndarray]
+    vectors: np.ndarray | None
+    records: dict[str, dict | None]
+
+    def positions(self, rows: np.ndarray) -> np.ndarray | None:
+        """Where `rows` are among those fetched; None when some were not."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if not len(rows):
+            return np.zeros(0, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.rows, rows), len(self.rows) - 1)
+        return at if np.array_equal(self.rows[at], rows) else None
+
+    def scores(self, field: int, tokens: Sequence[str], rows: np.ndarray) -> np.ndarray | None:
+        """BM25 of `tokens` for `rows`, summed in float32 in token order as the shard's index sums them;
+        None when a row or a token was not fetched."""
+        at, known = self.positions(rows), self.terms[field]
+        if at is None or any(token not in known for token in tokens):
+            return None
+        out = np.zeros(len(at), dtype=np.float32)
+        for token in tokens:
+            out += self.impacts[field][known[token], at]
+        return out
+
+
+_DOWN = None  # a shard whose fetch failed: this request's later reads of it fail at once
+_FETCHED: contextvars.ContextVar[dict[str, _Fetched | None] | None] = contextvars.ContextVar(
+    "fetched", default=None
+)
+
+
+def _fetched(remote: _Remote) -> _Fetched | None:
+    """What this request fetched from `remote`'s shard (None: nothing); `SegmentUnavailable` when the
+    fetch failed, so the request does not wait on that shard again."""
+    fetched = _FETCHED.get()
+    if fetched is None or remote.name not in fetched:
+        return None
+    found = fetched[remote.name]
+    if found is _DOWN:
+        raise SegmentUnavailable(remote.name)
+    return found
+
+
+class ShardReads:
+    """The `retrieval.segments.RowReads` of shards on Ray Serve: one `ShardReplica.fetch` per shard."""
+
+    def __init__(
+        self, remotes: Sequence[_Remote], sizes: Sequence[int], analyzers: Sequence[str], ids: list[str]
+    ) -> None:
+        self.remotes, self.layout = list(remotes), Segments(sizes)
+        self.analyzers, self.ids = list(analyzers), ids
+
+    @contextlib.contextmanager
+    def batched(self, rows: np.ndarray, terms: dict[str, list[str]]) -> Iterator[None]:
+        rows = np.unique(np.asarray(rows, dtype=np.int64))
+        per_field = [list(dict.fromkeys(terms.get(analyzer, []))) for analyzer in self.analyzers]
+        owners = self.layout.owners(rows)
+        started = []
+        for number, remote in enumerate(self.remotes):
+            mine = rows[owners == number]
+            if len(mine):
+                ids = [self.ids[row] for row in mine.tolist()]
+                local = mine - self.layout.starts[number]
+                started.append((remote, local, ids, remote.submit("fetch", local, per_field, ids)))
+        fetched: dict[str, _Fetched | None] = {}
+        for remote, local, ids, answer in started:
+            try:
+                got = answer()
+            except SegmentUnavailable:
+                fetched[remote.name] = _DOWN  # named in `degraded` by the first read that needs it
+                continue
+            fetched[remote.name] = _Fetched(
+                local,
+                [{term: i for i, term in enumerate(field_terms)} for field_terms in per_field],
+                got["impacts"],
+                got["vectors"],
+                dict(zip(ids, got["records"], strict=True)),
+            )
+        token = _FETCHED.set(fetched)
+        try:
+            yield
+        finally:
+            _FETCHED.reset(token)
 
 
 class RemoteField:
@@ -120,11 +254,23 @@ class RemoteField:
     def idf(self, term: str) -> float:
         return float(self._term(term)[1])
 
+    def submit_search(
+        self, tokens: list[str], k: int, *, allowed: np.ndarray | None = None
+    ) -> Callable[[], tuple]:
+        return self.remote.submit("bm25_search", self.field, list(tokens), k, allowed)
+
     def search(self, tokens: list[str], k: int, *, allowed: np.ndarray | None = None) -> tuple:
-        return self.remote.call("bm25_search", self.field, list(tokens), k, allowed)
+        return self.submit_search(tokens, k, allowed=allowed)()
+
+    def submit_score_rows(self, tokens: list[str], rows: np.ndarray) -> Callable[[], np.ndarray]:
+        fetched = _fetched(self.remote)
+        scores = None if fetched is None else fetched.scores(self.field, tokens, rows)
+        if scores is not None:
+            return lambda: scores
+        return self.remote.submit("bm25_scores", self.field, list(tokens), np.asarray(rows, dtype=np.int64))
 
     def score_rows(self, tokens: list[str], rows: np.ndarray) -> np.ndarray:
-        return self.remote.call("bm25_scores", self.field, list(tokens), np.asarray(rows, dtype=np.int64))
+        return self.submit_score_rows(tokens, rows)()
 
 
 class RemoteVectors:
@@ -136,11 +282,24 @@ class RemoteVectors:
     def __len__(self) -> int:
         return self._size
 
+    def submit_search(
+        self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None
+    ) -> Callable[[], tuple]:
+        return self.remote.submit("vector_search", np.asarray(queries, dtype=np.float32), k, allowed)
+
     def search(self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None) -> tuple:
-        return self.remote.call("vector_search", np.asarray(queries, dtype=np.float32), k, allowed)
+        return self.submit_search(queries, k, allowed=allowed)()
+
+    def submit_reconstruct(self, rows: np.ndarray) -> Callable[[], np.ndarray]:
+        fetched = _fetched(self.remote)
+        at = None if fetched is None or fetched.vectors is None else fetched.positions(rows)
+        if fetched is not None and fetched.vectors is not None and at is not None:
+            vectors = fetched.vectors[at]
+            return lambda: vectors
+        return self.remote.submit("reconstruct", np.asarray(rows, dtype=np.int64))
 
     def reconstruct(self, rows: np.ndarray) -> np.ndarray:
-        return self.remote.call("reconstruct", np.asarray(rows, dtype=np.int64))
+        return self.submit_reconstruct(rows)()
 
 
 class RemoteDocStore:
@@ -149,26 +308,30 @@ class RemoteDocStore:
     def __init__(self, remote: _Remote, app: str) -> None:
         self.remote, self.app = remote, app
 
+    def submit_get_many(self, ids: Sequence[str]) -> Callable[[], list[dict | None]]:
+        fetched = _fetched(self.remote)
+        if fetched is not None and all(item_id in fetched.records for item_id in ids):
+            records = [fetched.records[item_id] for item_id in ids]
+            return lambda: records
+        return self.remote.submit("records", list(ids))
+
     def get_many(self, ids: Sequence[str]) -> list[dict | None]:
-        return self.remote.call("records", list(ids))
+        return self.submit_get_many(ids)()
 
     def get(self, item_id: str) -> dict | None:
         return self.get_many([item_id])[0]
 
     def close(self) -> None:
-        from ray import serve
-
         with contextlib.suppress(Exception):  # the cluster may be gone already at shutdown
+            from ray import serve
+
             serve.delete(self.app, _blocking=False)
-
-
-ShardParts = tuple[FieldedBm25, SegmentedVectors, SegmentedDocStore]
 
 
 def ray_shard_opener(replicas: int = 1, timeout_s: float = DEFAULT_TIMEOUT_S, address: str | None = None):  # type: ignore[no-untyped-def]
     """A `shard_opener` for `retrieval.collection.Collection.load` that deploys each shard on Ray Serve."""
 
-    def open_shards(path: Path, analyzer: str, shards: dict, ids: list[str]) -> ShardParts:
+    def open_shards(path: Path, analyzer: str, shards: dict, ids: list[str]) -> ShardedParts:
         import ray
         from ray import serve
 
@@ -190,8 +353,8 @@ def ray_shard_opener(replicas: int = 1, timeout_s: float = DEFAULT_TIMEOUT_S, ad
     return open_shards
 
 
-def _parts(shards_up: list[tuple[_Remote, str, dict]], shards: dict, ids: list[str]) -> ShardParts:
-    """BM25 fields, vectors and records whose segments are the deployed shards."""
+def _parts(shards_up: list[tuple[_Remote, str, dict]], shards: dict, ids: list[str]) -> ShardedParts:
+    """BM25 fields, vectors and records whose segments are the deployed shards, and their batched reads."""
     fields = []
     for i, (name, analyzer, boost, sources, _, _) in enumerate(shards_up[0][2]["fields"]):
         segments = [
@@ -202,4 +365,5 @@ def _parts(shards_up: list[tuple[_Remote, str, dict]], shards: dict, ids: list[s
     vectors = SegmentedVectors([RemoteVectors(remote, **d["vectors"]) for remote, _, d in shards_up])
     sizes = [stop - start for start, stop in shards["rows"]]
     stores = SegmentedDocStore([RemoteDocStore(remote, app) for remote, app, _ in shards_up], sizes, ids)
-    return FieldedBm25(fields), vectors, stores
+    reads = ShardReads([remote for remote, _, _ in shards_up], sizes, [f.analyzer for f in fields], ids)
+    return ShardedParts(FieldedBm25(fields), vectors, stores, reads)

@@ -8,17 +8,20 @@ their corpus's statistics (`indexer.inverted.build.CorpusStats`) the merged top 
 The classes stand in for `indexer.inverted.InvertedIndex` and `indexer.ann.VectorIndex` by duck typing:
 they answer the calls the branches, the service and the ranker features make.
 
-A segment served elsewhere (`retrieval.ray_shards`) may fail or be late: it raises `SegmentUnavailable`,
-and the answer goes on without it (its rows neither found nor scored) and names it among the request's
-degraded parts (`unavailable_segments`).
+A segment served elsewhere (`retrieval.ray_shards`) answers later: it offers ``submit_<call>`` next to
+``<call>``, and every segment's call is under way before the first answer is awaited (`_begin`), so a
+scatter takes as long as its slowest segment, not their sum. It may fail or be late: it raises
+`SegmentUnavailable`, and the answer goes on without it (its rows neither found nor scored) and names it
+among the request's degraded parts (`unavailable_segments`). Such segments may also offer `RowReads`: the
+ranker's per-row reads of a request's candidates fetched in one call per segment before it ranks.
 """
 
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -55,6 +58,33 @@ def _note(error: SegmentUnavailable) -> None:
         found.add(error.name)
 
 
+def _begin(segment: Any, call: str, *args: Any, **kwargs: Any) -> Callable[[], Any]:
+    """Start `segment`'s `call`; what is returned gives its answer (or raises `SegmentUnavailable`). A
+    segment served elsewhere is asked now and answers when awaited; a local one answers now."""
+    submit = getattr(segment, f"submit_{call}", None)
+    try:
+        if submit is not None:
+            return submit(*args, **kwargs)  # type: ignore[no-any-return]
+        answer = getattr(segment, call)(*args, **kwargs)
+    except SegmentUnavailable as error:
+        failure = error
+
+        def fail() -> Any:
+            raise failure
+
+        return fail
+    return lambda: answer
+
+
+class RowReads(Protocol):
+    """Reads of many rows at once from segments served elsewhere (`retrieval.ray_shards.ShardReads`)."""
+
+    def batched(self, rows: np.ndarray, terms: dict[str, list[str]]) -> AbstractContextManager[None]:
+        """Within the block, the BM25 scores of `terms` (analyzer -> tokens), the stored vectors and the
+        records of `rows` are read from what one call per segment fetched on entering it."""
+        ...
+
+
 def as_field_index(index: SegmentedIndex) -> InvertedIndex:
     """`index` where a BM25 field's `InvertedIndex` goes (it answers the same calls)."""
     return index  # type: ignore[return-value]
@@ -75,6 +105,25 @@ class Segments:
     def owners(self, rows: np.ndarray) -> np.ndarray:
         """The segment of each row."""
         return np.searchsorted(self.starts, rows, side="right") - 1
+
+
+def _part(allowed: np.ndarray | None, part: slice) -> np.ndarray | None:
+    """A segment's slice of a request's allowed-rows mask."""
+    return None if allowed is None else allowed[part]
+
+
+def _per_owner(
+    segments: Sequence[Any], layout: Segments, rows: np.ndarray, call: str, *args: Any
+) -> list[tuple[np.ndarray, Callable[[], Any]]]:
+    """`call(*args, local rows)` started on every segment that owns some of `rows`: (its rows' mask, the
+    answer)."""
+    owners = layout.owners(rows)
+    started = []
+    for number, segment in enumerate(segments):
+        mine = owners == number
+        if mine.any():
+            started.append((mine, _begin(segment, call, *args, rows[mine] - layout.starts[number])))
+    return started
 
 
 class SegmentedIndex:
@@ -108,11 +157,14 @@ class SegmentedIndex:
         self, query_tokens: list[str], k: int, *, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         rows, scores = [np.zeros(0, np.int64)], [np.zeros(0, np.float32)]
-        for segment, part in zip(self.segments, self.layout.slices(), strict=True):
+        parts = self.layout.slices()
+        answers = [
+            _begin(segment, "search", query_tokens, k, allowed=_part(allowed, part))
+            for segment, part in zip(self.segments, parts, strict=True)
+        ]
+        for answer, part in zip(answers, parts, strict=True):
             try:
-                found, values = segment.search(
-                    query_tokens, k, allowed=None if allowed is None else allowed[part]
-                )
+                found, values = answer()
             except SegmentUnavailable as error:
                 _note(error)
                 continue
@@ -125,14 +177,11 @@ class SegmentedIndex:
     def score_rows(self, query_tokens: list[str], rows: np.ndarray) -> np.ndarray:
         rows = np.asarray(rows, dtype=np.int64)
         out = np.zeros(len(rows), dtype=np.float32)
-        owners = self.layout.owners(rows)
-        for number, segment in enumerate(self.segments):
-            mine = owners == number
-            if mine.any():
-                try:
-                    out[mine] = segment.score_rows(query_tokens, rows[mine] - self.layout.starts[number])
-                except SegmentUnavailable as error:  # its rows score 0, as if no term matched
-                    _note(error)
+        for mine, answer in _per_owner(self.segments, self.layout, rows, "score_rows", query_tokens):
+            try:
+                out[mine] = answer()
+            except SegmentUnavailable as error:  # its rows score 0, as if no term matched
+                _note(error)
         return out
 
 
@@ -177,13 +226,14 @@ class SegmentedVectors:
     ) -> tuple[np.ndarray, np.ndarray]:
         queries = np.asarray(queries, dtype=np.float32).reshape(-1, self.dim)
         rows, scores = [], []
-        for segment, part in zip(self.segments, self.layout.slices(), strict=True):
-            if not len(segment):
-                continue
+        started = [
+            (part, _begin(segment, "search", queries, min(k, len(segment)), allowed=_part(allowed, part)))
+            for segment, part in zip(self.segments, self.layout.slices(), strict=True)
+            if len(segment)
+        ]
+        for part, answer in started:
             try:
-                found, values = segment.search(
-                    queries, min(k, len(segment)), allowed=None if allowed is None else allowed[part]
-                )
+                found, values = answer()
             except SegmentUnavailable as error:
                 _note(error)
                 continue
@@ -203,14 +253,11 @@ class SegmentedVectors:
     def reconstruct(self, rows: np.ndarray) -> np.ndarray:
         rows = np.asarray(rows, dtype=np.int64)
         out = np.zeros((len(rows), self.dim), dtype=np.float32)
-        owners = self.layout.owners(rows)
-        for number, segment in enumerate(self.segments):
-            mine = owners == number
-            if mine.any():
-                try:
-                    out[mine] = segment.reconstruct(rows[mine] - self.layout.starts[number])
-                except SegmentUnavailable as error:  # its rows read as zero vectors
-                    _note(error)
+        for mine, answer in _per_owner(self.segments, self.layout, rows, "reconstruct"):
+            try:
+                out[mine] = answer()
+            except SegmentUnavailable as error:  # its rows read as zero vectors
+                _note(error)
         return out
 
 
@@ -234,9 +281,13 @@ class SegmentedDocStore:
             store = self._store_of.get(item_id)
             if store is not None:
                 wanted.setdefault(store, []).append(position)
-        for store, positions in wanted.items():
+        started = [
+            (positions, _begin(self.stores[store], "get_many", [ids[p] for p in positions]))
+            for store, positions in wanted.items()
+        ]
+        for positions, answer in started:
             try:
-                records = self.stores[store].get_many([ids[p] for p in positions])
+                records = answer()
             except SegmentUnavailable as error:  # its items show without stored fields
                 _note(error)
                 continue
@@ -250,3 +301,14 @@ class SegmentedDocStore:
     def close(self) -> None:
         for store in self.stores:
             store.close()
+
+
+class ShardedParts(NamedTuple):
+    """A sharded version's segmented parts, as a shard opener returns them; `reads`: how to fetch a
+    request's rows in one call per shard, when the shards are served elsewhere."""
+
+    # duck-typed stand-ins for the collection's `FieldedBm25`, `VectorIndex` and `DocStore`
+    inverted: Any  # an indexer.fields.FieldedBm25 over `SegmentedIndex` fields
+    vectors: Any  # a SegmentedVectors
+    docstore: Any  # a SegmentedDocStore
+    reads: RowReads | None = None

@@ -81,7 +81,11 @@ class CollectionService:
         if rebind is not None:
             scorer = rebind(collection)
         pipeline = SearchPipeline(
-            all_sources(collection), scorer=scorer, config=old.config, pool_of=self._pool_owner
+            all_sources(collection),
+            scorer=scorer,
+            config=old.config,
+            pool_of=self._pool_owner,
+            batched_reads=collection.batched_reads,
         )
         self._state = (collection, pipeline)
 
@@ -117,7 +121,10 @@ class CollectionService:
             if ranker is not None and scorer is None:
                 branches = [source.name for source in sources]
                 scorer, status = load_scorer(ranker, collection, collection.name, branches, feature_log)
-            service = cls(collection, SearchPipeline(sources, scorer=scorer, config=config), status)
+            pipeline = SearchPipeline(
+                sources, scorer=scorer, config=config, batched_reads=collection.batched_reads
+            )
+            service = cls(collection, pipeline, status)
             service.live = LiveWrites.open(collection, root, on_change=service.install)
             service.warm_up()
         except BaseException:

@@ -88,6 +88,25 @@ def scifact_slice_root(
 
 
 @pytest.fixture(scope="session")
+def sharded_slice_root(
+    tmp_path_factory: pytest.TempPathFactory,
+    encoder: Encoder,
+    slice_embeddings: Path,
+    scifact_slice_root: Path,
+) -> Path:
+    """Index root holding the SciFact slice built in two shards with exact vector search; the embeddings come
+    from the slice's cache (`scifact_slice_root` filled it), so the model does not run."""
+    from indexer.build import build_collection
+    from indexer.config import BuildConfig
+    from indexer.encoders.embedding_cache import CachedEncoder
+
+    root = tmp_path_factory.mktemp("sharded-slice") / "scifact"
+    config = BuildConfig(limit=SLICE_DOCS, ann_backend="exact", shards=2)
+    build_collection(SCIFACT, root, config, encoder=CachedEncoder(encoder, slice_embeddings), progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
 def xquad_slice_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Index root holding one build of the first 60 XQuAD-R zh sentences with the default configuration
     (so `auto` picks the encoder: e5-multilingual, which needs AVX2)."""

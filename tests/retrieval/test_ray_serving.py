@@ -12,12 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from indexer.build import build_collection
-from indexer.config import BuildConfig
-from indexer.encoders.embedding_cache import CachedEncoder
-from indexer.encoders.torch import Encoder
 from retrieval.service import CollectionService
-from tests.conftest import SCIFACT, SLICE_DOCS
+from tests.conftest import SCIFACT
 
 ray = pytest.importorskip("ray")
 serve = pytest.importorskip("ray.serve")
@@ -26,24 +22,12 @@ RECOVERY_DEADLINE_S = 180.0  # Ray Serve replacing a killed replica on a busy tw
 
 
 @pytest.fixture(scope="module")
-def sharded_root(
-    tmp_path_factory: pytest.TempPathFactory,
-    encoder: Encoder,
-    slice_embeddings: Path,
-    scifact_slice_root: Path,
-) -> Path:
-    root = tmp_path_factory.mktemp("ray-sharded") / "scifact"
-    config = BuildConfig(limit=SLICE_DOCS, ann_backend="exact", shards=2)
-    build_collection(SCIFACT, root, config, encoder=CachedEncoder(encoder, slice_embeddings), progress=False)
-    return root
-
-
-@pytest.fixture(scope="module")
-def on_ray(sharded_root: Path) -> Iterator[CollectionService]:
+def on_ray(sharded_slice_root: Path) -> Iterator[CollectionService]:
     from retrieval.ray_shards import ray_shard_opener
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    service = CollectionService.open(sharded_root, shard_opener=ray_shard_opener(replicas=1, timeout_s=3.0))
+    opener = ray_shard_opener(replicas=1, timeout_s=3.0)
+    service = CollectionService.open(sharded_slice_root, shard_opener=opener)
     yield service
     service.close()
     serve.shutdown()
@@ -55,8 +39,8 @@ def _queries(n: int) -> list[str]:
         return [json.loads(line)["text"] for line in islice(lines, n)]
 
 
-def test_shards_on_ray_answer_as_in_one_process(on_ray: CollectionService, sharded_root: Path) -> None:
-    local = CollectionService.open(sharded_root)
+def test_shards_on_ray_answer_as_in_one_process(on_ray: CollectionService, sharded_slice_root: Path) -> None:
+    local = CollectionService.open(sharded_slice_root)
     try:
         for text in _queries(15):
             remote_answer, local_answer = on_ray.search(text, 10), local.search(text, 10)
