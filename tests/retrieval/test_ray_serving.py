@@ -1,10 +1,12 @@
 """A sharded version served with its shards on Ray Serve (a local Ray with two CPUs): the same answers as
-served in one process, and a shard whose replica is killed degrades the answer (named `shard:1`) instead of
-failing it, until Ray Serve has replaced the replica. Needs the `distributed` extra (Ray)."""
+served in one process, a shard whose replica is killed degrades the answer (named `shard:1`) instead of
+failing it, until Ray Serve has replaced the replica, and a reload serves the new version's shards and
+deletes the old version's deployments. Needs the `distributed` extra (Ray)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Iterator
 from itertools import islice
@@ -12,8 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from indexer.build import build_collection
+from indexer.config import BuildConfig
+from indexer.encoders.embedding_cache import CachedEncoder
+from indexer.encoders.torch import Encoder
+from retrieval.registry import CollectionRegistry, service_opener
 from retrieval.service import CollectionService
-from tests.conftest import SCIFACT
+from tests.conftest import SCIFACT, SLICE_DOCS
 
 ray = pytest.importorskip("ray")
 serve = pytest.importorskip("ray.serve")
@@ -74,3 +81,40 @@ def test_a_killed_shard_degrades_the_answer_until_it_is_replaced(on_ray: Collect
     while on_ray.search(text, 10).degraded:
         assert time.monotonic() < deadline, "Ray Serve did not replace the killed replica in time"
         time.sleep(1.0)
+
+
+def test_a_reload_deploys_the_new_version_and_retires_the_old_shards(
+    on_ray: CollectionService,
+    sharded_slice_root: Path,
+    encoder: Encoder,
+    slice_embeddings: Path,
+    tmp_path: Path,
+) -> None:
+    from retrieval.ray_shards import ray_shard_opener
+
+    root = tmp_path / "scifact"
+    shutil.copytree(sharded_slice_root, root)
+    opener = service_opener(shard_opener=ray_shard_opener(replicas=1, timeout_s=3.0))
+    registry = CollectionRegistry({"scifact": root}, opener=opener, retire_after_s=0.0)
+    try:
+        before = set(serve.status().applications)
+        registry.load()
+        first = registry.get("scifact")
+        first_apps = set(serve.status().applications) - before
+        assert len(first_apps) == 2  # one application per shard
+        config = BuildConfig(limit=SLICE_DOCS // 2, ann_backend="exact", shards=2)
+        cached = CachedEncoder(encoder, slice_embeddings)
+        build_collection(SCIFACT, root, config, encoder=cached, progress=False)
+        [switched] = registry.reload("scifact")
+        assert switched.old_version == first.version != switched.new_version
+        fresh = registry.get("scifact")
+        assert len(fresh.collection) == SLICE_DOCS // 2
+        answer = fresh.search(_queries(1)[0], 10)
+        assert answer.hits and answer.degraded == []
+        assert all(fresh.collection.row_of[hit.id] < SLICE_DOCS // 2 for hit in answer.hits)
+        deadline = time.monotonic() + RECOVERY_DEADLINE_S
+        while first_apps & set(serve.status().applications):  # the old version's shards are deleted
+            assert time.monotonic() < deadline, serve.status().applications.keys()
+            time.sleep(0.5)
+    finally:
+        registry.close()
