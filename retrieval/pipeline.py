@@ -35,7 +35,7 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -307,17 +307,26 @@ class SearchPipeline:
             return nullcontext()
         return self.batched_reads(np.fromiter((c.row for c in candidates), dtype=np.int64), query.text)
 
-    def search(self, query: SearchQuery, *, limit: int | None = None, explain: bool = False) -> SearchOutcome:
+    def search(
+        self,
+        query: SearchQuery,
+        *,
+        limit: int | None = None,
+        explain: bool = False,
+        keep_reads: ExitStack | None = None,
+    ) -> SearchOutcome:
         """Recall, merge, filter, rank and keep the best `query.k`; with `explain`, also each kept
-        candidate's ranking features (computed over the whole merged list, as the scorer saw it)."""
+        candidate's ranking features (computed over the whole merged list, as the scorer saw it). The
+        candidates' batched reads (`batched_reads`) last until `keep_reads` closes when one is given (the
+        caller then reads the answer's records from them), else until the search returns."""
         start = time.perf_counter()
-        with unavailable_segments() as unavailable:  # shards that did not answer (`retrieval.segments`)
+        with unavailable_segments() as unavailable, ExitStack() as own_reads:
             results, degraded, latency = self.recall(query, max(limit or self.config.branch_limit, query.k))
             candidates = admitted(query, self.merge(results))
             scorer, features, fallback = self.scorer, None, None
             if candidates:
-                with self._reads(query, candidates):
-                    scorer, scored, failed = self.rank(query, candidates, explain=explain)
+                (keep_reads or own_reads).enter_context(self._reads(query, candidates))
+                scorer, scored, failed = self.rank(query, candidates, explain=explain)
                 if failed:
                     degraded.append("ranker")
                 candidates, features = best(candidates, scored, query.k)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -249,9 +250,10 @@ class CollectionService:
     def search(self, query: SearchQuery | str, k: int = 10, *, explain: bool = False) -> SearchAnswer:
         query = query if isinstance(query, SearchQuery) else SearchQuery(text=query, k=k)
         collection, pipeline = self._state
-        outcome = pipeline.search(_fitted(query, len(collection)), explain=explain)
-        ids = collection.external_ids_of([c.row for c in outcome.candidates])
-        stored = collection.docstore.get_many(ids)
+        with ExitStack() as reads:  # the page's records come from the ranker's batched reads, if any
+            outcome = pipeline.search(_fitted(query, len(collection)), explain=explain, keep_reads=reads)
+            ids = collection.external_ids_of([c.row for c in outcome.candidates])
+            stored = collection.docstore.get_many(ids)
         features: list[dict[str, float] | None] = [None] * len(ids)
         if outcome.features is not None:
             features = list(outcome.features)
