@@ -30,7 +30,7 @@ FULL = [
         "Streaming equals rebuilding: /recommend after streamed events against a rebuild",
         ["streaming_vs_rebuild.py"],
     ),
-    ("Growth: 10k and 100k synthetic items", ["growth.py", "--max-docs", "100000"]),
+    ("Growth: 10k and 100k synthetic items", ["growth.py", "--max-docs", "100000", "--ray"]),
 ]
 QUICK = [
     ("BM25 on SciFact", ["bm25.py", "--skip-zipf"]),
@@ -46,7 +46,7 @@ QUICK = [
         "Real-time writes (fewer of each)",
         ["writes.py", "--requests", "200", "--events", "5000", "--deletes", "100", "--samples", "50"],
     ),
-    ("Growth: 10k synthetic items", ["growth.py", "--max-docs", "10000"]),
+    ("Growth: 10k synthetic items", ["growth.py", "--max-docs", "10000", "--ray"]),
 ]
 
 
