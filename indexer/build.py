@@ -47,6 +47,7 @@ from indexer.crash_points import crash_point
 from indexer.docstore import DocStore
 from indexer.encoder_choice import AUTO, EncoderChoice, choose_encoder, supplied
 from indexer.encoders import TextEncoder, index_cache_dir, make_encoder
+from indexer.encoders.base import release
 from indexer.events import Events
 from indexer.fields import Bm25Field, FieldedBm25
 from indexer.histories import TIME_ORDER
@@ -138,7 +139,9 @@ def build_collection(
     ``encoder = "auto"`` picks one from the items' scripts; the manifest's config records the kind used.
     Items with a `vector` column carry their own vectors (`indexer.item_vectors`): no encoder runs (pass
     none), the dense index holds those vectors, and the manifest records the kind ``supplied``. `spread`
-    analyses and embeds the items elsewhere, e.g. on a Ray cluster (`indexer.ray_build.RayBuild`).
+    analyses and embeds the items elsewhere, e.g. on a Ray cluster (`indexer.ray_build.RayBuild`). The
+    encoder is released once the items are embedded (or the embedding failed: `indexer.encoders.base.release`,
+    a pool's actors go), so the cluster's CPUs are free for what follows.
     """
     timings: dict[str, float] = {}
     with _stage("read", timings, log):
@@ -232,7 +235,10 @@ def _write_parts(
                 vectors = vector_matrix([item.vector for item in items])
         else:
             with stage("encode"):
-                vectors = encoder.encode([item.text() for item in items], show_progress=progress)
+                try:
+                    vectors = encoder.encode([item.text() for item in items], show_progress=progress)
+                finally:  # a pool's actors go, so the cluster's CPUs are free for what follows
+                    release(encoder)
         with stage("ann"):
             ann_params: dict[str, Any] = dict(config.ann_params)
             if bounds is None:
