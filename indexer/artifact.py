@@ -104,10 +104,19 @@ def file_checksums(directory: Path) -> FileChecksums:
     )
 
 
-def write_manifest(directory: Path, *, kind: str, params: dict, parts: dict | None = None) -> dict:
-    """Checksum every file under `directory` and write the manifest last, so its presence means 'complete'."""
+def write_manifest(
+    directory: Path,
+    *,
+    kind: str,
+    params: dict,
+    parts: dict | None = None,
+    checksums: FileChecksums | None = None,
+) -> dict:
+    """Checksum every file under `directory` and write the manifest last, so its presence means 'complete'.
+    `checksums` are the files' `file_checksums` when the caller took them just before (to put something
+    derived from them into `params`), so the files are read once; nothing may change them in between."""
     directory = Path(directory)
-    files = file_checksums(directory)
+    files = checksums if checksums is not None else file_checksums(directory)
     manifest = {
         "kind": kind,
         "format_version": FORMAT_VERSION,

@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from indexer.analysis import describe_auto, make_analyzer, script_shares
 from indexer.ann import make_index
-from indexer.artifact import write_manifest
+from indexer.artifact import file_checksums, write_manifest
 from indexer.behaviour import write_behaviour
 from indexer.config import BuildConfig
 from indexer.crash_points import crash_point
@@ -65,6 +65,7 @@ from indexer.shards import (
     Each,
     in_process,
     shard_bounds,
+    shard_checksums,
     write_bm25_shards,
     write_dense_shards,
     write_docstore_shards,
@@ -206,7 +207,12 @@ def build_collection(
             "seconds": timings,
         }
         crash_point("build:manifest")
-        write_manifest(staging, kind=COLLECTION_KIND, params=params, parts={"version": version})
+        checksums = file_checksums(staging)
+        if params["shards"] is not None:
+            params["shards"]["sha256"] = shard_checksums(checksums.sha256, params["shards"]["count"])
+        write_manifest(
+            staging, kind=COLLECTION_KIND, params=params, parts={"version": version}, checksums=checksums
+        )
     report.version, report.path = version, store.versions_dir / version
     return report
 

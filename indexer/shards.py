@@ -20,13 +20,16 @@ one. Either way each shard's files are the same bytes, and a retried task rewrit
 
 On disk, per shard ``i``: ``shards/i/bm25/`` (a `FieldedBm25` of that shard's rows, corpus statistics
 inside), ``shards/i/dense/`` (its ANN index), ``shards/i/docstore/``; the manifest's ``params.shards``
-lists each shard's first and last-plus-one row.
+lists each shard's first and last-plus-one row (``rows``) and its checksum (``sha256``, `shard_checksums`:
+a sha256 over its files' paths and sha256s, so one shard can be checked, or told apart from another
+version's, without reading the others).
 """
 
 from __future__ import annotations
 
+import hashlib
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -149,6 +152,24 @@ def write_docstore_shards(
 def write_docstore_shard(directory: Path, items: Sequence[Item]) -> None:
     """One shard's forward index into `directory`: its items' records (`record_of`) by id."""
     DocStore.write(_fresh(directory), ((item.id, record_of(item)) for item in items))
+
+
+def shard_checksum(files: Mapping[str, str]) -> str:
+    """The sha256 of one shard, from the sha256 of each of its files by path relative to the shard's
+    folder: over the UTF-8 lines ``<file sha256>  <path>`` in path order (``sha256sum``'s lines)."""
+    lines = "".join(f"{files[path]}  {path}\n" for path in sorted(files))
+    return hashlib.sha256(lines.encode("utf-8")).hexdigest()
+
+
+def shard_checksums(files: Mapping[str, str], count: int) -> list[str]:
+    """Each of `count` shards' `shard_checksum`, from the sha256 of a version's files by path relative to
+    the version (a manifest's ``files``)."""
+    checksums = []
+    for shard in range(count):
+        prefix = f"{SHARDS_DIR}/{shard}/"
+        own = {path[len(prefix) :]: sha for path, sha in files.items() if path.startswith(prefix)}
+        checksums.append(shard_checksum(own))
+    return checksums
 
 
 def _part_dir(staging: Path, shard: int, part: str) -> Path:

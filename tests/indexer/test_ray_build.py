@@ -18,7 +18,7 @@ from indexer.artifact import file_checksums, read_manifest
 from indexer.build import build_collection
 from indexer.config import BuildConfig, TextVectorsConfig
 from indexer.encoders.torch import Encoder
-from indexer.shards import shard_dir
+from indexer.shards import shard_checksum, shard_dir
 from indexer.versions import resolve_artifact
 from retrieval.collection import Collection
 from tests.conftest import SCIFACT
@@ -82,6 +82,7 @@ def test_a_ray_build_equals_the_one_process_build(local_ray: None, encoder: Enco
         for shard in range(2):  # BM25 shards of the same bytes (RocksDB's and the vectors' files are not)
             bm25 = [file_checksums(shard_dir(c.path, shard) / "bm25") for c in (on_ray, here)]
             assert bm25[0] == bm25[1]
+        assert len(shards["sha256"]) == 2
     finally:
         on_ray.close()
         here.close()
@@ -101,6 +102,8 @@ def test_a_second_ray_build_in_the_process_builds_hnsw_shards_after_the_encoder(
     version = resolve_artifact(tmp_path / "again")
     params = read_manifest(version)["params"]
     assert params["encoder"]["device"] == "ray: 2 actors on cpu" and params["ann"]["backend"] == "hnsw"
+    on_disk = [shard_checksum(file_checksums(shard_dir(version, shard)).sha256) for shard in range(2)]
+    assert params["shards"]["sha256"] == on_disk
     collection = Collection.load(tmp_path / "again")
     try:
         rows, _ = collection.vectors.search(collection.vectors.reconstruct(np.array([25])), 1)
