@@ -73,11 +73,24 @@ class RayBuild:
         self, work: Callable[..., T], jobs: Sequence[tuple[Any, ...]], shared: tuple[Any, ...] = ()
     ) -> list[T]:
         """``work(*shared, *job)`` for every job, each a Ray task with one CPU; the results in the jobs'
-        order (an `indexer.shards.Each`). `shared` is put into the object store once, not sent per task."""
+        order (an `indexer.shards.Each`). `shared` is put into the object store once, not sent per task.
+        When a job fails (or the wait is interrupted), the others are cancelled, and the error raised only
+        once none of them runs: no task still writes into a staging folder the failed build removes."""
         import ray
 
         remote = self._remote.get(work)
         if remote is None:
             remote = self._remote[work] = ray.remote(num_cpus=1)(work)
         refs = [ray.put(value) for value in shared]
-        return ray.get([remote.remote(*refs, *job) for job in jobs])
+        tasks = [remote.remote(*refs, *job) for job in jobs]
+        try:
+            pending = tasks
+            while pending:
+                finished, pending = ray.wait(pending, num_returns=1)
+                ray.get(finished)  # a failed job's error, as soon as it fails
+            return ray.get(tasks)
+        except BaseException:
+            for task in tasks:
+                ray.cancel(task, force=True)  # a running task's worker is killed: its writes stop
+            ray.wait(tasks, num_returns=len(tasks))
+            raise

@@ -110,3 +110,13 @@ def test_a_second_ray_build_in_the_process_builds_hnsw_shards_after_the_encoder(
         assert rows.tolist() == [[25]]  # a shard-1 item is its own nearest neighbour, across the shards
     finally:
         collection.close()
+
+
+def test_each_runs_the_jobs_on_ray_in_order_and_raises_a_failed_jobs_error(local_ray: None) -> None:
+    from indexer.ray_build import RayBuild
+    from indexer.shards import shard_bounds
+
+    each = RayBuild().each  # shard_bounds(n_items, shards): the item count shared, a shard count per job
+    assert each(shard_bounds, [(2,), (3,)], shared=(3,)) == [[(0, 1), (1, 3)], [(0, 1), (1, 2), (2, 3)]]
+    with pytest.raises(ValueError, match="5 shards for 3 items"):
+        each(shard_bounds, [(2,), (5,), (1,)], shared=(3,))
