@@ -12,11 +12,12 @@ one process (`retrieval.collection.Collection.load` reads the shards as segments
 What runs where: the build's driver analyses (or gathers the analysis), computes the corpus statistics over
 every item, and cuts the inputs into per-shard slices; each shard's part is then written by one call of a
 module-level function here (`write_bm25_shard`, `write_dense_shard`, `write_docstore_shard`), given to an
-`Each`: `in_process` runs the calls one after another in this process (a build without a cluster), a
+`Each`: `in_process` runs the calls one after another in this process (a build without a cluster), an
 `indexer.ray_build.RayBuild` runs them as Ray tasks, one CPU each, so the shards' HNSW graphs (built by one
 thread each) grow in parallel. Those tasks write into the version's staging folder themselves, so the index
 root must be on storage every worker can write: on a local Ray, the same filesystem; on a cluster, a shared
-one. Either way each shard's files are the same bytes, and a retried task rewrites its folder from scratch.
+one. Either way a shard's BM25 and ANN files are the same bytes (RocksDB gives every forward index store
+ids of its own), and a retried task rewrites its folder from scratch.
 
 On disk, per shard ``i``: ``shards/i/bm25/`` (a `FieldedBm25` of that shard's rows, corpus statistics
 inside), ``shards/i/dense/`` (its ANN index), ``shards/i/docstore/``; the manifest's ``params.shards``
