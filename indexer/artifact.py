@@ -23,6 +23,7 @@ import platform
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import NamedTuple
 
 FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
@@ -85,10 +86,37 @@ def manifest_digest(manifest: dict) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def write_manifest(directory: Path, *, kind: str, params: dict, parts: dict | None = None) -> dict:
-    """Checksum every file under `directory` and write the manifest last, so its presence means 'complete'."""
+class FileChecksums(NamedTuple):
+    """The sha256 and the size of each content file of a folder, by path relative to it."""
+
+    sha256: dict[str, str]
+    sizes: dict[str, int]
+
+
+def file_checksums(directory: Path) -> FileChecksums:
+    """Hash every content file under `directory` (not the manifest, not RocksDB's ``LOG``/``LOCK``): what a
+    manifest lists."""
     directory = Path(directory)
     files = _content_files(directory)
+    return FileChecksums(
+        {str(path.relative_to(directory)): sha256_of(path) for path in files},
+        {str(path.relative_to(directory)): path.stat().st_size for path in files},
+    )
+
+
+def write_manifest(
+    directory: Path,
+    *,
+    kind: str,
+    params: dict,
+    parts: dict | None = None,
+    checksums: FileChecksums | None = None,
+) -> dict:
+    """Checksum every file under `directory` and write the manifest last, so its presence means 'complete'.
+    `checksums` are the files' `file_checksums` when the caller took them just before (to put something
+    derived from them into `params`), so the files are read once; nothing may change them in between."""
+    directory = Path(directory)
+    files = checksums if checksums is not None else file_checksums(directory)
     manifest = {
         "kind": kind,
         "format_version": FORMAT_VERSION,
@@ -96,8 +124,8 @@ def write_manifest(directory: Path, *, kind: str, params: dict, parts: dict | No
         "libraries": library_versions(),
         "params": params,
         "parts": parts or {},
-        "files": {str(path.relative_to(directory)): sha256_of(path) for path in files},
-        "sizes": {str(path.relative_to(directory)): path.stat().st_size for path in files},
+        "files": files.sha256,
+        "sizes": files.sizes,
     }
     return rewrite_manifest(directory, manifest)
 

@@ -27,26 +27,27 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from tqdm import tqdm
 
 from indexer.analysis import describe_auto, make_analyzer, script_shares
 from indexer.ann import make_index
-from indexer.artifact import write_manifest
+from indexer.artifact import file_checksums, write_manifest
 from indexer.behaviour import write_behaviour
 from indexer.config import BuildConfig
 from indexer.crash_points import crash_point
 from indexer.docstore import DocStore
 from indexer.encoder_choice import AUTO, EncoderChoice, choose_encoder, supplied
 from indexer.encoders import TextEncoder, index_cache_dir, make_encoder
+from indexer.encoders.base import release
 from indexer.events import Events
 from indexer.fields import Bm25Field, FieldedBm25
 from indexer.histories import TIME_ORDER
@@ -60,12 +61,21 @@ from indexer.logged_writes import FoldedWrites, fold_log, with_logged_events
 from indexer.manifests import COLLECTION_KIND
 from indexer.reuse import fingerprint, record_inputs, reuse_part
 from indexer.schemas import SUPPLIED, ItemSchema
-from indexer.shards import shard_bounds, write_bm25_shards, write_dense_shards, write_docstore_shards
+from indexer.shards import (
+    Each,
+    in_process,
+    shard_bounds,
+    shard_checksums,
+    write_bm25_shards,
+    write_dense_shards,
+    write_docstore_shards,
+)
 from indexer.sources import ItemInput, describe_skipped, read_event_input, read_item_input
 from indexer.text_vectors import write_text_vectors
 from indexer.versions import VersionStore
 
 SKIPPED_EXAMPLES = 20
+T = TypeVar("T")
 # `retrieval.collection` imports these from here; they live in `indexer.ids` and `indexer.manifests`.
 __all__ = ["COLLECTION_KIND", "IDS_FILE", "BuildReport", "build_collection", "encoder_for", "read_ids"]
 
@@ -93,11 +103,17 @@ def _stage(name: str, timings: dict[str, float], log: Callable[[str], None]) -> 
 
 
 class Spread(Protocol):
-    """Where a build's per-item work runs besides this process (`indexer.ray_build.RayBuild`)."""
+    """Where a build's per-item and per-shard work runs besides this process (`indexer.ray_build.RayBuild`):
+    the encoder's model, the analysis of the texts, and the writing of each shard's parts (`each`, an
+    `indexer.shards.Each`: those jobs write into the staging folder, which they must be able to reach)."""
 
     def encoder(self, kind: str, batch_size: int, onnx_dir: Path | None, device: str) -> TextEncoder: ...
 
     def analyze(self, analyzer: str, texts: list[str]) -> list[list[str]]: ...
+
+    def each(
+        self, work: Callable[..., T], jobs: Sequence[tuple[Any, ...]], shared: tuple[Any, ...] = ()
+    ) -> list[T]: ...
 
 
 def encoder_for(config: BuildConfig, root: Path, spread: Spread | None = None) -> TextEncoder:
@@ -138,7 +154,10 @@ def build_collection(
     ``encoder = "auto"`` picks one from the items' scripts; the manifest's config records the kind used.
     Items with a `vector` column carry their own vectors (`indexer.item_vectors`): no encoder runs (pass
     none), the dense index holds those vectors, and the manifest records the kind ``supplied``. `spread`
-    analyses and embeds the items elsewhere, e.g. on a Ray cluster (`indexer.ray_build.RayBuild`).
+    analyses and embeds the items elsewhere, e.g. on a Ray cluster (`indexer.ray_build.RayBuild`), and
+    writes a sharded version's shards there. The encoder is released once the items are embedded (or the
+    embedding failed: `indexer.encoders.base.release`, a pool's actors go), so the shards' jobs that follow
+    find the cluster's CPUs free.
     """
     timings: dict[str, float] = {}
     with _stage("read", timings, log):
@@ -188,7 +207,12 @@ def build_collection(
             "seconds": timings,
         }
         crash_point("build:manifest")
-        write_manifest(staging, kind=COLLECTION_KIND, params=params, parts={"version": version})
+        checksums = file_checksums(staging)
+        if params["shards"] is not None:
+            params["shards"]["sha256"] = shard_checksums(checksums.sha256, params["shards"]["count"])
+        write_manifest(
+            staging, kind=COLLECTION_KIND, params=params, parts={"version": version}, checksums=checksums
+        )
     report.version, report.path = version, store.versions_dir / version
     return report
 
@@ -209,18 +233,18 @@ def _write_parts(
     items carry their own vectors."""
     items = source.items
     bounds = shard_bounds(len(items), config.shards) if config.shards > 1 else None
+    each: Each = spread.each if spread is not None else in_process  # who writes each shard's parts
     write_ids(staging, (item.id for item in items))
     with stage("analyze+bm25"):
         specs, tokens_by_key = _field_tokens(items, config, progress, spread)
-        _write_bm25(staging, specs, config, bounds)
+        _write_bm25(staging, specs, config, bounds, each)
     with stage("keywords+columns"):
         keywords, columns = _write_attributes(staging, items, source.schema)
     with stage("docstore"):
         if bounds is None:
             DocStore.write(staging / "docstore", ((item.id, record_of(item)) for item in items))
         else:
-            ids = [item.id for item in items]
-            write_docstore_shards(staging, ids, lambda row: record_of(items[row]), bounds)
+            write_docstore_shards(staging, items, bounds, each)
     # Word2Vec and the behaviour models need neither the vectors nor the ANN index: they train on a side
     # thread meanwhile (gensim and torch release the GIL), so the build takes about as long as its slowest
     # stage instead of their sum. Both are seeded and single-threaded, so the overlap changes no result.
@@ -232,7 +256,10 @@ def _write_parts(
                 vectors = vector_matrix([item.vector for item in items])
         else:
             with stage("encode"):
-                vectors = encoder.encode([item.text() for item in items], show_progress=progress)
+                try:
+                    vectors = encoder.encode([item.text() for item in items], show_progress=progress)
+                finally:  # a pool's actors go, so the shards' ANN jobs get the cluster's CPUs
+                    release(encoder)
         with stage("ann"):
             ann_params: dict[str, Any] = dict(config.ann_params)
             if bounds is None:
@@ -241,7 +268,7 @@ def _write_parts(
                 index.save(staging / "dense")
                 resolved = index.params
             else:
-                resolved = write_dense_shards(staging, vectors, bounds, config.ann_backend, ann_params)
+                resolved = write_dense_shards(staging, vectors, bounds, config.ann_backend, ann_params, each)
         w2v, behaviour_params = trained.result()
     finally:  # a failed encode does not wait for the training: the staging folder goes anyway
         side.shutdown(wait=False, cancel_futures=True)
@@ -416,10 +443,11 @@ def _write_bm25(
     specs: list[tuple[str, str, float, tuple[str, ...], list[list[str]]]],
     config: BuildConfig,
     bounds: list[tuple[int, int]] | None,
+    each: Each = in_process,
 ) -> None:
-    """One InvertedIndex per field, or per field and shard (`indexer.shards`)."""
+    """One InvertedIndex per field, or per field and shard (`indexer.shards`), each shard's by `each`."""
     if bounds is not None:
-        write_bm25_shards(staging, specs, bounds, config.k1, config.b)
+        write_bm25_shards(staging, specs, bounds, config.k1, config.b, each)
         return
     fields = [
         Bm25Field(name, analyzer, boost, sources, InvertedIndex.build(tokens, k1=config.k1, b=config.b))

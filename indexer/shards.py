@@ -9,17 +9,31 @@ merges likewise; an approximate index (HNSW) per shard is approximate per shard.
 one process (`retrieval.collection.Collection.load` reads the shards as segments of one row space,
 `retrieval.segments`), and the layout is what a distributed service would spread over machines.
 
+What runs where: the build's driver analyses (or gathers the analysis), computes the corpus statistics over
+every item, and cuts the inputs into per-shard slices; each shard's part is then written by one call of a
+module-level function here (`write_bm25_shard`, `write_dense_shard`, `write_docstore_shard`), given to an
+`Each`: `in_process` runs the calls one after another in this process (a build without a cluster), an
+`indexer.ray_build.RayBuild` runs them as Ray tasks, one CPU each, so the shards' HNSW graphs (built by one
+thread each) grow in parallel. Those tasks write into the version's staging folder themselves, so the index
+root must be on storage every worker can write: on a local Ray, the same filesystem; on a cluster, a shared
+one. Either way a shard's BM25 and ANN files are the same bytes (RocksDB gives every forward index store
+ids of its own), and a retried task rewrites its folder from scratch.
+
 On disk, per shard ``i``: ``shards/i/bm25/`` (a `FieldedBm25` of that shard's rows, corpus statistics
 inside), ``shards/i/dense/`` (its ANN index), ``shards/i/docstore/``; the manifest's ``params.shards``
-lists each shard's first and last-plus-one row.
+lists each shard's first and last-plus-one row (``rows``) and its checksum (``sha256``, `shard_checksums`:
+a sha256 over its files' paths and sha256s, so one shard can be checked, or told apart from another
+version's, without reading the others).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import hashlib
+import shutil
+from collections.abc import Callable, Mapping, Sequence
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -28,8 +42,29 @@ from indexer.docstore import DocStore
 from indexer.fields import Bm25Field, FieldedBm25
 from indexer.inverted import InvertedIndex
 from indexer.inverted.build import CorpusStats
+from indexer.item_parts import record_of
+from indexer.items import Item
 
 SHARDS_DIR = "shards"
+# One BM25 field: name, analyzer, boost, source text fields, the token lists of its rows.
+FieldTokens = tuple[str, str, float, tuple[str, ...], list[list[str]]]
+T = TypeVar("T")
+
+
+class Each(Protocol):
+    """Runs ``work(*shared, *job)`` for every job and returns the results in the jobs' order. `work` is a
+    module-level function (a cluster ships it by name); `shared` is what every job reads, shipped once."""
+
+    def __call__(
+        self, work: Callable[..., T], jobs: Sequence[tuple[Any, ...]], shared: tuple[Any, ...] = ()
+    ) -> list[T]: ...
+
+
+def in_process(
+    work: Callable[..., T], jobs: Sequence[tuple[Any, ...]], shared: tuple[Any, ...] = ()
+) -> list[T]:
+    """The `Each` of a build without a cluster: the jobs one after another, in this process."""
+    return [work(*shared, *job) for job in jobs]
 
 
 def shard_bounds(n_items: int, shards: int) -> list[tuple[int, int]]:
@@ -48,43 +83,104 @@ def shard_dir(version: Path, shard: int) -> Path:
 
 def write_bm25_shards(
     staging: Path,
-    specs: Sequence[tuple[str, str, float, tuple[str, ...], list[list[str]]]],
+    specs: Sequence[FieldTokens],
     bounds: Sequence[tuple[int, int]],
     k1: float,
     b: float,
+    each: Each = in_process,
 ) -> None:
-    """Each shard's BM25 fields; `specs` are (name, analyzer, boost, sources, token lists of every item)
-    per field, every field's statistics taken over all items."""
+    """Each shard's BM25 fields, one `write_bm25_shard` job per shard run by `each`; `specs` hold every
+    item's token lists per field, and each field's statistics are taken over all items, here."""
     stats = [CorpusStats.of(tokens) for *_, tokens in specs]
+    jobs = []
     for shard, (lo, hi) in enumerate(bounds):
+        sliced: dict[int, list[list[str]]] = {}  # fields sharing token lists share their slice: sent once
+        for *_, tokens in specs:
+            if id(tokens) not in sliced:
+                sliced[id(tokens)] = tokens[lo:hi]
         fields = [
-            Bm25Field(name, analyzer, boost, sources, InvertedIndex.build(tokens[lo:hi], k1=k1, b=b, stats=s))
-            for (name, analyzer, boost, sources, tokens), s in zip(specs, stats, strict=True)
+            (name, analyzer, boost, sources, sliced[id(tokens)])
+            for name, analyzer, boost, sources, tokens in specs
         ]
-        FieldedBm25(fields).save(shard_dir(staging, shard) / "bm25")
+        jobs.append((_part_dir(staging, shard, "bm25"), fields))
+    each(write_bm25_shard, jobs, shared=(stats, k1, b))
+
+
+def write_bm25_shard(
+    stats: Sequence[CorpusStats], k1: float, b: float, directory: Path, fields: Sequence[FieldTokens]
+) -> None:
+    """One shard's `FieldedBm25` into `directory`: each field over the shard's rows, scored with the whole
+    corpus's statistics of that field (`stats`, in field order)."""
+    built = [
+        Bm25Field(name, analyzer, boost, sources, InvertedIndex.build(tokens, k1=k1, b=b, stats=field_stats))
+        for (name, analyzer, boost, sources, tokens), field_stats in zip(fields, stats, strict=True)
+    ]
+    FieldedBm25(built).save(_fresh(directory))
 
 
 def write_dense_shards(
-    staging: Path, vectors: np.ndarray, bounds: Sequence[tuple[int, int]], backend: str, params: dict
+    staging: Path,
+    vectors: np.ndarray,
+    bounds: Sequence[tuple[int, int]],
+    backend: str,
+    params: dict,
+    each: Each = in_process,
 ) -> dict[str, Any]:
-    """Each shard's ANN index over its rows' vectors; the parameters the manifest records."""
-    resolved: dict[str, Any] = {}
-    for shard, (lo, hi) in enumerate(bounds):
-        index = make_index(backend, vectors.shape[1], **params)
-        index.add(vectors[lo:hi])
-        index.save(shard_dir(staging, shard) / "dense")
-        resolved = index.params
-    return resolved
+    """Each shard's ANN index over its rows' vectors, one `write_dense_shard` job per shard run by `each`;
+    the parameters the manifest records."""
+    jobs = [(_part_dir(staging, shard, "dense"), vectors[lo:hi]) for shard, (lo, hi) in enumerate(bounds)]
+    return each(write_dense_shard, jobs, shared=(backend, params))[-1]
+
+
+def write_dense_shard(backend: str, params: dict, directory: Path, vectors: np.ndarray) -> dict[str, Any]:
+    """One shard's ANN index of `backend` over `vectors` into `directory`; its resolved parameters."""
+    index = make_index(backend, vectors.shape[1], **params)
+    index.add(vectors)
+    index.save(_fresh(directory))
+    return index.params
 
 
 def write_docstore_shards(
-    staging: Path,
-    ids: Sequence[str],
-    record: Callable[[int], dict[str, Any]],
-    bounds: Sequence[tuple[int, int]],
+    staging: Path, items: Sequence[Item], bounds: Sequence[tuple[int, int]], each: Each = in_process
 ) -> None:
-    """Each shard's forward index: the records of its rows."""
-    for shard, (lo, hi) in enumerate(bounds):
-        DocStore.write(
-            shard_dir(staging, shard) / "docstore", ((ids[row], record(row)) for row in range(lo, hi))
-        )
+    """Each shard's forward index, one `write_docstore_shard` job per shard run by `each`."""
+    jobs = [
+        (_part_dir(staging, shard, "docstore"), list(items[lo:hi])) for shard, (lo, hi) in enumerate(bounds)
+    ]
+    each(write_docstore_shard, jobs)
+
+
+def write_docstore_shard(directory: Path, items: Sequence[Item]) -> None:
+    """One shard's forward index into `directory`: its items' records (`record_of`) by id."""
+    DocStore.write(_fresh(directory), ((item.id, record_of(item)) for item in items))
+
+
+def shard_checksum(files: Mapping[str, str]) -> str:
+    """The sha256 of one shard, from the sha256 of each of its files by path relative to the shard's
+    folder: over the UTF-8 lines ``<file sha256>  <path>`` in path order (``sha256sum``'s lines)."""
+    lines = "".join(f"{files[path]}  {path}\n" for path in sorted(files))
+    return hashlib.sha256(lines.encode("utf-8")).hexdigest()
+
+
+def shard_checksums(files: Mapping[str, str], count: int) -> list[str]:
+    """Each of `count` shards' `shard_checksum`, from the sha256 of a version's files by path relative to
+    the version (a manifest's ``files``)."""
+    checksums = []
+    for shard in range(count):
+        prefix = f"{SHARDS_DIR}/{shard}/"
+        own = {path[len(prefix) :]: sha for path, sha in files.items() if path.startswith(prefix)}
+        checksums.append(shard_checksum(own))
+    return checksums
+
+
+def _part_dir(staging: Path, shard: int, part: str) -> Path:
+    """Where a shard's part goes, as an absolute path: a worker's working folder is not the driver's."""
+    return (shard_dir(staging, shard) / part).absolute()
+
+
+def _fresh(directory: Path) -> Path:
+    """`directory`, emptied: a shard's job owns its folder, and one retried after a lost worker starts
+    afresh rather than over a half-written part."""
+    if directory.exists():
+        shutil.rmtree(directory)
+    return directory

@@ -50,7 +50,10 @@ def build(
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
     ray: Annotated[
         bool,
-        typer.Option("--ray", help="Analyse and encode on Ray (needs searchrec[distributed]); see README."),
+        typer.Option(
+            "--ray",
+            help="Analyse, encode and write the shards on Ray (needs searchrec[distributed]); see README.",
+        ),
     ] = False,
     ray_address: Annotated[
         str | None, typer.Option(help="A running Ray cluster (ray start --head); default: start a local one.")

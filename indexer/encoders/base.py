@@ -102,6 +102,19 @@ class WrappedEncoder:
         """The model and its weights: cached vectors of one namespace are interchangeable."""
         return f"{self.inner.name}@{self.fingerprint}" if self.fingerprint else self.inner.name
 
+    def close(self) -> None:
+        """Release what `inner` holds (`release`)."""
+        release(self.inner)
+
+
+def release(encoder: object) -> None:
+    """Free what `encoder` holds besides itself, if anything: its ``close``, e.g. a pool's actors on a
+    cluster (`indexer.encoders.ray_pool.RayEncoderPool.close`). An encoder stays usable after it: what it
+    needs is taken again at its next `encode`."""
+    close = getattr(encoder, "close", None)
+    if callable(close):
+        close()
+
 
 def packaged_model_dir() -> Path:
     """Directory of the packaged model; nothing is ever downloaded."""

@@ -6,6 +6,11 @@ actors as GPUs, and `device = auto` puts the model there); on CPUs each actor's 
 N actors use N cores without oversubscribing them. The pool stands where the model would (inside the
 embedding cache, `indexer.encoders.make_encoder(spread=...)`, made by `indexer.ray_build.RayBuild`), so
 only texts the cache lacks travel to the cluster, and what comes back is cached as before.
+
+The actors start at the first `encode` and hold their CPUs (and GPUs) until `close` kills them: the build
+closes the pool once the items are embedded (`indexer.build`, through `indexer.encoders.base.release`), so
+the Ray tasks that write the shards next are not left waiting for CPUs the idle actors hold. A pool used
+again after `close` starts new actors.
 """
 
 from __future__ import annotations
@@ -62,8 +67,8 @@ class RayEncoderPool(WrappedEncoder):
         self._wanted = actors
         self._actors: list[Any] = []
         self._pool: Any = None
-        self.actors = 0
-        self._devices: list[str] | None = None
+        self.actors = 0  # how many actors the pool has, or had before `close`
+        self._devices: list[str] | None = None  # where each actor's model ran, asked once they are up
 
     def _start(self) -> None:
         """The actors, started at the first `encode`: until then the cluster's CPUs stay free for the
@@ -82,14 +87,19 @@ class RayEncoderPool(WrappedEncoder):
 
     @property
     def device(self) -> str:
-        """Where the actors' models run, e.g. ``ray: 2 actors on cpu``."""
-        if not self._actors:
-            return "ray: no text was encoded"
+        """Where the actors' models run, e.g. ``ray: 2 actors on cpu`` (also after `close`)."""
         if self._devices is None:
-            import ray
-
-            self._devices = ray.get([actor.device.remote() for actor in self._actors])  # type: ignore[attr-defined]
+            return "ray: no text was encoded"
         return f"ray: {self.actors} actors on {', '.join(sorted(set(self._devices)))}"
+
+    def close(self) -> None:
+        """Kill the actors, freeing their CPUs and GPUs for the cluster's other work; a later `encode` starts
+        new ones."""
+        import ray
+
+        actors, self._actors, self._pool = self._actors, [], None
+        for actor in actors:
+            ray.kill(actor)
 
     def encode(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray:
         if not texts:
@@ -99,6 +109,10 @@ class RayEncoderPool(WrappedEncoder):
         size = max(1, math.ceil(len(texts) / (CHUNKS_PER_ACTOR * self.actors)))
         chunks = [list(texts[i : i + size]) for i in range(0, len(texts), size)]
         parts: list[Any] = list(self._pool.map(lambda actor, chunk: actor.encode.remote(chunk), chunks))
+        if self._devices is None:  # asked now, while the actors are up: `device` is read after `close`
+            import ray
+
+            self._devices = ray.get([actor.device.remote() for actor in self._actors])
         return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:

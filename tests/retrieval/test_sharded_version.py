@@ -1,6 +1,7 @@
 """A version built in shards (`BuildConfig.shards`) answers as the unsharded one: BM25 scored with the whole
 corpus's statistics gives the same top 100 ids and scores, exact vector search the same neighbours, the
-whole pipeline the same hits; records, `/similar` and written items work across shards."""
+whole pipeline the same hits; records, `/similar` and written items work across shards. The manifest
+checksums each shard, and a changed shard file changes its checksum and fails the load."""
 
 from __future__ import annotations
 
@@ -13,10 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from indexer.artifact import ArtifactError, file_checksums, read_manifest
 from indexer.build import build_collection
 from indexer.config import BuildConfig
 from indexer.encoders.embedding_cache import CachedEncoder
 from indexer.encoders.torch import Encoder
+from indexer.shards import shard_checksum, shard_dir
+from indexer.versions import resolve_artifact
+from retrieval.collection import Collection
 from retrieval.service import CollectionService
 from tests.conftest import SCIFACT, SLICE_DOCS
 
@@ -57,7 +62,8 @@ def _queries(n: int = 80) -> list[str]:
 
 def test_the_manifest_lists_the_shards(services: dict[int, CollectionService]) -> None:
     shards = services[SHARDS].collection.manifest["params"]["shards"]
-    assert shards == {"count": 4, "rows": [[0, 50], [50, 100], [100, 150], [150, 200]]}
+    assert shards["count"] == 4 and shards["rows"] == [[0, 50], [50, 100], [100, 150], [150, 200]]
+    assert len(set(shards["sha256"])) == 4
     assert services[1].collection.manifest["params"]["shards"] is None
     assert len(services[SHARDS].collection) == len(services[1].collection) == SLICE_DOCS
 
@@ -101,3 +107,26 @@ def test_an_item_written_to_a_sharded_version_is_found(roots: dict[int, Path], t
         assert service.item("new-1")["title"] == "Zebrafish fin regeneration"
     finally:
         service.close()
+
+
+def _on_disk(version: Path, count: int) -> list[str]:
+    """Each shard's checksum from its files as they are now."""
+    return [shard_checksum(file_checksums(shard_dir(version, shard)).sha256) for shard in range(count)]
+
+
+def test_each_shard_checksum_is_its_files_and_a_changed_file_changes_it(
+    roots: dict[int, Path], tmp_path: Path
+) -> None:
+    root = tmp_path / "sharded"
+    shutil.copytree(roots[SHARDS], root)
+    version = resolve_artifact(root)
+    recorded = read_manifest(version)["params"]["shards"]["sha256"]
+    assert _on_disk(version, SHARDS) == recorded
+    changed = shard_dir(version, 1) / "dense" / "index.json"
+    changed.write_bytes(changed.read_bytes().replace(b'"count"', b'"COUNT"'))
+    after = _on_disk(version, SHARDS)
+    assert after[1] != recorded[1]
+    assert after[:1] + after[2:] == recorded[:1] + recorded[2:]
+    with pytest.raises(ArtifactError, match="checksum mismatch") as failed:
+        Collection.load(root)
+    assert failed.value.file == "shards/1/dense/index.json"
