@@ -1,16 +1,16 @@
 """A sharded version served on Ray Serve (`searchrec serve --ray`): each shard a deployment, today's REST
 API unchanged in front.
 
-Every shard of the version (`indexer.shards`) runs as a Ray Serve application ``<collection>-<version>-shard-
-<i>`` (`ShardReplica`, `replicas` replicas each) that loads that shard's BM25 fields, ANN index and forward
+Every shard of the version (`indexer.shards`) runs as a Ray Serve application ``<root>-<version>-<opening>-
+shard-<i>`` (`ShardReplica`, `replicas` replicas each; a new opening, e.g. a reload, deploys its own) that loads that shard's BM25 fields, ANN index and forward
 index. The service process keeps what is whole (ids, keywords, columns, Word2Vec, behaviour, the query
 encoder, fusion and the ranker) and reaches the shards through proxies that stand in for the local
 segments (`retrieval.segments`): a branch's search scatters to every shard at once and gathers each one's
 top k. Before the learned ranker runs, the raw inputs of the merged candidates (each query term's BM25
 impact per field, stored vectors, records) are fetched in one call per shard that owns some of them
 (`ShardReads`, Augur's IO operator: fetch in batches, compute locally); the ranker's features, and the
-answer's page, then read them from that fetch, and a BM25 score summed from those impacts in query order is bit for bit the one the
-shard would compute. A shard that fails or does not answer within `timeout_s`
+answer's page, then read them from that fetch, and a BM25 score summed from those impacts in query order
+is bit for bit the one the shard would compute. A shard that fails or does not answer within `timeout_s`
 is left out of that answer and named in its `degraded` list (``shard:2``); Ray Serve restarts a failed
 replica, and with two or more replicas the others keep answering meanwhile.
 

@@ -87,7 +87,8 @@ def exact_scores(queries: np.ndarray, vectors: np.ndarray, metric: str) -> np.nd
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Column positions and values of the ``k`` best scores per row, best first (k <= n columns)."""
+    """Column positions and values of the ``k`` best scores per row, best first, equal scores by lower
+    position (so shards merged in row order tie as one index does; k <= n columns)."""
     k = min(k, scores.shape[1])
     if k == 0:
         return np.empty((scores.shape[0], 0), np.int64), np.empty((scores.shape[0], 0), np.float32)
@@ -96,7 +97,7 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     else:
         part = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
     vals = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-vals, axis=1, kind="stable")
+    order = np.lexsort((part, -vals), axis=-1)
     return np.take_along_axis(part, order, axis=1).astype(np.int64), np.take_along_axis(vals, order, axis=1)
 
 

@@ -273,3 +273,22 @@ def test_ivf_on_gpu_matches_cpu_recall(
     cpu = load_index(tmp_path)
     cpu.set_search_params(nprobe=params["nprobe"])
     assert recall(cpu.search(q, K)[0], cosine_oracle(x, q, K)) >= floor
+
+
+def test_exact_search_ties_by_lower_row_so_shards_merge_as_one_index() -> None:
+    from retrieval.segments import ExactVectors, SegmentedVectors
+
+    rng = np.random.default_rng(4)
+    distinct = rng.standard_normal((6, DIM)).astype(np.float32)
+    vectors = distinct[rng.integers(0, 6, size=60)]  # every vector ten times over: ties everywhere
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = make_index("exact", DIM)
+    index.add(vectors)
+    queries = rng.standard_normal((5, DIM)).astype(np.float32)
+    rows, scores = index.search(queries, 60)
+    for found, values in zip(rows, scores, strict=True):
+        order = np.lexsort((found, -values))
+        np.testing.assert_array_equal(found, found[order])  # best first, equal scores by lower row
+    params = {"metric": "cosine"}
+    shards = SegmentedVectors([ExactVectors(vectors[a : a + 20], DIM, params) for a in (0, 20, 40)])
+    np.testing.assert_array_equal(shards.search(queries, 60)[0], rows)
