@@ -1,9 +1,10 @@
 """A sharded version served on Ray Serve (`searchrec serve --ray`): each shard a deployment, today's REST
 API unchanged in front.
 
-Every shard of the version (`indexer.shards`) runs as a Ray Serve application ``<root>-<version>-<opening>-
-shard-<i>`` (`ShardReplica`, `replicas` replicas each; a new opening, e.g. a reload, deploys its own) that loads that shard's BM25 fields, ANN index and forward
-index. The service process keeps what is whole (ids, keywords, columns, Word2Vec, behaviour, the query
+Every shard of the version (`indexer.shards`) runs as a Ray Serve application
+``<root>-<version>-<opening>-shard-<i>`` (`ShardReplica`, `replicas` replicas each; each opening, e.g. a
+reload, deploys its own) that loads that shard's BM25 fields, ANN index and forward index. The service
+process keeps what is whole (ids, keywords, columns, Word2Vec, behaviour, the query
 encoder, fusion and the ranker) and reaches the shards through proxies that stand in for the local
 segments (`retrieval.segments`): a branch's search scatters to every shard at once and gathers each one's
 top k. Before the learned ranker runs, the raw inputs of the merged candidates (each query term's BM25
