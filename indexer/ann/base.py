@@ -88,12 +88,18 @@ def exact_scores(queries: np.ndarray, vectors: np.ndarray, metric: str) -> np.nd
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Column positions and values of the ``k`` best scores per row, best first, equal scores by lower
-    position (so shards merged in row order tie as one index does; k <= n columns)."""
+    position, also at the cut (so shards merged in row order tie as one index does; k <= n columns)."""
     k = min(k, scores.shape[1])
     if k == 0:
         return np.empty((scores.shape[0], 0), np.int64), np.empty((scores.shape[0], 0), np.float32)
     if k < scores.shape[1]:
         part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        kth = np.take_along_axis(scores, part, axis=1).min(axis=1, keepdims=True)
+        # rows where more than k columns reach the k-th score: which of the tied ones argpartition kept
+        # is arbitrary, so keep the lowest positions among them
+        for row in np.flatnonzero((scores >= kth).sum(axis=1) > k):
+            reached = np.flatnonzero(scores[row] >= kth[row])
+            part[row] = reached[np.lexsort((reached, -scores[row, reached]))][:k]
     else:
         part = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
     vals = np.take_along_axis(scores, part, axis=1)

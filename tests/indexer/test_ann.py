@@ -280,15 +280,19 @@ def test_exact_search_ties_by_lower_row_so_shards_merge_as_one_index() -> None:
 
     rng = np.random.default_rng(4)
     distinct = rng.standard_normal((6, DIM)).astype(np.float32)
-    vectors = distinct[rng.integers(0, 6, size=60)]  # every vector ten times over: ties everywhere
+    owner = rng.integers(0, 6, size=60)
+    vectors = distinct[owner]  # every vector ten times over: ties everywhere, at the cut too
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     index = make_index("exact", DIM)
     index.add(vectors)
-    queries = rng.standard_normal((5, DIM)).astype(np.float32)
-    rows, scores = index.search(queries, 60)
-    for found, values in zip(rows, scores, strict=True):
-        order = np.lexsort((found, -values))
-        np.testing.assert_array_equal(found, found[order])  # best first, equal scores by lower row
+    queries = distinct[:5] + 0.01 * rng.standard_normal((5, DIM)).astype(np.float32)
     params = {"metric": "cosine"}
     shards = SegmentedVectors([ExactVectors(vectors[a : a + 20], DIM, params) for a in (0, 20, 40)])
-    np.testing.assert_array_equal(shards.search(queries, 60)[0], rows)
+    for k in (3, 7, 60):
+        rows, scores = index.search(queries, k)
+        for query, (found, values) in enumerate(zip(rows, scores, strict=True)):
+            nearest = np.flatnonzero(owner == query)  # the query's own vector's copies, lowest rows first
+            if k <= len(nearest):
+                np.testing.assert_array_equal(found, nearest[:k])
+            np.testing.assert_array_equal(found, found[np.lexsort((found, -values))])
+        np.testing.assert_array_equal(shards.search(queries, k)[0], rows)
