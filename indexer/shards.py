@@ -21,9 +21,10 @@ ids of its own), and a retried task rewrites its folder from scratch.
 
 On disk, per shard ``i``: ``shards/i/bm25/`` (a `FieldedBm25` of that shard's rows, corpus statistics
 inside), ``shards/i/dense/`` (its ANN index), ``shards/i/docstore/``; the manifest's ``params.shards``
-lists each shard's first and last-plus-one row (``rows``) and its checksum (``sha256``, `shard_checksums`:
-a sha256 over its files' paths and sha256s, so one shard can be checked, or told apart from another
-version's, without reading the others).
+lists each shard's first and last-plus-one row (``rows``) and its digest (``sha256``, `shard_checksums`:
+a sha256 over its files' paths and sha256s, which tells one shard apart from another version's without
+reading its files). Each file's own sha256 is in the manifest's ``files``: a process that serves one
+shard checks that shard's files against them when it loads it (`retrieval.ray_shards.ShardReplica`).
 """
 
 from __future__ import annotations

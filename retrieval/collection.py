@@ -108,25 +108,27 @@ class Collection:
             )
         ids = read_ids(path)
         shards = manifest["params"].get("shards")
-        row_reads = None
-        if shards:
-            opener = shard_opener or open_local_shards
-            inverted, vectors, docstore, row_reads = opener(path, params.config.analyzer, shards, ids)
-        else:
-            inverted = FieldedBm25.load(path / "bm25", default_analyzer=params.config.analyzer)
-        inverted.analyze("warm up 预热")  # load dictionaries (jieba: ~1 s) now, not in the first request
         built = params.encoder.kind
         kind = query_encoder_kind(built, query_encoder)
         if encoder is None or encoder.kind != kind:
             encoder = _query_encoder(
                 kind, built, path, params.config.encoder_batch_size, fallback=query_encoder == AUTO
             )
-        if not shards:
-            vectors = load_index(path / "dense")
         keywords = Keywords.load(path / "keywords", len(ids))
         columns = load_columns(path / "columns")
         behaviour = Behaviour(path / "behaviour", ids) if params.behaviour is not None else None
         text_vectors = TextVectors(path / "word2vec") if params.word2vec.trained else None
+        # last: the parts that hold handles to close (RocksDB; shards deployed elsewhere), so nothing that
+        # can still fail comes after them
+        row_reads = None
+        if shards:
+            opener = shard_opener or open_local_shards
+            inverted, vectors, docstore, row_reads = opener(path, params.config.analyzer, shards, ids)
+        else:
+            inverted = FieldedBm25.load(path / "bm25", default_analyzer=params.config.analyzer)
+            vectors = load_index(path / "dense")
+            docstore = DocStore.open(path / "docstore")
+        inverted.analyze("warm up 预热")  # load dictionaries (jieba: ~1 s) now, not in the first request
         return cls(
             name=name or params.name or Path(root).name,
             path=path,
@@ -135,8 +137,7 @@ class Collection:
             ids=ids,
             inverted=inverted,
             vectors=vectors,
-            # last: the one part that holds handles to close
-            docstore=docstore if shards else DocStore.open(path / "docstore"),
+            docstore=docstore,
             encoder=encoder if isinstance(encoder, QueryCachedEncoder) else QueryCachedEncoder(encoder),
             keywords=keywords,
             columns=columns,

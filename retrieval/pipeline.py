@@ -302,10 +302,18 @@ class SearchPipeline:
         return (self.scorer if scored.fallback is None else _FUSION), scored, False
 
     def _reads(self, query: SearchQuery, candidates: list[Candidate]) -> AbstractContextManager[None]:
-        """Where the scorer reads the candidates' rows: in one batch when a learned scorer will read them."""
+        """Where the scorer reads the candidates' rows: in one batch when a learned scorer will read them
+        (none when the batch cannot be started: the reads then go one by one, as without it)."""
         if self.batched_reads is None or isinstance(self.scorer, FusionScorer):
             return nullcontext()
-        return self.batched_reads(np.fromiter((c.row for c in candidates), dtype=np.int64), query.text)
+        if not self.scorer.applies(RankingContext.of(query), candidates):
+            return nullcontext()
+        rows = np.fromiter((c.row for c in candidates), dtype=np.int64)
+        try:
+            return self.batched_reads(rows, query.text)
+        except Exception as error:  # the batch is an optimisation: never a reason to fail the request
+            log.warning("batched reads failed, reading rows one by one: %r", error)
+            return nullcontext()
 
     def search(
         self,

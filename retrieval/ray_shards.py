@@ -25,12 +25,14 @@ import contextvars
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from indexer.artifact import read_manifest, verify_checksums
 from indexer.docstore import DocStore
 from indexer.fields import Bm25Field, FieldedBm25
 from indexer.shards import shard_dir
@@ -42,6 +44,7 @@ from retrieval.segments import (
     SegmentUnavailable,
     ShardedParts,
     as_field_index,
+    note_unavailable,
 )
 
 DEFAULT_TIMEOUT_S = 2.0
@@ -49,12 +52,17 @@ TERMS_KEPT = 10_000  # document frequencies a field proxy remembers (they only c
 
 
 class ShardReplica:
-    """One replica of one shard: its BM25 fields, ANN index and forward index, loaded once."""
+    """One replica of one shard: its BM25 fields, ANN index and forward index, loaded once, after checking
+    the shard's files against the version's manifest (a replica on another node reads them from shared
+    storage: it serves only the bytes the build wrote, or fails to start naming the file)."""
 
     def __init__(self, directory: str, analyzer: str) -> None:
         from indexer.ann import load_index
 
         path = Path(directory)
+        version = path.parent.parent  # VERSION/shards/<i>
+        manifest = read_manifest(version, verify=False)
+        verify_checksums(version, manifest, under=str(path.relative_to(version)))
         self.bm25 = FieldedBm25.load(path / "bm25", default_analyzer=analyzer)
         self.vectors = load_index(path / "dense")
         self.docstore = DocStore.open(path / "docstore")
@@ -104,7 +112,7 @@ class ShardReplica:
         ]
         try:
             vectors = self.vectors.reconstruct(rows)
-        except (ValueError, RuntimeError, NotImplementedError, AttributeError):
+        except (ValueError, RuntimeError, NotImplementedError):  # an index that keeps no vectors
             vectors = None
         return {"impacts": impacts, "vectors": vectors, "records": self.docstore.get_many(ids)}
 
@@ -134,6 +142,8 @@ class _Remote:
             try:
                 return response.result(timeout_s=max(0.0, deadline - time.monotonic()))
             except Exception as error:  # a dead replica, a timeout, a lost connection: the shard is out
+                with contextlib.suppress(Exception):  # a late call is not left queued on the replica
+                    response.cancel()
                 raise SegmentUnavailable(self.name) from error
 
         return answer
@@ -172,8 +182,13 @@ class _Fetched:
         return out
 
 
-_DOWN = None  # a shard whose fetch failed: this request's later reads of it fail at once
-_FETCHED: contextvars.ContextVar[dict[str, _Fetched | None] | None] = contextvars.ContextVar(
+class _Down:
+    """In place of a fetch that failed: this request's later reads of that shard fail at once."""
+
+
+_DOWN = _Down()
+# this request's fetches, by the remote shard they came from
+_FETCHED: contextvars.ContextVar[dict[_Remote, _Fetched | _Down] | None] = contextvars.ContextVar(
     "fetched", default=None
 )
 
@@ -181,11 +196,8 @@ _FETCHED: contextvars.ContextVar[dict[str, _Fetched | None] | None] = contextvar
 def _fetched(remote: _Remote) -> _Fetched | None:
     """What this request fetched from `remote`'s shard (None: nothing); `SegmentUnavailable` when the
     fetch failed, so the request does not wait on that shard again."""
-    fetched = _FETCHED.get()
-    if fetched is None or remote.name not in fetched:
-        return None
-    found = fetched[remote.name]
-    if found is _DOWN:
+    found = (_FETCHED.get() or {}).get(remote)
+    if isinstance(found, _Down):
         raise SegmentUnavailable(remote.name)
     return found
 
@@ -199,8 +211,8 @@ class ShardReads:
         self.remotes, self.layout = list(remotes), Segments(sizes)
         self.analyzers, self.ids = list(analyzers), ids
 
-    @contextlib.contextmanager
-    def batched(self, rows: np.ndarray, terms: dict[str, list[str]]) -> Iterator[None]:
+    def batched(self, rows: np.ndarray, terms: dict[str, list[str]]) -> AbstractContextManager[None]:
+        """Fetch now, from every shard that owns some of `rows` at once; the block reads what came."""
         rows = np.unique(np.asarray(rows, dtype=np.int64))
         per_field = [list(dict.fromkeys(terms.get(analyzer, []))) for analyzer in self.analyzers]
         owners = self.layout.owners(rows)
@@ -211,25 +223,32 @@ class ShardReads:
                 ids = [self.ids[row] for row in mine.tolist()]
                 local = mine - self.layout.starts[number]
                 started.append((remote, local, ids, remote.submit("fetch", local, per_field, ids)))
-        fetched: dict[str, _Fetched | None] = {}
+        fetched: dict[_Remote, _Fetched | _Down] = {}
         for remote, local, ids, answer in started:
             try:
                 got = answer()
-            except SegmentUnavailable:
-                fetched[remote.name] = _DOWN  # named in `degraded` by the first read that needs it
-                continue
-            fetched[remote.name] = _Fetched(
-                local,
-                [{term: i for i, term in enumerate(field_terms)} for field_terms in per_field],
-                got["impacts"],
-                got["vectors"],
-                dict(zip(ids, got["records"], strict=True)),
-            )
-        token = _FETCHED.set(fetched)
-        try:
-            yield
-        finally:
-            _FETCHED.reset(token)
+                fetched[remote] = _Fetched(
+                    local,
+                    [{term: i for i, term in enumerate(field_terms)} for field_terms in per_field],
+                    got["impacts"],
+                    got["vectors"],
+                    dict(zip(ids, got["records"], strict=True)),
+                )
+            except Exception as error:  # down, late, or an answer not of this shape: named, not asked again
+                failed = error if isinstance(error, SegmentUnavailable) else SegmentUnavailable(remote.name)
+                note_unavailable(failed)
+                fetched[remote] = _DOWN
+        return _reading(fetched)
+
+
+@contextlib.contextmanager
+def _reading(fetched: dict[_Remote, _Fetched | _Down]) -> Iterator[None]:
+    """A block whose reads of the shards look in `fetched` first."""
+    token = _FETCHED.set(fetched)
+    try:
+        yield
+    finally:
+        _FETCHED.reset(token)
 
 
 class RemoteField:
@@ -243,11 +262,12 @@ class RemoteField:
         return self._size
 
     def _term(self, term: str) -> tuple[int, float]:
-        if term not in self._terms:
+        known = self._terms.get(term)
+        if known is None:
             if len(self._terms) >= TERMS_KEPT:
                 self._terms.clear()
-            self._terms[term] = self.remote.call("bm25_df", self.field, term)
-        return self._terms[term]
+            known = self._terms[term] = self.remote.call("bm25_df", self.field, term)
+        return known
 
     def document_frequency(self, term: str) -> int:
         return int(self._term(term)[0])
@@ -344,11 +364,17 @@ def ray_shard_opener(replicas: int = 1, timeout_s: float = DEFAULT_TIMEOUT_S, ad
         # one name per opening: a reload of the same version, or a root of the same name, deploys its own
         prefix = f"{Path(path).parent.parent.name}-{Path(path).name}-{uuid.uuid4().hex[:8]}"
         shards_up: list[tuple[_Remote, str, dict]] = []
-        for shard in range(int(shards["count"])):
-            app = f"{prefix}-shard-{shard}"
-            bound = deployment.bind(str(shard_dir(path, shard)), analyzer)
-            remote = _Remote(serve.run(bound, name=app, route_prefix=None), f"shard:{shard}", timeout_s)
-            shards_up.append((remote, app, remote.call("describe")))
+        apps = [f"{prefix}-shard-{shard}" for shard in range(int(shards["count"]))]
+        try:
+            for shard, app in enumerate(apps):
+                bound = deployment.bind(str(shard_dir(path, shard)), analyzer)
+                remote = _Remote(serve.run(bound, name=app, route_prefix=None), f"shard:{shard}", timeout_s)
+                shards_up.append((remote, app, remote.call("describe")))
+        except BaseException:  # an opening that fails leaves no application of its own behind
+            for app in apps:
+                with contextlib.suppress(Exception):
+                    serve.delete(app, _blocking=False)
+            raise
         return _parts(shards_up, shards, ids)
 
     return open_shards

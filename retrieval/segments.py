@@ -52,7 +52,7 @@ def unavailable_segments() -> Iterator[set[str]]:
         _UNAVAILABLE.reset(token)
 
 
-def _note(error: SegmentUnavailable) -> None:
+def note_unavailable(error: SegmentUnavailable) -> None:
     found = _UNAVAILABLE.get()
     if found is not None:
         found.add(error.name)
@@ -80,8 +80,9 @@ class RowReads(Protocol):
     """Reads of many rows at once from segments served elsewhere (`retrieval.ray_shards.ShardReads`)."""
 
     def batched(self, rows: np.ndarray, terms: dict[str, list[str]]) -> AbstractContextManager[None]:
-        """Within the block, the BM25 scores of `terms` (analyzer -> tokens), the stored vectors and the
-        records of `rows` are read from what one call per segment fetched on entering it."""
+        """Fetch the BM25 impacts of `terms` (analyzer -> tokens), the stored vectors and the records of
+        `rows`, one call per segment that owns some, now; within the block, reads of them come from that
+        fetch. A segment whose fetch fails is noted (`note_unavailable`) and not asked again in it."""
         ...
 
 
@@ -150,7 +151,7 @@ class SegmentedIndex:
             try:
                 values.append(read(segment))
             except SegmentUnavailable as error:
-                _note(error)
+                note_unavailable(error)
         return values
 
     def search(
@@ -166,7 +167,7 @@ class SegmentedIndex:
             try:
                 found, values = answer()
             except SegmentUnavailable as error:
-                _note(error)
+                note_unavailable(error)
                 continue
             rows.append(np.asarray(found, dtype=np.int64) + part.start)
             scores.append(np.asarray(values, dtype=np.float32))
@@ -181,7 +182,7 @@ class SegmentedIndex:
             try:
                 out[mine] = answer()
             except SegmentUnavailable as error:  # its rows score 0, as if no term matched
-                _note(error)
+                note_unavailable(error)
         return out
 
 
@@ -235,7 +236,7 @@ class SegmentedVectors:
             try:
                 found, values = answer()
             except SegmentUnavailable as error:
-                _note(error)
+                note_unavailable(error)
                 continue
             rows.append(np.where(found >= 0, found + part.start, -1))
             scores.append(values)
@@ -257,7 +258,7 @@ class SegmentedVectors:
             try:
                 out[mine] = answer()
             except SegmentUnavailable as error:  # its rows read as zero vectors
-                _note(error)
+                note_unavailable(error)
         return out
 
 
@@ -289,7 +290,7 @@ class SegmentedDocStore:
             try:
                 records = answer()
             except SegmentUnavailable as error:  # its items show without stored fields
-                _note(error)
+                note_unavailable(error)
                 continue
             for position, record in zip(positions, records, strict=True):
                 out[position] = record

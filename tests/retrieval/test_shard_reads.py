@@ -1,12 +1,13 @@
 """A sharded version whose shards answer through the calls `retrieval.ray_shards` makes to Ray Serve, here
 answered in this process (no Ray): the service scatters each search to the shards, and the learned
 ranker's per-row reads of a request's candidates, and the answer's records, come from one `fetch` per
-shard (Augur's batched IO),
-giving the same scores, bit for bit, as the shards read one call at a time in one process. A shard whose
-fetch fails is named in `degraded`, and the request does not ask it again."""
+shard (Augur's batched IO), giving the same scores, bit for bit, as the shards read one call at a time in
+one process. A shard whose fetch fails, or answers garbled, is named in `degraded` and not asked again in
+that request; a replica refuses a shard whose files differ from the manifest's."""
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,7 +15,9 @@ from typing import Any
 
 import pytest
 
+from indexer.artifact import ArtifactError
 from indexer.shards import shard_dir
+from indexer.versions import resolve_artifact
 from retrieval.ray_shards import ShardReplica, _parts, _Remote
 from retrieval.segments import ShardedParts
 from retrieval.service import CollectionService
@@ -52,6 +55,8 @@ class _LocalHandle:
                 handle.calls[method] += 1
                 if method in handle.failing:
                     return _Answered(RuntimeError(f"{method} failed"))
+                if f"{method}:garbled" in handle.failing:
+                    return _Answered({"impacts": []})  # an answer of another shape
                 return _Answered(getattr(handle.replica, method)(*args))
 
         return _Method()
@@ -101,9 +106,24 @@ def test_the_ranker_reads_each_shard_in_one_fetch_and_scores_as_in_one_process(s
             assert counter["records"] == 0, counter  # the answer's page too
 
 
-def test_a_shard_whose_fetch_fails_is_named_and_not_asked_again(served: Any) -> None:
+@pytest.mark.parametrize("failure", ["fetch", "fetch:garbled"])
+def test_a_shard_whose_fetch_fails_is_named_and_not_asked_again(served: Any, failure: str) -> None:
     remote, _, calls, failing = served
-    failing[1].add("fetch")
+    failing[1].add(failure)
     answer = remote.search(QUERIES[0], 10)
     assert answer.hits and answer.degraded == ["shard:1"]
-    assert calls[1]["bm25_scores"] == calls[1]["reconstruct"] == 0, calls[1]
+    assert calls[1]["fetch"] == 1
+    assert calls[1]["bm25_scores"] == calls[1]["reconstruct"] == calls[1]["records"] == 0, calls[1]
+
+
+def test_a_replica_refuses_a_shard_whose_files_changed(sharded_slice_root: Path, tmp_path: Path) -> None:
+    root = tmp_path / "scifact"
+    shutil.copytree(sharded_slice_root, root)
+    shard = shard_dir(resolve_artifact(root), 1)
+    ShardReplica(str(shard), "english")  # the shard as built loads
+    changed = sorted((shard / "bm25").rglob("*.npy"))[0]
+    data = bytearray(changed.read_bytes())
+    data[-1] ^= 0xFF
+    changed.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match=changed.name):
+        ShardReplica(str(shard), "english")
