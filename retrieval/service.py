@@ -253,7 +253,9 @@ class CollectionService:
         with ExitStack() as reads:  # the page's records come from the ranker's batched reads, if any
             outcome = pipeline.search(_fitted(query, len(collection)), explain=explain, keep_reads=reads)
             ids = collection.external_ids_of([c.row for c in outcome.candidates])
-            stored = collection.docstore.get_many(ids)
+            with unavailable_segments() as unavailable:  # a shard that failed to give the page's records
+                stored = collection.docstore.get_many(ids)
+        degraded = outcome.degraded + sorted(unavailable - set(outcome.degraded))
         features: list[dict[str, float] | None] = [None] * len(ids)
         if outcome.features is not None:
             features = list(outcome.features)
@@ -263,7 +265,7 @@ class CollectionService:
         ]
         return SearchAnswer(
             hits,
-            outcome.degraded,
+            degraded,
             self.version,
             outcome.scorer,
             outcome.took_ms,

@@ -3,7 +3,8 @@ answered in this process (no Ray): the service scatters each search to the shard
 ranker's per-row reads of a request's candidates, and the answer's records, come from one `fetch` per
 shard (Augur's batched IO), giving the same scores, bit for bit, as the shards read one call at a time in
 one process. A shard whose fetch fails, or answers garbled, is named in `degraded` and not asked again in
-that request; a replica refuses a shard whose files differ from the manifest's."""
+that request, as is one that fails to give the page's records; a replica refuses a shard whose files
+differ from the manifest's."""
 
 from __future__ import annotations
 
@@ -127,3 +128,16 @@ def test_a_replica_refuses_a_shard_whose_files_changed(sharded_slice_root: Path,
     changed.write_bytes(bytes(data))
     with pytest.raises(ArtifactError, match=changed.name):
         ShardReplica(str(shard), "english")
+
+
+def test_a_shard_failing_the_page_records_is_named(sharded_slice_root: Path) -> None:
+    calls: list[Counter] = [Counter(), Counter()]
+    failing: list[set[str]] = [set(), {"records"}]
+    service = CollectionService.open(sharded_slice_root, shard_opener=_opener(calls, failing))  # no ranker
+    try:
+        answer = service.search(QUERIES[0], 20)
+        first_of_shard_1 = service.collection.manifest["params"]["shards"]["rows"][1][0]
+        assert any(service.collection.row_of[hit.id] >= first_of_shard_1 for hit in answer.hits)
+        assert answer.degraded == ["shard:1"]  # its hits came back without their stored fields
+    finally:
+        service.close()
