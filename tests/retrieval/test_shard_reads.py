@@ -3,8 +3,8 @@ answered in this process (no Ray): the service scatters each search to the shard
 ranker's per-row reads of a request's candidates, and the answer's records, come from one `fetch` per
 shard (Augur's batched IO), giving the same scores, bit for bit, as the shards read one call at a time in
 one process. A shard whose fetch fails, or answers garbled, is named in `degraded` and not asked again in
-that request, as is one that fails to give the page's records; a replica refuses a shard whose files
-differ from the manifest's."""
+that request; one that fails to give the page's records is named too; a replica refuses a shard whose
+files differ from the manifest's."""
 
 from __future__ import annotations
 
