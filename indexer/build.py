@@ -63,6 +63,7 @@ from indexer.reuse import fingerprint, record_inputs, reuse_part
 from indexer.schemas import SUPPLIED, ItemSchema
 from indexer.shards import (
     Each,
+    FieldTokens,
     in_process,
     shard_bounds,
     shard_checksums,
@@ -417,7 +418,7 @@ def _encoder_choice(
 
 def _field_tokens(
     items: list[Item], config: BuildConfig, progress: bool, spread: Spread | None = None
-) -> tuple[list[tuple[str, str, float, tuple[str, ...], list[list[str]]]], dict[tuple, list[list[str]]]]:
+) -> tuple[list[FieldTokens], dict[tuple, list[list[str]]]]:
     """Each BM25 field's (name, analyzer, boost, sources, token lists), and the token lists by (analyzer,
     sources): fields with the same analyzer and sources share them. With `spread`, analysed there."""
     tokens_by_key: dict[tuple, list[list[str]]] = {}
@@ -425,22 +426,21 @@ def _field_tokens(
     for spec in config.fields:
         analyzer_name = config.field_analyzer(spec)
         key = (analyzer_name, tuple(spec.sources))
-        if key in tokens_by_key:
-            pass
-        elif spread is not None:
-            texts = [field_text(item, spec.sources) for item in items]
-            tokens_by_key[key] = spread.analyze(analyzer_name, texts)
-        else:
-            analyzer = make_analyzer(analyzer_name)
-            texts = tqdm(items, f"analyze {spec.name}", disable=not progress)
-            tokens_by_key[key] = [analyzer(field_text(item, spec.sources)) for item in texts]
+        if key not in tokens_by_key:
+            if spread is not None:
+                texts = [field_text(item, spec.sources) for item in items]
+                tokens_by_key[key] = spread.analyze(analyzer_name, texts)
+            else:
+                analyzer = make_analyzer(analyzer_name)
+                texts = tqdm(items, f"analyze {spec.name}", disable=not progress)
+                tokens_by_key[key] = [analyzer(field_text(item, spec.sources)) for item in texts]
         specs.append((spec.name, analyzer_name, spec.boost, tuple(spec.sources), tokens_by_key[key]))
     return specs, tokens_by_key
 
 
 def _write_bm25(
     staging: Path,
-    specs: list[tuple[str, str, float, tuple[str, ...], list[list[str]]]],
+    specs: list[FieldTokens],
     config: BuildConfig,
     bounds: list[tuple[int, int]] | None,
     each: Each = in_process,

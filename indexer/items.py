@@ -150,9 +150,10 @@ def item_from_fields(
 ) -> tuple[Item | None, list[tuple[str, str]]]:
     """An item written through the API (`fields` keyed by `written_fields`), checked as a build checks a
     row of the item file: (the item, []) or (None, [(field, problem), ...])."""
-    unknown = [name for name in fields if name not in written_fields(schema)]
+    known = written_fields(schema)
+    unknown = sorted(set(fields) - set(known), key=list(fields).index)
     if unknown:
-        allowed = ", ".join(written_fields(schema))
+        allowed = ", ".join(known)
         return None, [(name, f"not a field of this collection; it has {allowed}") for name in unknown]
     problems = [
         (name, f"must be text, got {type(value).__name__}")

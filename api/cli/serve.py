@@ -115,15 +115,16 @@ def serve(
     """Serve indices over HTTP (OpenAPI docs at /docs). The first index is the default collection."""
     from api.workers import RayShards, run_directory, threads_per_worker, usable_cores, worker_environment
 
-    shards = RayShards(address=ray_address, replicas=ray_replicas, timeout_s=shard_timeout)
+    shards = None
     if ray or ray_address:
+        shards = RayShards(address=ray_address, replicas=ray_replicas, timeout_s=shard_timeout)
         if workers not in (None, 1):
             fail("serve --ray serves from one process (its shards scale on the cluster): leave out --workers")
         workers = 1
     workers = workers if workers is not None else usable_cores()
     options = (index, host, port, watch, ranker, feature_log, max_query_chars, max_body_bytes, query_encoder)
     if workers == 1:
-        _serve(*options, workers=1, ray=shards if (ray or ray_address) else None)
+        _serve(*options, workers=1, ray=shards)
         return
     with run_directory() as run_dir, worker_environment(run_dir, threads_per_worker(workers)):
         _serve(*options, workers, run_dir)

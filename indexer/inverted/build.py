@@ -146,7 +146,11 @@ def build_postings(
     terms = key[starts] // n_docs
     df = np.bincount(terms, minlength=n_terms)
     del terms
-    idf = _idf(df, n_docs) if stats is None else _idf(_corpus_df(vocab, stats), stats.n_docs)
+    if stats is None:
+        corpus_df, idf = None, _idf(df, n_docs)
+    else:
+        corpus_df = _corpus_df(vocab, stats)
+        idf = _idf(corpus_df, stats.n_docs)
     # Same float64 expression as bm25s: k1 * ((1 - b) + b * l_d / l_avg) per document.
     norm = k1 * ((1 - b) + b * lens.astype(np.float64) / np.float64(avg_doc_len))
     doc_ids = np.empty(n_post, dtype=np.int32)
@@ -175,7 +179,7 @@ def build_postings(
         segment_max,
         n_docs,
         avg_doc_len,
-        None if stats is None else _corpus_df(vocab, stats),
+        corpus_df,
         None if stats is None else stats.n_docs,
     )
 
