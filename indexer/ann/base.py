@@ -25,6 +25,8 @@ from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 import numpy as np
 
+from indexer.inverted.topk import top_k as ordered_top_k
+
 METRICS: tuple[str, ...] = ("cosine", "l2")
 META_FILE = "index.json"
 FORMAT_VERSION = 1
@@ -99,7 +101,7 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         # is arbitrary, so keep the lowest positions among them
         for row in np.flatnonzero((scores >= kth).sum(axis=1) > k):
             reached = np.flatnonzero(scores[row] >= kth[row])
-            part[row] = reached[np.lexsort((reached, -scores[row, reached]))][:k]
+            part[row] = ordered_top_k(reached, scores[row, reached], k)[0]
     else:
         part = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
     vals = np.take_along_axis(scores, part, axis=1)
