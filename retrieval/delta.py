@@ -62,27 +62,34 @@ class WrittenItem:
     w2v: np.ndarray | None  # (dim,) Word2Vec vector, when the version has Word2Vec
 
 
-def written_item(collection: Collection, item: Item) -> WrittenItem:
-    """What each part of `collection`'s version holds of `item`, computed as the build computes it (the
-    dense vector: the item's own in a collection of supplied vectors, else the service's encoder of the
-    collection's space)."""
+def written_items(collection: Collection, items: Sequence[Item]) -> list[WrittenItem]:
+    """What each part of `collection`'s version holds of each of `items`, computed as the build computes it
+    (the dense vector: the item's own in a collection of supplied vectors, else the service's encoder of
+    the collection's space, one text per call: the int8 encoder quantises per batch, so an item's vector
+    does not depend on what was written with it)."""
     schema = collection.params.config.items
-    tokens = tuple(
-        tuple(make_analyzer(field.analyzer)(field_text(item, field.sources)))
-        for field in collection.inverted.fields
-    )
-    text = item.text()
-    w2v = collection.text_vectors.embed(text) if collection.text_vectors is not None else None
-    dense = item.vector if item.vector is not None else collection.encoder.encode([text])[0]
-    return WrittenItem(
-        item=item,
-        record=record_of(item),
-        tokens=tokens,
-        keywords=keyword_values(item, schema),
-        numbers=numeric_values(item, schema),
-        dense=np.asarray(dense, dtype=np.float32),
-        w2v=None if w2v is None else np.asarray(w2v, dtype=np.float32),
-    )
+    analyzers = [make_analyzer(field.analyzer) for field in collection.inverted.fields]
+    written = []
+    for item in items:
+        text = item.text()
+        w2v = collection.text_vectors.embed(text) if collection.text_vectors is not None else None
+        dense = item.vector if item.vector is not None else collection.encoder.encode([text])[0]
+        tokens = tuple(
+            tuple(analyze(field_text(item, field.sources)))
+            for analyze, field in zip(analyzers, collection.inverted.fields, strict=True)
+        )
+        written.append(
+            WrittenItem(
+                item=item,
+                record=record_of(item),
+                tokens=tokens,
+                keywords=keyword_values(item, schema),
+                numbers=numeric_values(item, schema),
+                dense=np.asarray(dense, dtype=np.float32),
+                w2v=None if w2v is None else np.asarray(w2v, dtype=np.float32),
+            )
+        )
+    return written
 
 
 # ------------------------------------------------------------------------------------------------ BM25

@@ -48,7 +48,7 @@ from indexer.logged_writes import (
 )
 from indexer.write_log import LoggedWrite, WriteLog
 from retrieval.collection import Collection
-from retrieval.delta import WrittenItem, extend, written_item
+from retrieval.delta import WrittenItem, extend, written_items
 from retrieval.errors import RequestError, WritesUnavailableError
 
 log = logging.getLogger(__name__)
@@ -202,16 +202,16 @@ class LiveWrites:
         if not self._pending:
             return False
         current = self.collection
-        fresh = [written_item(self.built, item) for item in self._pending]
+        fresh = written_items(self.built, self._pending)
         alive = np.ones(len(current) + len(fresh), dtype=bool)
         if current.alive is not None:
             alive[: len(current)] = current.alive
-        rows = dict(current.row_of)
+        batch: dict[str, int] = {}  # the rows this batch gives; an id written twice in it keeps its last
         for position, item in enumerate(self._pending):
-            replaced = rows.get(item.id)
+            replaced = batch.get(item.id, current.row_of.get(item.id))
             if replaced is not None:
                 alive[replaced] = False
-            rows[item.id] = len(current) + position
+            batch[item.id] = len(current) + position
         extended = extend(self.built, current, [*self.written, *fresh], alive)  # may raise: nothing changed
         self._pending, self.written, self.collection = [], [*self.written, *fresh], extended
         return True

@@ -173,8 +173,9 @@ class CovisitSource:
         else:
             delta, delta_by_item, norms = added
             built = self.matrix.shape[0]
-            users = delta_by_item[:, rows] @ (weights / norms[rows])
-            users[:built] += self.by_item[:, rows] @ (weights / norms[rows])
+            scaled = weights / norms[rows]
+            users = delta_by_item[:, rows] @ scaled
+            users[:built] += self.by_item[:, rows] @ scaled
             scores = (np.asarray(self.matrix.T @ users[:built]).ravel() + delta.T @ users) / norms
         scores[rows] = 0.0
         found, values = top_rows(scores, limit, query.allowed)
