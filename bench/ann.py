@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import ctypes
 import gc
-import os
 import platform
 import shutil
 import sys
@@ -35,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from machine import cpu_model, load_average, peak_rss_gib, usable_cores, versions
+from machine import cpu_model, load_average, peak_rss_gib, rss_mib, usable_cores, versions
 
 from indexer.ann import BACKENDS, make_index
 from indexer.ann.base import exact_search, normalize_rows
@@ -104,11 +103,6 @@ def from_files(vectors: Path, queries: Path | None, n_queries: int) -> tuple[np.
     held = np.zeros(len(x), dtype=bool)
     held[np.random.default_rng(0).choice(len(x), n_queries, replace=False)] = True
     return x[~held], x[held]
-
-
-def rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def release_memory() -> None:

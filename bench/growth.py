@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import resource
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from machine import cpu_model, load_average, usable_cores
+from machine import cpu_model, load_average, rss_mib, usable_cores
 
 from indexer.build import BuildReport, build_collection
 from indexer.config import BuildConfig, apply_column_map
@@ -56,13 +55,6 @@ def synthetic_items(n: int, path: Path, seed: int = 0) -> Path:
     table = pa.table({"id": [f"item-{i}" for i in range(n)], "text": texts, "emb": emb})
     pq.write_table(table, path)
     return path
-
-
-def rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def percentiles(seconds: list[float]) -> str:

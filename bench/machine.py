@@ -1,4 +1,4 @@
-"""What every benchmark prints about the machine it ran on: CPU model, usable cores, load, peak memory."""
+"""What every benchmark prints about the machine it ran on: CPU model, usable cores, load, memory."""
 
 from __future__ import annotations
 
@@ -28,6 +28,12 @@ def load_average() -> str:
         return ", ".join(f"{x:.1f}" for x in os.getloadavg())
     except OSError:
         return "n/a"
+
+
+def rss_mib() -> float:
+    """This process's resident memory now, in MiB."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def peak_rss_gib() -> float:

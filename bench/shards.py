@@ -79,12 +79,17 @@ def branch_equality(whole_root: Path, sharded_root: Path, queries: dict[str, str
         sharded.close()
 
 
-def rest_ndcg(root: Path, ranker: Path, queries: dict[str, str], qrels: dict, ray: bool, log: Path) -> tuple:
+def _server(root: Path, ranker: Path, ray: bool) -> tuple[str, list[str], dict[str, str]]:
+    """A `searchrec serve` of `root` with `ranker` on a free port, one process (shards on Ray with
+    `ray`): its URL, command line and environment."""
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
     argv = [sys.executable, "-m", "api.cli", "serve", "--index", f"scifact={root}", "--port", str(port)]
     argv += ["--ranker", f"scifact={ranker}", "--workers", "1", *(["--ray"] if ray else [])]
-    env = {"PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    return f"http://127.0.0.1:{port}", argv, {"PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+
+
+def rest_ndcg(root: Path, ranker: Path, queries: dict[str, str], qrels: dict, ray: bool, log: Path) -> tuple:
+    url, argv, env = _server(root, ranker, ray)
     scores, degraded = [], 0
     with serving(argv, f"{url}/readyz", lambda body: True, log, env), httpx.Client(timeout=60) as client:
         for qid, text in queries.items():
@@ -96,11 +101,7 @@ def rest_ndcg(root: Path, ranker: Path, queries: dict[str, str], qrels: dict, ra
 
 def throughput(root: Path, ranker: Path, queries: dict[str, str], ray: bool, log: Path) -> str:
     """8 closed-loop clients, every query once after a warm-up of 16: a table row."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    argv = [sys.executable, "-m", "api.cli", "serve", "--index", f"scifact={root}", "--port", str(port)]
-    argv += ["--ranker", f"scifact={ranker}", "--workers", "1", *(["--ray"] if ray else [])]
-    env = {"PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    url, argv, env = _server(root, ranker, ray)
     asked = list(queries.items())
     with serving(argv, f"{url}/readyz", lambda body: True, log, env) as server:
         measured = closed_loop(
@@ -121,11 +122,7 @@ def kill_under_load(root: Path, ranker: Path, queries: list[str], log: Path, cli
 
     import ray
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    argv = [sys.executable, "-m", "api.cli", "serve", "--index", f"scifact={root}", "--port", str(port)]
-    argv += ["--ranker", f"scifact={ranker}", "--ray"]
-    env = {"PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    url, argv, env = _server(root, ranker, ray=True)
     outcomes: list[tuple[float, int, bool]] = []  # (time, status, degraded)
     stop = threading.Event()
 
