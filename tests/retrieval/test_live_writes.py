@@ -14,14 +14,13 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from indexer.behaviour import Behaviour, write_behaviour
 from indexer.config import BehaviourConfig
 from indexer.events import Events
 from indexer.versions import VersionStore
 from retrieval.branches.behaviour import CovisitSource
 from retrieval.candidates import SearchQuery
-from tests.conftest import SPRINGFIELD_IL, WRITE_AUTH, WRITE_TOKEN, writing_client
+from tests.conftest import SPRINGFIELD_IL, writing_client
 
 T = 1_700_100_000  # after every built event
 
@@ -151,7 +150,7 @@ def test_a_deleted_item_leaves_every_answer(client: TestClient) -> None:
 def test_a_restart_replays_the_log(root: Path, client: TestClient) -> None:
     _events(client, ("newbie", "pizza-ma-0", T))
     client.delete("/collections/shops/items/coffee-ma-2")
-    with TestClient(create_app({"shops": root}, admin_token=WRITE_TOKEN), headers=WRITE_AUTH) as restarted:
+    with writing_client({"shops": root}) as restarted:
         assert restarted.get("/collections/shops/items/coffee-ma-2").status_code == 404
         service = restarted.app.state.registry.get("shops")
         assert service.collection.external_ids_of(service.collection.behaviour.history("newbie")[0]) == [
@@ -174,7 +173,7 @@ def test_a_rebuild_folds_the_writes_and_replays_only_later_ones(
     build_collection(
         Path(manifest["corpus"]), root, config, behaviour=Path(manifest["behaviour_log"]), progress=False
     )
-    with TestClient(create_app({"shops": root}, admin_token=WRITE_TOKEN), headers=WRITE_AUTH) as rebuilt:
+    with writing_client({"shops": root}) as rebuilt:
         fresh = rebuilt.app.state.registry.get("shops")
         assert fresh.version == VersionStore(root).current_name() != service.version
         params = fresh.collection.manifest["params"]
@@ -183,14 +182,14 @@ def test_a_rebuild_folds_the_writes_and_replays_only_later_ones(
         assert fresh.collection.behaviour.added_events == 0
         assert "coffee-ma-2" not in fresh.collection.row_of
         _events(rebuilt, ("later", "pizza-ma-1", T))
-    with TestClient(create_app({"shops": root}, admin_token=WRITE_TOKEN), headers=WRITE_AUTH) as restarted:
+    with writing_client({"shops": root}) as restarted:
         again = restarted.app.state.registry.get("shops").collection.behaviour
         assert again.added_events == 1 and "later" in again and "newbie" in again
 
 
 def test_a_version_directory_takes_no_writes(root: Path) -> None:
     version = VersionStore(root).current()
-    with TestClient(create_app({"shops": version}, admin_token=WRITE_TOKEN), headers=WRITE_AUTH) as pinned:
+    with writing_client({"shops": version}) as pinned:
         response = pinned.post(
             "/collections/shops/events",
             json={"events": [{"user_id": "u", "item_id": "sushi-il-0", "timestamp": T}]},

@@ -149,7 +149,7 @@ def test_a_restart_replays_and_a_rebuild_folds_the_written_items(root: Path, cli
 
     _put(client, "falafel-1", FALAFEL)
     _put(client, "pizza-il-0", {"title": "Pizza al taglio", "text": "roman pizza by the slice"})
-    with TestClient(create_app({"shops": root}, admin_token=WRITE_TOKEN)) as restarted:
+    with writing_client({"shops": root}) as restarted:
         assert [hit["id"] for hit in _search(restarted, "falafel")][:1] == ["falafel-1"]
         assert [hit["id"] for hit in _search(restarted, "roman slice")][:1] == ["pizza-il-0"]
     service = client.app.state.registry.get("shops")
@@ -159,7 +159,7 @@ def test_a_restart_replays_and_a_rebuild_folds_the_written_items(root: Path, cli
     build_collection(
         Path(manifest["corpus"]), root, config, behaviour=Path(manifest["behaviour_log"]), progress=False
     )
-    with TestClient(create_app({"shops": root}, admin_token=WRITE_TOKEN)) as rebuilt:
+    with writing_client({"shops": root}) as rebuilt:
         fresh = rebuilt.app.state.registry.get("shops")
         assert fresh.collection.manifest["params"]["writes"]["written_items"] == 2
         assert len(fresh.collection) == n_built + 1 and not fresh.live.written  # folded, not replayed
